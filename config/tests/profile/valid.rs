@@ -1,0 +1,430 @@
+//! Valid profiles parse to the expected model.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use castellan_config::{
+    ChildProcess, DEFAULT_PROFILE_YAML, DatabaseSettings, Effect, McpServerSpec, NamePattern, PortSetting, Profile,
+    RbacRule, RbacSettings, RestartPolicy, ServerName, ServerSettings, Template, TemplatePart, Tier, Transport,
+    default_profile, parse_profile,
+};
+
+use crate::{parse_ok, parse_with, problem_lines};
+
+fn name(text: &str) -> ServerName {
+    ServerName::parse(text).unwrap()
+}
+
+fn patterns(texts: &[&str]) -> Vec<NamePattern> {
+    texts.iter().map(|text| NamePattern::parse(text).unwrap()).collect()
+}
+
+fn literal_args(texts: &[&str]) -> Vec<Template> {
+    texts.iter().map(|text| Template::literal(*text)).collect()
+}
+
+fn default_server_settings() -> ServerSettings {
+    ServerSettings {
+        listen: "127.0.0.1:8080".into(),
+        public_url: "http://127.0.0.1:8080".into(),
+        max_body_bytes: 4 * 1024 * 1024,
+        call_timeout: Duration::from_secs(60),
+        drain_timeout: Duration::from_secs(10),
+        allowed_origins: vec![],
+    }
+}
+
+fn stdio(command: &str, args: &[&str]) -> McpServerSpec {
+    McpServerSpec {
+        transport: Transport::Stdio {
+            command: command.into(),
+            args: literal_args(args),
+            env: BTreeMap::new(),
+            cwd: None,
+        },
+        restart: RestartPolicy::default(),
+        call_timeout: None,
+        enabled: true,
+    }
+}
+
+fn expected_default_profile(data_dir: &str) -> Profile {
+    Profile {
+        server: default_server_settings(),
+        database: DatabaseSettings { url: format!("sqlite://{data_dir}/castellan.db") },
+        mcp_servers: BTreeMap::from([(name("customers"), stdio("castellan", &["demo-server"]))]),
+        rbac: RbacSettings {
+            default: Effect::Deny,
+            rules: vec![
+                RbacRule {
+                    name: "users-may-use-tools".into(),
+                    effect: Effect::Allow,
+                    min_tier: Some(Tier::User),
+                    max_tier: None,
+                    servers: patterns(&["*"]),
+                    tools: patterns(&["*"]),
+                },
+                RbacRule {
+                    name: "services-may-use-tools".into(),
+                    effect: Effect::Allow,
+                    min_tier: Some(Tier::Service),
+                    max_tier: None,
+                    servers: patterns(&["*"]),
+                    tools: patterns(&["*"]),
+                },
+                RbacRule {
+                    name: "no-destructive-for-users".into(),
+                    effect: Effect::Deny,
+                    min_tier: None,
+                    max_tier: Some(Tier::User),
+                    servers: patterns(&["customers"]),
+                    tools: patterns(&["delete_*"]),
+                },
+            ],
+        },
+    }
+}
+
+#[test]
+fn the_embedded_default_parses_to_the_documented_model() {
+    let parsed = parse_with(DEFAULT_PROFILE_YAML, &[]).unwrap();
+    assert_eq!(parsed, expected_default_profile("castellan-data"), "default profile with CASTELLAN_DATA_DIR unset");
+
+    let parsed = parse_with(DEFAULT_PROFILE_YAML, &[("CASTELLAN_DATA_DIR", "/var/lib/castellan")]).unwrap();
+    assert_eq!(parsed, expected_default_profile("/var/lib/castellan"), "CASTELLAN_DATA_DIR moves the database");
+
+    let parsed = parse_with(DEFAULT_PROFILE_YAML, &[("CASTELLAN_DATA_DIR", "")]).unwrap();
+    assert_eq!(parsed, expected_default_profile("castellan-data"), "an empty CASTELLAN_DATA_DIR takes the default");
+}
+
+#[test]
+fn default_profile_uses_the_process_environment_and_parses() {
+    let profile = default_profile().unwrap();
+    assert_eq!(profile.server, default_server_settings(), "default_profile server settings");
+    assert_eq!(profile.rbac.rules.len(), 3, "default_profile rules");
+    assert!(profile.database.url.starts_with("sqlite://"), "default_profile database: {}", profile.database.url);
+}
+
+/// The example from docs/interface.md, minus the sections this build refuses.
+const INTERFACE_EXAMPLE_IN_SCOPE: &str = r#"server:
+  listen: 127.0.0.1:8080
+  public_url: http://127.0.0.1:8080     # issuer, resource identifier, passkey origin
+database:
+  url: sqlite://castellan-data/castellan.db   # or postgres://user@host:5432/db
+mcp_servers:
+  customers:                            # name: [a-z0-9-]
+    command: castellan                  # stdio server: command, args, env, cwd
+    args: [demo-server]
+    env: { API_TOKEN: "${secret:customers_token}" }   # only what is named here reaches the child
+    restart: { backoff_max: 30s }
+  remote:
+    url: http://127.0.0.1:9000/mcp      # HTTP server; `port: auto` lets the port allocator assign $PORT
+    headers: { Authorization: "Bearer ${secret:remote_token}" }
+rbac:
+  default: deny                         # when no rule matches
+  rules:                                # any matching deny wins; else any matching allow; else default
+    - { effect: allow, min_tier: user, servers: ["*"], tools: ["*"] }
+    - { effect: deny, max_tier: user, servers: ["customers"], tools: ["delete_*"] }
+"#;
+
+const INTERFACE_EXAMPLE_OUT_OF_SCOPE: &str = r#"rate_limits:
+  burst_multiplier: 3
+  tier_multipliers: { admin: 10, user: 1, service: 5, a2a: 5, mcp: 5, anonymous: 0.5 }
+  per_second: { mcp_tool_call: 20, oauth: 5, ai_request: 5, hooks: 50 }   # base rate per principal
+secrets:
+  validation: strict                    # strict | warn | skip: a referenced secret that is not set
+hooks:
+  PreToolUse:
+    - { builtin: deny_arguments, pattern: "(?i)drop\\s+table" }
+    - { command: ./policy/check.sh, timeout: 2s }
+    - { http: "https://siem.example/hook", timeout: 1s, on_failure: deny }
+identity:
+  issuers:                              # federation: tokens from these issuers are accepted
+    - { issuer: "https://example.okta.com/oauth2/default", audience: "castellan", tier_claim: groups,
+        tier_map: { platform-admins: admin, engineers: user } }
+providers:
+  anthropic: { api_key: "${secret:anthropic_key}" }
+  openai: { api_key: "${secret:openai_key}", base_url: "https://api.openai.com/v1" }
+"#;
+
+#[test]
+fn the_interface_example_parses_where_in_scope() {
+    let profile = parse_ok(INTERFACE_EXAMPLE_IN_SCOPE);
+    assert_eq!(profile.server, default_server_settings(), "server section");
+    assert_eq!(profile.database.url, "sqlite://castellan-data/castellan.db", "database url");
+
+    let customers = &profile.mcp_servers[&name("customers")];
+    let expected_env = BTreeMap::from([(
+        "API_TOKEN".to_string(),
+        Template::from_parts([TemplatePart::Secret("customers_token".into())]),
+    )]);
+    assert_eq!(
+        customers.transport,
+        Transport::Stdio {
+            command: "castellan".into(),
+            args: literal_args(&["demo-server"]),
+            env: expected_env,
+            cwd: None
+        },
+        "customers transport"
+    );
+    assert_eq!(customers.restart.backoff_max, Duration::from_secs(30), "customers restart.backoff_max");
+    assert_eq!(customers.restart.backoff_initial, Duration::from_millis(500), "backoff_initial keeps its default");
+
+    let remote = &profile.mcp_servers[&name("remote")];
+    let expected_headers = BTreeMap::from([(
+        "Authorization".to_string(),
+        Template::from_parts([TemplatePart::Literal("Bearer ".into()), TemplatePart::Secret("remote_token".into())]),
+    )]);
+    assert_eq!(
+        remote.transport,
+        Transport::Http {
+            url: Template::literal("http://127.0.0.1:9000/mcp"),
+            headers: expected_headers,
+            process: None,
+            port: PortSetting::Fixed,
+        },
+        "remote transport"
+    );
+
+    let rule_names: Vec<&str> = profile.rbac.rules.iter().map(|rule| rule.name.as_str()).collect();
+    assert_eq!(rule_names, ["rbac.rules[0]", "rbac.rules[1]"], "unnamed rules are named by position");
+    assert_eq!(profile.rbac.rules[1].max_tier, Some(Tier::User), "second rule max_tier");
+    assert_eq!(profile.rbac.rules[1].tools, patterns(&["delete_*"]), "second rule tools");
+}
+
+#[test]
+fn the_full_interface_example_is_refused_section_by_section() {
+    let text = format!("{INTERFACE_EXAMPLE_IN_SCOPE}{INTERFACE_EXAMPLE_OUT_OF_SCOPE}");
+    let expected = [
+        "p.yaml:20:1: rate_limits: section not supported by this build yet",
+        "p.yaml:24:1: secrets: section not supported by this build yet",
+        "p.yaml:26:1: hooks: section not supported by this build yet",
+        "p.yaml:31:1: identity: section not supported by this build yet",
+        "p.yaml:35:1: providers: section not supported by this build yet",
+    ];
+    assert_eq!(problem_lines(&text), expected, "one problem per refused section, at its key");
+}
+
+#[test]
+fn an_empty_mapping_is_a_profile_of_defaults() {
+    let profile = parse_ok("{}\n");
+    assert_eq!(profile.server, default_server_settings(), "server defaults");
+    assert_eq!(profile.database.url, "sqlite://castellan-data/castellan.db", "database default");
+    assert!(profile.mcp_servers.is_empty(), "no servers by default");
+    assert_eq!(profile.rbac, RbacSettings { default: Effect::Deny, rules: vec![] }, "rbac default is deny");
+
+    let profile = parse_ok("server:\nmcp_servers:\nrbac:\n  rules: []\n");
+    assert!(profile.mcp_servers.is_empty(), "empty sections are allowed");
+    assert!(profile.rbac.rules.is_empty(), "an empty rules list is allowed");
+}
+
+#[test]
+fn server_settings_are_read_and_defaults_derive_from_listen() {
+    let profile = parse_ok(
+        "server:\n  listen: 0.0.0.0:9443\n  max_body_bytes: 1024\n  call_timeout: 2m\n  drain_timeout: 0s\n  allowed_origins: [\"https://App.Example.com\", \"http://localhost:3000\"]\n",
+    );
+    let expected = ServerSettings {
+        listen: "0.0.0.0:9443".into(),
+        public_url: "http://0.0.0.0:9443".into(),
+        max_body_bytes: 1024,
+        call_timeout: Duration::from_secs(120),
+        drain_timeout: Duration::ZERO,
+        allowed_origins: vec!["https://app.example.com".into(), "http://localhost:3000".into()],
+    };
+    assert_eq!(profile.server, expected, "server settings with public_url derived from listen");
+
+    let profile = parse_ok("server:\n  listen: \"[::1]:8080\"\n  public_url: https://castellan.example.com/\n");
+    assert_eq!(profile.server.listen, "[::1]:8080", "IPv6 listen address");
+    assert_eq!(profile.server.public_url, "https://castellan.example.com", "a trailing slash is dropped");
+}
+
+#[test]
+fn durations_accept_every_documented_form() {
+    let cases = [
+        ("500ms", Duration::from_millis(500)),
+        ("2s", Duration::from_secs(2)),
+        ("5m", Duration::from_secs(300)),
+        ("1h", Duration::from_secs(3600)),
+        ("7", Duration::from_secs(7)),
+        ("\"30\"", Duration::from_secs(30)),
+        ("8760h", Duration::from_secs(8760 * 3600)),
+    ];
+    for (written, expected) in cases {
+        let profile = parse_ok(&format!("server:\n  call_timeout: {written}\n"));
+        assert_eq!(profile.server.call_timeout, expected, "call_timeout: {written}");
+    }
+}
+
+#[test]
+fn a_stdio_server_takes_every_key() {
+    let profile = parse_ok(
+        r#"mcp_servers:
+  files:
+    command: /usr/local/bin/files-mcp
+    args: ["--root", "/srv", "--token=${secret:files_token}"]
+    env: { HOME: /srv, TOKEN: "${secret:files_token}" }
+    cwd: /srv
+    call_timeout: 5s
+    enabled: false
+    restart:
+      backoff_initial: 1s
+      backoff_max: 1m
+      crash_loop_threshold: 3
+      crash_loop_window: 2m
+"#,
+    );
+    let expected = McpServerSpec {
+        transport: Transport::Stdio {
+            command: "/usr/local/bin/files-mcp".into(),
+            args: vec![
+                Template::literal("--root"),
+                Template::literal("/srv"),
+                Template::from_parts([
+                    TemplatePart::Literal("--token=".into()),
+                    TemplatePart::Secret("files_token".into()),
+                ]),
+            ],
+            env: BTreeMap::from([
+                ("HOME".to_string(), Template::literal("/srv")),
+                ("TOKEN".to_string(), Template::from_parts([TemplatePart::Secret("files_token".into())])),
+            ]),
+            cwd: Some(PathBuf::from("/srv")),
+        },
+        restart: RestartPolicy {
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            crash_loop_threshold: 3,
+            crash_loop_window: Duration::from_secs(120),
+        },
+        call_timeout: Some(Duration::from_secs(5)),
+        enabled: false,
+    };
+    assert_eq!(profile.mcp_servers[&name("files")], expected, "stdio server with every key");
+}
+
+#[test]
+fn an_http_child_with_an_allocated_port() {
+    let profile = parse_ok(
+        r#"mcp_servers:
+  search:
+    command: search-mcp
+    args: [--port, "${PORT}"]
+    env: { LISTEN: "127.0.0.1:${PORT}" }
+    url: http://127.0.0.1:${PORT}/mcp
+    port: auto
+    headers: { X-Api-Key: "${secret:search_key}" }
+"#,
+    );
+    let port_url = Template::from_parts([
+        TemplatePart::Literal("http://127.0.0.1:".into()),
+        TemplatePart::Port,
+        TemplatePart::Literal("/mcp".into()),
+    ]);
+    let expected = Transport::Http {
+        url: port_url,
+        headers: BTreeMap::from([(
+            "X-Api-Key".to_string(),
+            Template::from_parts([TemplatePart::Secret("search_key".into())]),
+        )]),
+        process: Some(ChildProcess {
+            command: "search-mcp".into(),
+            args: vec![Template::literal("--port"), Template::from_parts([TemplatePart::Port])],
+            env: BTreeMap::from([(
+                "LISTEN".to_string(),
+                Template::from_parts([TemplatePart::Literal("127.0.0.1:".into()), TemplatePart::Port]),
+            )]),
+            cwd: None,
+        }),
+        port: PortSetting::Auto,
+    };
+    assert_eq!(profile.mcp_servers[&name("search")].transport, expected, "HTTP child with port: auto");
+}
+
+#[test]
+fn an_http_child_with_a_fixed_port_and_explicit_fixed() {
+    for port_line in ["", "    port: fixed\n"] {
+        let profile = parse_ok(&format!(
+            "mcp_servers:\n  web:\n    command: web-mcp\n    url: https://localhost:9100/mcp\n{port_line}"
+        ));
+        let Transport::Http { process, port, .. } = &profile.mcp_servers[&name("web")].transport else {
+            panic!("expected an HTTP transport for {port_line:?}");
+        };
+        assert_eq!(*port, PortSetting::Fixed, "port with {port_line:?}");
+        assert_eq!(process.as_ref().map(|process| process.command.as_str()), Some("web-mcp"), "child command");
+    }
+}
+
+#[test]
+fn rules_read_every_key() {
+    let profile = parse_ok(
+        "rbac:\n  default: allow\n  rules:\n    - name: ops\n      effect: deny\n      min_tier: a2a\n      max_tier: service\n      servers: [\"db-*\", \"*-prod\"]\n      tools: [\"drop_*\", \"*\"]\n",
+    );
+    let expected = RbacSettings {
+        default: Effect::Allow,
+        rules: vec![RbacRule {
+            name: "ops".into(),
+            effect: Effect::Deny,
+            min_tier: Some(Tier::A2a),
+            max_tier: Some(Tier::Service),
+            servers: patterns(&["db-*", "*-prod"]),
+            tools: patterns(&["drop_*", "*"]),
+        }],
+    };
+    assert_eq!(profile.rbac, expected, "rbac with every key");
+
+    let profile = parse_ok("rbac:\n  rules:\n    - { effect: allow, min_tier: user, max_tier: user }\n");
+    assert_eq!(profile.rbac.rules[0].servers, patterns(&["*"]), "servers default to *");
+    assert_eq!(profile.rbac.rules[0].tools, patterns(&["*"]), "tools default to *");
+}
+
+#[test]
+fn merge_keys_share_settings_between_servers() {
+    let profile = parse_ok(
+        "mcp_servers:\n  one: &base\n    command: tool\n    restart: { backoff_max: 5s }\n  two:\n    <<: *base\n    args: [two]\n",
+    );
+    let two = &profile.mcp_servers[&name("two")];
+    assert_eq!(two.restart.backoff_max, Duration::from_secs(5), "merged restart");
+    assert_eq!(
+        two.transport,
+        Transport::Stdio { command: "tool".into(), args: literal_args(&["two"]), env: BTreeMap::new(), cwd: None },
+        "merged command with own args"
+    );
+}
+
+#[test]
+fn a_file_is_loaded_from_disk_and_problems_name_it() {
+    let dir = std::env::temp_dir().join(format!("castellan-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, "server:\n  listen: 127.0.0.1:9000\n").unwrap();
+    let profile = castellan_config::load_profile_file(&good).unwrap();
+    assert_eq!(profile.server.listen, "127.0.0.1:9000", "loaded from disk");
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "bogus: 1\n").unwrap();
+    let problems = castellan_config::load_profile_file(&bad).unwrap_err();
+    let label = bad.display().to_string();
+    assert_eq!(problems[0].file, label, "the problem names the file as given");
+    assert!(problems[0].to_string().starts_with(&format!("{label}:1:1: bogus: ")), "display: {}", problems[0]);
+
+    let missing = castellan_config::load_profile_file(&dir.join("missing.yaml")).unwrap_err();
+    assert_eq!(missing.len(), 1, "one problem for a missing file");
+    assert_eq!(missing[0].path, "(document)", "a missing file is a document problem");
+    assert!(missing[0].message.starts_with("cannot read the profile"), "message: {}", missing[0].message);
+
+    let binary = dir.join("binary.yaml");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
+    let problems = castellan_config::load_profile_file(&binary).unwrap_err();
+    assert_eq!(problems[0].message, "the profile is not valid UTF-8", "non-UTF-8 file");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn parse_profile_takes_the_environment_as_a_function() {
+    let env = |name: &str| (name == "LISTEN").then(|| "127.0.0.1:7000".to_string());
+    let profile = parse_profile("server:\n  listen: ${LISTEN}\n", "x.yaml", &env).unwrap();
+    assert_eq!(profile.server.listen, "127.0.0.1:7000", "listen from the environment");
+    assert_eq!(profile.server.public_url, "http://127.0.0.1:7000", "public_url follows the expanded listen");
+}
