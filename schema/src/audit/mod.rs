@@ -1,0 +1,233 @@
+//! The audit trail of MCP tool calls (`mcp_tool_executions`), kept as a hash chain.
+//!
+//! Each row stores the previous row's hash (`prev_hash`, [`GENESIS_HASH`] for the first) and
+//! its own (`row_hash`, see [`chain_hash`]). Rows are appended only by [`insert_batch`], one
+//! transaction per batch, which also records the chain head (last id and hash) in
+//! `castellan_meta`. [`verify`] walks the chain and finds an edited row, a deleted row, and
+//! rows deleted from the end. Unique indexes on `prev_hash` and `row_hash` keep the chain from
+//! forking even if two writers ever raced.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+use crate::entity::mcp_tool_executions as entity;
+use crate::error::{DbError, DbResult};
+use crate::meta;
+use crate::time::truncate_to_micros;
+
+mod chain;
+mod verify;
+
+pub use chain::{GENESIS_HASH, chain_hash};
+pub use verify::{ChainBreak, ChainBreakReason, VerifyReport, verify};
+
+/// Every value the `status` column may hold.
+pub const EXECUTION_STATUSES: [&str; 7] =
+    ["success", "tool_error", "rpc_error", "denied", "rate_limited", "timeout", "failed"];
+
+/// The `castellan_meta` key holding `"{id} {row_hash}"` of the last appended row.
+pub(crate) const CHAIN_HEAD_KEY: &str = "audit.mcp_tool_executions.head";
+
+/// The largest page [`tail`] returns.
+pub const TAIL_MAX_LIMIT: u64 = 10_000;
+
+/// One tool call to append to the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewExecution {
+    pub server: String,
+    pub tool: String,
+    /// The call's arguments, JSON.
+    pub input: String,
+    /// The result, JSON, when there is one.
+    pub output: Option<String>,
+    /// One of [`EXECUTION_STATUSES`].
+    pub status: String,
+    pub error_message: Option<String>,
+    /// The principal's subject (user name).
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub trace_id: String,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: DateTime<Utc>,
+    pub duration_ms: i64,
+}
+
+/// One stored row of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionRow {
+    pub id: i64,
+    pub server: String,
+    pub tool: String,
+    pub input: String,
+    pub output: Option<String>,
+    pub status: String,
+    pub error_message: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub trace_id: String,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: DateTime<Utc>,
+    pub duration_ms: i64,
+    pub prev_hash: String,
+    pub row_hash: String,
+}
+
+impl From<entity::Model> for ExecutionRow {
+    fn from(model: entity::Model) -> ExecutionRow {
+        ExecutionRow {
+            id: model.id,
+            server: model.server,
+            tool: model.tool,
+            input: model.input,
+            output: model.output,
+            status: model.status,
+            error_message: model.error_message,
+            user_id: model.user_id,
+            session_id: model.session_id,
+            trace_id: model.trace_id,
+            started_at: model.started_at,
+            completed_at: model.completed_at,
+            duration_ms: model.duration_ms,
+            prev_hash: model.prev_hash,
+            row_hash: model.row_hash,
+        }
+    }
+}
+
+/// Which rows [`tail`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailFilter {
+    /// Only rows whose `user_id` is this.
+    pub user: Option<String>,
+    pub server: Option<String>,
+    pub tool: Option<String>,
+    /// Only rows with a larger id (for `--follow`: pass the last id seen).
+    pub after_id: Option<i64>,
+    /// At most this many rows, capped at [`TAIL_MAX_LIMIT`].
+    pub limit: u64,
+}
+
+impl Default for TailFilter {
+    fn default() -> TailFilter {
+        TailFilter { user: None, server: None, tool: None, after_id: None, limit: 100 }
+    }
+}
+
+/// The `row_hash` of the last row, or [`GENESIS_HASH`] when the trail is empty: the
+/// `prev_hash` the next [`insert_batch`] takes.
+#[tracing::instrument(skip_all)]
+pub async fn last_hash(db: &DatabaseConnection) -> DbResult<String> {
+    last_hash_with(db).await
+}
+
+async fn last_hash_with<C: ConnectionTrait>(db: &C) -> DbResult<String> {
+    let last = entity::Entity::find().order_by_desc(entity::Column::Id).limit(1).one(db).await?;
+    Ok(last.map_or_else(|| GENESIS_HASH.to_owned(), |row| row.row_hash))
+}
+
+/// Appends `rows` in order, in one transaction, chaining from `prev_hash` (the caller's idea
+/// of the last row's hash). Returns the new ids and the new last hash.
+///
+/// Fails without writing anything when `prev_hash` is not the last stored row's hash (another
+/// writer, or rows removed from the end), when a status is not one of [`EXECUTION_STATUSES`],
+/// or on any database error. Timestamps are truncated to microseconds before hashing.
+#[tracing::instrument(skip_all, fields(rows = rows.len()))]
+pub async fn insert_batch(
+    db: &DatabaseConnection,
+    prev_hash: &str,
+    rows: &[NewExecution],
+) -> DbResult<(Vec<i64>, String)> {
+    if rows.is_empty() {
+        return Ok((Vec::new(), prev_hash.to_owned()));
+    }
+    if let Some(row) = rows.iter().find(|row| !EXECUTION_STATUSES.contains(&row.status.as_str())) {
+        return Err(DbError::Other(format!(
+            "unknown execution status {:?}: expected one of {}",
+            row.status,
+            EXECUTION_STATUSES.join(", ")
+        )));
+    }
+    // IMMEDIATE takes SQLite's write lock up front (waiting up to the busy timeout), so the
+    // head read below cannot go stale before the inserts; PostgreSQL ignores the mode.
+    let transaction = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?;
+    let stored_head = last_hash_with(&transaction).await?;
+    if stored_head != prev_hash {
+        return Err(DbError::Other(format!(
+            "the audit chain head moved: expected the last row hash to be {prev_hash}, found \
+             {stored_head}; reload it with last_hash"
+        )));
+    }
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut previous = prev_hash.to_owned();
+    for row in rows {
+        let row_hash = chain_hash(&previous, row);
+        let model = active_model(row, previous, row_hash.clone());
+        let inserted = entity::Entity::insert(model)
+            .exec(&transaction)
+            .await
+            .map_err(|error| DbError::from_db_err(error, "audit chain link"))?;
+        ids.push(inserted.last_insert_id);
+        previous = row_hash;
+    }
+    if let Some(last_id) = ids.last() {
+        meta::set_with(&transaction, CHAIN_HEAD_KEY, &format!("{last_id} {previous}")).await?;
+    }
+    transaction.commit().await?;
+    Ok((ids, previous))
+}
+
+fn active_model(row: &NewExecution, prev_hash: String, row_hash: String) -> entity::ActiveModel {
+    entity::ActiveModel {
+        id: ActiveValue::NotSet,
+        server: ActiveValue::Set(row.server.clone()),
+        tool: ActiveValue::Set(row.tool.clone()),
+        input: ActiveValue::Set(row.input.clone()),
+        output: ActiveValue::Set(row.output.clone()),
+        status: ActiveValue::Set(row.status.clone()),
+        error_message: ActiveValue::Set(row.error_message.clone()),
+        user_id: ActiveValue::Set(row.user_id.clone()),
+        session_id: ActiveValue::Set(row.session_id.clone()),
+        trace_id: ActiveValue::Set(row.trace_id.clone()),
+        started_at: ActiveValue::Set(truncate_to_micros(row.started_at)),
+        completed_at: ActiveValue::Set(truncate_to_micros(row.completed_at)),
+        duration_ms: ActiveValue::Set(row.duration_ms),
+        prev_hash: ActiveValue::Set(prev_hash),
+        row_hash: ActiveValue::Set(row_hash),
+    }
+}
+
+/// The newest rows matching `filter`, oldest first (newest last). With `after_id`, the
+/// oldest rows after it instead, so a follower pages forward without gaps.
+#[tracing::instrument(skip_all, fields(after_id = filter.after_id, limit = filter.limit))]
+pub async fn tail(db: &DatabaseConnection, filter: &TailFilter) -> DbResult<Vec<ExecutionRow>> {
+    let mut query = entity::Entity::find();
+    if let Some(user) = &filter.user {
+        query = query.filter(entity::Column::UserId.eq(user.as_str()));
+    }
+    if let Some(server) = &filter.server {
+        query = query.filter(entity::Column::Server.eq(server.as_str()));
+    }
+    if let Some(tool) = &filter.tool {
+        query = query.filter(entity::Column::Tool.eq(tool.as_str()));
+    }
+    let limit = filter.limit.min(TAIL_MAX_LIMIT);
+    let rows = match filter.after_id {
+        Some(after_id) => {
+            query.filter(entity::Column::Id.gt(after_id)).order_by_asc(entity::Column::Id).limit(limit).all(db).await?
+        }
+        None => {
+            let mut newest_first = query.order_by_desc(entity::Column::Id).limit(limit).all(db).await?;
+            newest_first.reverse();
+            newest_first
+        }
+    };
+    Ok(rows.into_iter().map(ExecutionRow::from).collect())
+}

@@ -1,0 +1,33 @@
+//! Castellan's database: connecting, migrating, and the plain async functions over its tables.
+//!
+//! One schema serves SQLite (the default, a file next to the daemon) and PostgreSQL. The crate
+//! knows nothing of HTTP; callers get row structs and a [`DbError`] that tells "database
+//! down" (fail closed) apart from "already exists" and "not found".
+//!
+//! Invariants:
+//! - every timestamp written is truncated to microseconds, so SQLite and PostgreSQL return
+//!   exactly what was written and audit hashes recompute identically on both;
+//! - the audit trail in `mcp_tool_executions` is a hash chain (see [`audit`]); rows are only
+//!   appended through [`audit::insert_batch`], one transaction per batch;
+//! - time is a parameter: no function here reads the clock.
+
+pub mod api_keys;
+pub mod audit;
+mod connection;
+pub mod entity;
+mod error;
+pub mod meta;
+mod migration;
+mod scopes;
+mod time;
+pub mod users;
+
+pub use connection::{connect, ping, redact_url};
+pub use error::{DbError, DbResult};
+pub use migration::{Migrator, migrate};
+pub use sea_orm::DatabaseConnection;
+pub use sea_orm_migration::MigratorTrait;
+pub use time::truncate_to_micros;
+
+/// Every tier name the `users.tier` column may hold, highest first.
+pub const TIERS: [&str; 6] = ["admin", "user", "service", "a2a", "mcp", "anonymous"];

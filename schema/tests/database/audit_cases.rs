@@ -1,0 +1,270 @@
+//! The audit trail: hash-chained inserts, verification and tailing.
+
+use castellan_schema::audit::{self, ChainBreakReason, ExecutionRow, GENESIS_HASH, NewExecution, TailFilter};
+use castellan_schema::entity::mcp_tool_executions;
+use castellan_schema::{DbError, truncate_to_micros};
+use sea_orm::{ActiveValue, EntityTrait};
+
+use crate::support::{TestDatabase, instant};
+
+fn execution(index: i64, user: &str, server: &str, tool: &str) -> NewExecution {
+    let started_at = instant(index);
+    NewExecution {
+        server: server.to_owned(),
+        tool: tool.to_owned(),
+        input: format!(r#"{{"id":{index}}}"#),
+        output: (index % 2 == 0).then(|| format!(r#"{{"result":{index}}}"#)),
+        status: if index % 3 == 0 { "tool_error" } else { "success" }.to_owned(),
+        error_message: (index % 3 == 0).then(|| format!("failure {index}")),
+        user_id: Some(user.to_owned()),
+        session_id: (index % 2 == 1).then(|| format!("session-{index}")),
+        trace_id: format!("trace-{index}"),
+        started_at,
+        completed_at: started_at + chrono::TimeDelta::milliseconds(7),
+        duration_ms: 7,
+    }
+}
+
+fn executions(count: i64) -> Vec<NewExecution> {
+    (0..count).map(|index| execution(index, "alice", "customers", "get_customer")).collect()
+}
+
+/// Inserts `count` rows in two batches and returns their ids.
+async fn seed(database: &TestDatabase, count: i64) -> Vec<i64> {
+    let rows = executions(count);
+    let (first, second) = rows.split_at(rows.len() / 2);
+    let (mut ids, hash) = audit::insert_batch(&database.db, GENESIS_HASH, first).await.expect("first batch");
+    let (more_ids, _) = audit::insert_batch(&database.db, &hash, second).await.expect("second batch");
+    ids.extend(more_ids);
+    let report = audit::verify(&database.db).await.expect("verify");
+    assert!(report.is_intact(), "freshly written chain verifies: {report:?}");
+    ids
+}
+
+async fn first_break(database: &TestDatabase) -> (i64, ChainBreakReason) {
+    let report = audit::verify(&database.db).await.expect("verify");
+    let Some(broken) = report.first_broken.clone() else { panic!("the chain must be reported broken: {report:?}") };
+    (broken.id, broken.reason)
+}
+
+fn assert_row_matches(stored: &ExecutionRow, written: &NewExecution) {
+    let expected = NewExecution {
+        started_at: truncate_to_micros(written.started_at),
+        completed_at: truncate_to_micros(written.completed_at),
+        ..written.clone()
+    };
+    let read_back = NewExecution {
+        server: stored.server.clone(),
+        tool: stored.tool.clone(),
+        input: stored.input.clone(),
+        output: stored.output.clone(),
+        status: stored.status.clone(),
+        error_message: stored.error_message.clone(),
+        user_id: stored.user_id.clone(),
+        session_id: stored.session_id.clone(),
+        trace_id: stored.trace_id.clone(),
+        started_at: stored.started_at,
+        completed_at: stored.completed_at,
+        duration_ms: stored.duration_ms,
+    };
+    assert_eq!(read_back, expected, "row {} reads back as written", stored.id);
+}
+
+pub async fn audit_empty_trail_verifies(database: TestDatabase) {
+    assert_eq!(audit::last_hash(&database.db).await.expect("last hash"), GENESIS_HASH);
+    let report = audit::verify(&database.db).await.expect("verify");
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.rows_checked, 0);
+    let (ids, hash) = audit::insert_batch(&database.db, GENESIS_HASH, &[]).await.expect("empty batch");
+    assert!(ids.is_empty());
+    assert_eq!(hash, GENESIS_HASH, "an empty batch leaves the head alone");
+}
+
+pub async fn audit_insert_batch_round_trips_and_verifies(database: TestDatabase) {
+    let db = &database.db;
+    let rows = executions(5);
+    let (first_ids, first_hash) = audit::insert_batch(db, GENESIS_HASH, &rows[..3]).await.expect("first batch");
+    assert_eq!(first_ids.len(), 3);
+    assert_eq!(audit::last_hash(db).await.expect("last hash"), first_hash);
+    let (second_ids, second_hash) = audit::insert_batch(db, &first_hash, &rows[3..]).await.expect("second batch");
+    assert_eq!(second_ids.len(), 2);
+    assert_eq!(audit::last_hash(db).await.expect("last hash"), second_hash);
+    let ids: Vec<i64> = first_ids.into_iter().chain(second_ids).collect();
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "ids increase: {ids:?}");
+
+    let stored = audit::tail(db, &TailFilter::default()).await.expect("tail");
+    assert_eq!(stored.iter().map(|row| row.id).collect::<Vec<_>>(), ids, "newest last");
+    let mut expected_prev = GENESIS_HASH.to_owned();
+    for (row, written) in stored.iter().zip(&rows) {
+        assert_row_matches(row, written);
+        assert_eq!(row.prev_hash, expected_prev, "row {} links to its predecessor", row.id);
+        assert_eq!(row.row_hash, audit::chain_hash(&row.prev_hash, written), "row {} hash", row.id);
+        expected_prev = row.row_hash.clone();
+    }
+    assert_eq!(expected_prev, second_hash);
+
+    let report = audit::verify(db).await.expect("verify");
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.rows_checked, 5);
+    assert_eq!(report.last_good_id, ids.last().copied());
+}
+
+pub async fn audit_detects_edited_row(database: TestDatabase) {
+    let ids = seed(&database, 5).await;
+    let edited = database
+        .execute(&format!("UPDATE mcp_tool_executions SET output = '{{\"result\":\"forged\"}}' WHERE id = {}", ids[2]))
+        .await;
+    assert_eq!(edited, 1);
+    let (id, reason) = first_break(&database).await;
+    assert_eq!(id, ids[2], "the edited row is reported");
+    assert!(matches!(reason, ChainBreakReason::RowHashMismatch { .. }), "{reason:?}");
+}
+
+/// An attacker who also recomputes the edited row's hash breaks the next row's link.
+pub async fn audit_detects_edited_row_with_recomputed_hash(database: TestDatabase) {
+    let ids = seed(&database, 5).await;
+    let rows = audit::tail(&database.db, &TailFilter::default()).await.expect("tail");
+    let mut forged = executions(5).remove(2);
+    forged.output = Some("{}".to_owned());
+    let forged_hash = audit::chain_hash(&rows[2].prev_hash, &forged);
+    database
+        .execute(&format!(
+            "UPDATE mcp_tool_executions SET output = '{{}}', row_hash = '{forged_hash}' WHERE id = {}",
+            ids[2]
+        ))
+        .await;
+    let (id, reason) = first_break(&database).await;
+    assert_eq!(id, ids[3], "the row after the rewritten one is reported");
+    assert!(matches!(reason, ChainBreakReason::PrevHashMismatch { .. }), "{reason:?}");
+}
+
+pub async fn audit_detects_deleted_middle_row(database: TestDatabase) {
+    let ids = seed(&database, 5).await;
+    database.execute(&format!("DELETE FROM mcp_tool_executions WHERE id = {}", ids[2])).await;
+    let (id, reason) = first_break(&database).await;
+    assert_eq!(id, ids[3], "the row after the deleted one is reported");
+    assert!(matches!(reason, ChainBreakReason::PrevHashMismatch { .. }), "{reason:?}");
+}
+
+pub async fn audit_detects_deleted_first_row(database: TestDatabase) {
+    let ids = seed(&database, 3).await;
+    database.execute(&format!("DELETE FROM mcp_tool_executions WHERE id = {}", ids[0])).await;
+    let (id, reason) = first_break(&database).await;
+    assert_eq!(id, ids[1], "the new first row does not start at genesis");
+    assert!(matches!(reason, ChainBreakReason::PrevHashMismatch { .. }), "{reason:?}");
+}
+
+pub async fn audit_detects_deleted_last_row(database: TestDatabase) {
+    let ids = seed(&database, 5).await;
+    database.execute(&format!("DELETE FROM mcp_tool_executions WHERE id = {}", ids[4])).await;
+    let (id, reason) = first_break(&database).await;
+    assert_eq!(id, ids[4], "the recorded last row is reported missing");
+    assert_eq!(reason, ChainBreakReason::RowsMissingAtEnd { last_present_id: Some(ids[3]) });
+    database.execute("DELETE FROM mcp_tool_executions").await;
+    let (id, reason) = first_break(&database).await;
+    assert_eq!(id, ids[4]);
+    assert_eq!(reason, ChainBreakReason::RowsMissingAtEnd { last_present_id: None });
+}
+
+pub async fn audit_rejects_stale_prev_hash_and_bad_status(database: TestDatabase) {
+    let db = &database.db;
+    let ids = seed(&database, 2).await;
+    let stale = audit::insert_batch(db, GENESIS_HASH, &executions(1)).await;
+    assert!(matches!(stale, Err(DbError::Other(_))), "a stale head is refused: {stale:?}");
+    let head = audit::last_hash(db).await.expect("last hash");
+    let mut bad = executions(2);
+    bad[1].status = "exploded".to_owned();
+    let refused = audit::insert_batch(db, &head, &bad).await;
+    assert!(matches!(refused, Err(DbError::Other(_))), "an unknown status is refused: {refused:?}");
+    let stored = audit::tail(db, &TailFilter::default()).await.expect("tail");
+    assert_eq!(stored.len(), ids.len(), "nothing from a refused batch is written");
+    assert!(audit::verify(db).await.expect("verify").is_intact());
+}
+
+/// Even a writer that bypasses `insert_batch` cannot fork the chain.
+pub async fn audit_unique_indexes_prevent_a_fork(database: TestDatabase) {
+    seed(&database, 2).await;
+    let stored = audit::tail(&database.db, &TailFilter::default()).await.expect("tail");
+    let row = &stored[1];
+    let fork = |prev_hash: &str, row_hash: &str| mcp_tool_executions::ActiveModel {
+        id: ActiveValue::NotSet,
+        server: ActiveValue::Set(row.server.clone()),
+        tool: ActiveValue::Set(row.tool.clone()),
+        input: ActiveValue::Set("{}".to_owned()),
+        output: ActiveValue::Set(None),
+        status: ActiveValue::Set("success".to_owned()),
+        error_message: ActiveValue::Set(None),
+        user_id: ActiveValue::Set(None),
+        session_id: ActiveValue::Set(None),
+        trace_id: ActiveValue::Set("fork".to_owned()),
+        started_at: ActiveValue::Set(row.started_at),
+        completed_at: ActiveValue::Set(row.completed_at),
+        duration_ms: ActiveValue::Set(0),
+        prev_hash: ActiveValue::Set(prev_hash.to_owned()),
+        row_hash: ActiveValue::Set(row_hash.to_owned()),
+    };
+    let cases = [
+        ("same predecessor", fork(&row.prev_hash, &"e".repeat(64))),
+        ("same hash", fork(&"f".repeat(64), &row.row_hash)),
+    ];
+    for (what, model) in cases {
+        let result = mcp_tool_executions::Entity::insert(model).exec(&database.db).await;
+        assert!(result.is_err(), "{what}: the unique index must refuse the row");
+    }
+}
+
+pub async fn audit_tail_filters_and_follows(database: TestDatabase) {
+    let db = &database.db;
+    let rows = vec![
+        execution(1, "alice", "customers", "get_customer"),
+        execution(2, "bob", "customers", "delete_customer"),
+        execution(3, "alice", "billing", "get_invoice"),
+        execution(4, "alice", "customers", "get_customer"),
+        execution(5, "bob", "billing", "get_invoice"),
+    ];
+    let (ids, _) = audit::insert_batch(db, GENESIS_HASH, &rows).await.expect("insert");
+    let ids_of = |rows: Vec<ExecutionRow>| rows.into_iter().map(|row| row.id).collect::<Vec<_>>();
+    let cases: Vec<(&str, TailFilter, Vec<i64>)> = vec![
+        ("everything", TailFilter::default(), ids.clone()),
+        ("newest two", TailFilter { limit: 2, ..TailFilter::default() }, vec![ids[3], ids[4]]),
+        ("by user", TailFilter { user: Some("alice".into()), ..TailFilter::default() }, vec![ids[0], ids[2], ids[3]]),
+        ("by server", TailFilter { server: Some("billing".into()), ..TailFilter::default() }, vec![ids[2], ids[4]]),
+        (
+            "by server and tool",
+            TailFilter { server: Some("customers".into()), tool: Some("get_customer".into()), ..TailFilter::default() },
+            vec![ids[0], ids[3]],
+        ),
+        (
+            "after an id, oldest first",
+            TailFilter { after_id: Some(ids[1]), limit: 2, ..TailFilter::default() },
+            vec![ids[2], ids[3]],
+        ),
+        ("after the last id", TailFilter { after_id: Some(ids[4]), ..TailFilter::default() }, vec![]),
+        ("no match", TailFilter { user: Some("carol".into()), ..TailFilter::default() }, vec![]),
+    ];
+    for (what, filter, expected) in cases {
+        let found = ids_of(audit::tail(db, &filter).await.expect("tail"));
+        assert_eq!(found, expected, "{what}");
+    }
+}
+
+/// More rows than one verification page, so the walk crosses page boundaries.
+pub async fn audit_verify_pages_through_many_rows(database: TestDatabase) {
+    let db = &database.db;
+    let rows: Vec<NewExecution> =
+        (0..1_203).map(|index| execution(index, "alice", "customers", "list_customers")).collect();
+    let mut hash = GENESIS_HASH.to_owned();
+    let mut ids = Vec::new();
+    for batch in rows.chunks(400) {
+        let (batch_ids, batch_hash) = audit::insert_batch(db, &hash, batch).await.expect("batch");
+        ids.extend(batch_ids);
+        hash = batch_hash;
+    }
+    let report = audit::verify(db).await.expect("verify");
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.rows_checked, 1_203);
+    database.execute(&format!("UPDATE mcp_tool_executions SET duration_ms = 8 WHERE id = {}", ids[1_100])).await;
+    let (id, reason) = first_break(&database).await;
+    assert_eq!(id, ids[1_100]);
+    assert!(matches!(reason, ChainBreakReason::RowHashMismatch { .. }), "{reason:?}");
+}

@@ -1,0 +1,102 @@
+//! Database tests, each run against SQLite (a fresh temporary file) and, when
+//! `CASTELLAN_TEST_POSTGRES_URL` names a server, PostgreSQL (a fresh database per test).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support panics on purpose
+
+mod api_keys_cases;
+mod audit_cases;
+mod connection_cases;
+mod meta_cases;
+mod support;
+mod users_cases;
+
+/// Declares each case once per backend: `sqlite::NAME` and `postgres::NAME`.
+macro_rules! on_both_backends {
+    ($($module:ident :: $case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::support::run(crate::support::Backend::Sqlite, crate::$module::$case)
+                        .await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::support::run(crate::support::Backend::Postgres, crate::$module::$case)
+                        .await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    connection_cases::connections_are_durable,
+    connection_cases::migrations_apply_twice_idempotently,
+    users_cases::users_create_find_list_count,
+    users_cases::users_duplicate_name_and_unknown_tier,
+    api_keys_cases::api_keys_insert_find_list,
+    api_keys_cases::api_keys_revoke_and_touch,
+    api_keys_cases::api_keys_conflicts_and_missing_user,
+    api_keys_cases::api_keys_cascade_when_user_deleted,
+    audit_cases::audit_empty_trail_verifies,
+    audit_cases::audit_insert_batch_round_trips_and_verifies,
+    audit_cases::audit_detects_edited_row,
+    audit_cases::audit_detects_edited_row_with_recomputed_hash,
+    audit_cases::audit_detects_deleted_middle_row,
+    audit_cases::audit_detects_deleted_first_row,
+    audit_cases::audit_detects_deleted_last_row,
+    audit_cases::audit_rejects_stale_prev_hash_and_bad_status,
+    audit_cases::audit_unique_indexes_prevent_a_fork,
+    audit_cases::audit_tail_filters_and_follows,
+    audit_cases::audit_verify_pages_through_many_rows,
+    meta_cases::meta_get_set_overwrite,
+    meta_cases::meta_set_if_absent_has_one_winner,
+);
+
+#[tokio::test]
+async fn connect_errors_never_contain_the_password() {
+    let cases = [
+        // Nothing listens on port 1: a connection error.
+        "postgres://castellan:s3cr3t-pw@127.0.0.1:1/castellan",
+        // An unparsable port: a configuration error.
+        "postgres://castellan:s3cr3t-pw@127.0.0.1:notaport/castellan",
+    ];
+    for url in cases {
+        let error = castellan_schema::connect(url).await.expect_err("connecting must fail");
+        let message = format!("{error} {error:?}");
+        assert!(!message.contains("s3cr3t-pw"), "the password leaked into {message:?}");
+    }
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_unavailable() {
+    let error = castellan_schema::connect("postgres://castellan:pw@127.0.0.1:1/castellan")
+        .await
+        .expect_err("nothing listens on port 1");
+    assert!(error.is_unavailable(), "expected Unavailable, got {error:?}");
+}
+
+#[tokio::test]
+async fn sqlite_memory_database_works() {
+    let db = castellan_schema::connect("sqlite::memory:").await.expect("connect");
+    castellan_schema::migrate(&db).await.expect("migrate");
+    castellan_schema::ping(&db).await.expect("ping");
+    assert_eq!(castellan_schema::users::count(&db).await.expect("count"), 0);
+}
+
+#[tokio::test]
+async fn sqlite_creates_missing_directories() {
+    let directory = std::env::temp_dir().join(format!("castellan-schema-dirs-{}", support::unique_suffix()));
+    let path = directory.join("a").join("b").join("castellan.db");
+    let url = format!("sqlite://{}", path.display());
+    let db = castellan_schema::connect(&url).await.expect("connect");
+    castellan_schema::migrate(&db).await.expect("migrate");
+    assert!(path.exists(), "{} was created", path.display());
+    db.close().await.expect("close");
+    std::fs::remove_dir_all(&directory).expect("clean up");
+}
