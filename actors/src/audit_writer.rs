@@ -1,0 +1,219 @@
+//! The AuditWriter: the single writer of `mcp_tool_executions`.
+//!
+//! Group commit without an artificial delay: while one batch is being committed, rows that arrive
+//! queue up and go out together in the next transaction. Each caller waits for its own row to be
+//! durable before it answers its client. If the database fails, the health flag drops, callers are
+//! told, and the rows are kept and committed once it is back, marked as withheld from the caller.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use castellan_schema::DatabaseConnection;
+use castellan_schema::audit::{self, NewExecution};
+use tokio::sync::oneshot;
+
+use crate::metrics::Metrics;
+
+/// The most rows one transaction carries.
+const MAX_BATCH: usize = 256;
+/// How often the writer checks the database when it has not committed recently.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum AuditError {
+    #[error("the audit database is unavailable")]
+    Unavailable,
+    #[error("the audit writer has stopped")]
+    Stopped,
+}
+
+type Reply = oneshot::Sender<Result<i64, AuditError>>;
+
+pub struct AuditWriter {
+    db: DatabaseConnection,
+    last_hash: String,
+    queue: Vec<(NewExecution, Option<Reply>)>,
+    flushing: bool,
+    healthy: Arc<AtomicBool>,
+    last_success: Instant,
+    metrics: Metrics,
+    drained: Vec<oneshot::Sender<()>>,
+}
+
+/// What request handlers hold: the mailbox and the health flag.
+#[derive(Clone)]
+pub struct AuditHandle {
+    writer: Addr<AuditWriter>,
+    healthy: Arc<AtomicBool>,
+}
+
+impl AuditHandle {
+    /// Whether a tool may run now: false while the database is known to be down.
+    pub fn is_available(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Appends a row and waits until it is durably committed; returns its id.
+    pub async fn record(&self, row: NewExecution) -> Result<i64, AuditError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer.send(Append { row, reply }).await.map_err(|_| AuditError::Stopped)?;
+        answer.await.map_err(|_| AuditError::Stopped)?
+    }
+
+    /// Waits until every queued row is committed (or the database refuses); for shutdown.
+    pub async fn drain(&self) {
+        if let Ok(done) = self.writer.send(Drain).await {
+            let _ = done.await;
+        }
+    }
+}
+
+impl AuditWriter {
+    /// Reads the chain head and starts the writer on the current arbiter.
+    pub async fn start(db: DatabaseConnection, metrics: Metrics) -> Result<AuditHandle, castellan_schema::DbError> {
+        let last_hash = audit::last_hash(&db).await?;
+        let healthy = Arc::new(AtomicBool::new(true));
+        let writer = AuditWriter {
+            db,
+            last_hash,
+            queue: Vec::new(),
+            flushing: false,
+            healthy: Arc::clone(&healthy),
+            last_success: Instant::now(),
+            metrics,
+            drained: Vec::new(),
+        }
+        .start();
+        Ok(AuditHandle { writer, healthy })
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || self.queue.is_empty() {
+            if self.queue.is_empty() && !self.flushing {
+                for done in self.drained.drain(..) {
+                    let _ = done.send(());
+                }
+            }
+            return;
+        }
+        self.flushing = true;
+        let take = self.queue.len().min(MAX_BATCH);
+        let batch: Vec<(NewExecution, Option<Reply>)> = self.queue.drain(..take).collect();
+        let rows: Vec<NewExecution> = batch.iter().map(|(row, _)| row.clone()).collect();
+        let db = self.db.clone();
+        let prev = self.last_hash.clone();
+        let started = Instant::now();
+        let commit = async move { audit::insert_batch(&db, &prev, &rows).await };
+        ctx.spawn(commit.into_actor(self).map(move |result, writer, ctx| {
+            writer.flushing = false;
+            writer.metrics.audit_commit_seconds.observe(started.elapsed().as_secs_f64());
+            match result {
+                Ok((ids, new_last)) => {
+                    writer.metrics.audit_batch_size.observe(ids.len() as f64);
+                    writer.last_hash = new_last;
+                    writer.last_success = Instant::now();
+                    writer.healthy.store(true, Ordering::Release);
+                    for ((_, reply), id) in batch.into_iter().zip(ids) {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Ok(id));
+                        }
+                    }
+                    writer.flush(ctx);
+                }
+                Err(error) => {
+                    writer.metrics.audit_failures.inc();
+                    writer.healthy.store(false, Ordering::Release);
+                    tracing::error!(%error, rows = batch.len(), "audit commit failed; keeping rows for retry");
+                    // The callers are told now and withhold their results; the rows are kept, marked,
+                    // and committed when the database is back, so the attempt is still on record.
+                    let mut kept: Vec<(NewExecution, Option<Reply>)> = batch
+                        .into_iter()
+                        .map(|(mut row, reply)| {
+                            if let Some(reply) = reply {
+                                let _ = reply.send(Err(AuditError::Unavailable));
+                                row.status = "failed".to_string();
+                                row.error_message =
+                                    Some("audit commit failed; result withheld from the caller".to_string());
+                            }
+                            (row, None)
+                        })
+                        .collect();
+                    kept.append(&mut writer.queue);
+                    writer.queue = kept;
+                    for done in writer.drained.drain(..) {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        }));
+    }
+
+    fn check_health(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || (self.healthy.load(Ordering::Acquire) && self.last_success.elapsed() < HEALTH_INTERVAL) {
+            return;
+        }
+        let db = self.db.clone();
+        ctx.spawn(async move { castellan_schema::ping(&db).await.is_ok() }.into_actor(self).map(|up, writer, ctx| {
+            let was = writer.healthy.swap(up, Ordering::AcqRel);
+            if up {
+                writer.last_success = Instant::now();
+                if !was {
+                    tracing::warn!("audit database is reachable again");
+                }
+                writer.flush(ctx);
+            } else if was {
+                tracing::error!("audit database is unreachable; tool calls are refused");
+            }
+        }));
+    }
+}
+
+impl Actor for AuditWriter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(HEALTH_INTERVAL, |writer, ctx| writer.check_health(ctx));
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Append {
+    row: NewExecution,
+    reply: Reply,
+}
+
+impl Handler<Append> for AuditWriter {
+    type Result = ();
+
+    fn handle(&mut self, message: Append, ctx: &mut Context<Self>) {
+        if !self.healthy.load(Ordering::Acquire) && !self.flushing {
+            // Known down: refuse at once rather than queue behind a dead database, but keep the row.
+            let _ = message.reply.send(Err(AuditError::Unavailable));
+            let mut row = message.row;
+            row.error_message
+                .get_or_insert_with(|| "audit database unavailable; result withheld from the caller".into());
+            self.queue.push((row, None));
+            return;
+        }
+        self.queue.push((message.row, Some(message.reply)));
+        self.flush(ctx);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "oneshot::Receiver<()>")]
+struct Drain;
+
+impl Handler<Drain> for AuditWriter {
+    type Result = MessageResult<Drain>;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, receiver) = oneshot::channel();
+        self.drained.push(done);
+        self.flush(ctx);
+        MessageResult(receiver)
+    }
+}

@@ -1,0 +1,176 @@
+//! The one way Castellan starts a child process, and the small supervisor that runs between the
+//! daemon and every child.
+//!
+//! The daemon never starts an MCP server directly. It starts itself as `castellan supervise-child --
+//! PROGRAM ARGS`, with a cleared environment plus only the declared variables, in a new process group,
+//! and with a parent-death signal. The supervisor starts the real program in a process group of its
+//! own, becomes a child subreaper, and kills that whole group when the program exits or when the
+//! daemon goes away, even through `kill -9`. That is what makes "no child outlives Castellan" hold for
+//! servers launched through wrappers such as `npx`, whose own children a direct parent-death signal
+//! would never reach.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, Signal, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+/// The hidden subcommand of the `castellan` binary that runs [`run_child_supervisor`].
+pub const SUPERVISOR_SUBCOMMAND: &str = "supervise-child";
+
+/// How long a child gets between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// What to run, already resolved: no template, no secret reference left in it.
+#[derive(Debug, Clone)]
+pub struct ChildCommand {
+    pub program: String,
+    pub args: Vec<String>,
+    /// The child's whole environment: nothing else is inherited.
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+}
+
+/// A running supervised child. Dropping it kills the whole process group, so no error path leaks one.
+pub struct SupervisedChild {
+    pub child: tokio::process::Child,
+    pid: Option<Pid>,
+}
+
+impl SupervisedChild {
+    pub fn pid(&self) -> Option<u32> {
+        self.pid.map(|pid| pid.as_raw() as u32)
+    }
+
+    /// Asks the supervisor to stop the program (SIGTERM, then SIGKILL after the grace period), and waits.
+    pub async fn stop(&mut self) {
+        if let Some(pid) = self.pid {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+        }
+        let deadline = STOP_GRACE + Duration::from_secs(2);
+        if tokio::time::timeout(deadline, self.child.wait()).await.is_err() {
+            self.kill_group();
+            let _ = self.child.wait().await;
+        }
+        self.pid = None;
+    }
+
+    fn kill_group(&self) {
+        if let Some(pid) = self.pid {
+            let _ = killpg(pid, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for SupervisedChild {
+    fn drop(&mut self) {
+        self.kill_group();
+    }
+}
+
+/// Starts `command` under the child supervisor, with piped stdin, stdout and stderr.
+///
+/// Call it from a thread that lives as long as the daemon (an arbiter thread): the parent-death
+/// signal fires when the spawning thread exits.
+pub fn spawn_supervised(command: &ChildCommand) -> std::io::Result<SupervisedChild> {
+    let supervisor = std::env::current_exe()?;
+    let mut process = tokio::process::Command::new(supervisor);
+    process
+        .arg(SUPERVISOR_SUBCOMMAND)
+        .arg("--")
+        .arg(&command.program)
+        .args(&command.args)
+        .env_clear()
+        .envs(command.env.iter().map(|(name, value)| (name, value)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(cwd) = &command.cwd {
+        process.current_dir(cwd);
+    }
+    set_parent_death_signal(&mut process);
+    let child = process.spawn()?;
+    let pid = child.id().map(|raw| Pid::from_raw(raw as i32));
+    Ok(SupervisedChild { child, pid })
+}
+
+#[allow(unsafe_code)]
+fn set_parent_death_signal(process: &mut tokio::process::Command) {
+    // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
+    // async-signal-safe; it touches no allocator and no lock.
+    unsafe {
+        process.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+}
+
+/// The supervisor's main loop; returns the exit code for the process.
+///
+/// Runs in its own process (`castellan supervise-child -- PROGRAM ARGS`), single-threaded, with every
+/// signal it cares about blocked and taken synchronously with sigwait.
+pub fn run_child_supervisor(program: OsString, args: Vec<OsString>) -> i32 {
+    let mut signals = SigSet::empty();
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGCHLD, Signal::SIGALRM] {
+        signals.add(signal);
+    }
+    if signals.thread_block().is_err() {
+        return 125;
+    }
+    // The daemon may have died between our fork and the prctl taking effect.
+    if nix::unistd::getppid() == Pid::from_raw(1) {
+        return 125;
+    }
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    // Rust resets the signal mask of the child it spawns, so the program starts with a clean one.
+    let program_child = match std::process::Command::new(&program).args(&args).process_group(0).spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            eprintln!("castellan supervise-child: cannot start {}: {error}", program.to_string_lossy());
+            return 127;
+        }
+    };
+    let program_pid = Pid::from_raw(program_child.id() as i32);
+    let mut stopping = false;
+    loop {
+        let Ok(signal) = signals.wait() else { continue };
+        match signal {
+            Signal::SIGCHLD => {
+                if let Some(code) = reap_children(program_pid) {
+                    let _ = killpg(program_pid, Signal::SIGKILL);
+                    return code;
+                }
+            }
+            Signal::SIGALRM => {
+                let _ = killpg(program_pid, Signal::SIGKILL);
+            }
+            _ if !stopping => {
+                stopping = true;
+                let _ = killpg(program_pid, Signal::SIGTERM);
+                nix::unistd::alarm::set(STOP_GRACE.as_secs() as u32);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reaps every exited child (we are a subreaper, so orphans land here too); returns the exit code
+/// once the program itself has exited.
+fn reap_children(program_pid: Pid) -> Option<i32> {
+    let mut program_code = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == program_pid => program_code = Some(code),
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == program_pid => program_code = Some(128 + signal as i32),
+            Ok(WaitStatus::StillAlive) | Err(_) => return program_code,
+            Ok(_) => {}
+        }
+    }
+}

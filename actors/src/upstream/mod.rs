@@ -1,0 +1,238 @@
+//! Connections to upstream MCP servers: one JSON-RPC multiplexer over stdio or Streamable HTTP.
+//!
+//! The gateway relays messages it does not need to understand, so a connection deals in
+//! `serde_json::Value` messages: fields of revisions newer than this build pass through untouched.
+//! Request ids towards a server are ours (a counter per connection), so concurrent callers never collide.
+
+pub mod http;
+pub mod sse;
+pub mod stdio;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// Protocol revisions this build can speak to an upstream server, newest first.
+pub const UPSTREAM_PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum UpstreamError {
+    #[error("the server is not connected")]
+    Disconnected,
+    #[error("the server did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the server broke the protocol: {0}")]
+    Protocol(String),
+    #[error("transport error: {0}")]
+    Transport(String),
+}
+
+/// A JSON-RPC answer from upstream: the `result` member, or the `error` object.
+pub type RpcOutcome = Result<Value, Value>;
+
+/// What the server sends us unprompted: notifications, and requests meant for the client.
+pub trait InboundRouter: Send + Sync {
+    fn notification(&self, server: &str, message: Value);
+    /// A server-to-client request (sampling, elicitation, roots): the router must eventually answer
+    /// through `Connection::respond` on `connection`.
+    fn request(&self, server: &str, connection: Arc<Connection>, message: Value);
+}
+
+/// An `InboundRouter` that refuses server-to-client requests: used where no client is attached.
+pub struct RefuseInbound;
+
+impl InboundRouter for RefuseInbound {
+    fn notification(&self, _: &str, _: Value) {}
+    fn request(&self, _: &str, connection: Arc<Connection>, message: Value) {
+        if let Some(id) = message.get("id").cloned() {
+            tokio::spawn(async move {
+                connection
+                    .respond(id, Err(json!({"code": -32601, "message": "no client can answer this request"})))
+                    .await;
+            });
+        }
+    }
+}
+
+pub(crate) enum Wire {
+    Stdio(stdio::StdioWire),
+    Http(http::HttpWire),
+}
+
+/// One live connection to one upstream server.
+pub struct Connection {
+    pub server: String,
+    next_id: AtomicU64,
+    pending: Mutex<HashMap<u64, oneshot::Sender<RpcOutcome>>>,
+    closed: AtomicBool,
+    closed_signal: tokio::sync::watch::Sender<bool>,
+    wire: Wire,
+    router: Arc<dyn InboundRouter>,
+}
+
+impl Connection {
+    pub(crate) fn new(server: String, wire: Wire, router: Arc<dyn InboundRouter>) -> Arc<Self> {
+        Arc::new(Self {
+            server,
+            next_id: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            closed_signal: tokio::sync::watch::Sender::new(false),
+            wire,
+            router,
+        })
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Sends a request and waits for its answer. On timeout the server is told to cancel.
+    pub async fn request(
+        self: &Arc<Self>,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+    ) -> Result<RpcOutcome, UpstreamError> {
+        let id = self.allocate_id();
+        self.request_with_id(id, method, params, timeout).await
+    }
+
+    /// A fresh request id, for callers that must know it before sending (to relay cancellation).
+    pub fn allocate_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Like `request`, with an id from `allocate_id`.
+    pub async fn request_with_id(
+        self: &Arc<Self>,
+        id: u64,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+    ) -> Result<RpcOutcome, UpstreamError> {
+        if self.is_closed() {
+            return Err(UpstreamError::Disconnected);
+        }
+        let mut message = json!({"jsonrpc": "2.0", "id": id, "method": method});
+        if let Some(params) = params {
+            message["params"] = params;
+        }
+        match &self.wire {
+            Wire::Stdio(wire) => {
+                let (sender, receiver) = oneshot::channel();
+                self.lock_pending().insert(id, sender);
+                if let Err(error) = wire.send(&message).await {
+                    self.lock_pending().remove(&id);
+                    return Err(error);
+                }
+                match tokio::time::timeout(timeout, receiver).await {
+                    Ok(Ok(outcome)) => Ok(outcome),
+                    Ok(Err(_)) => Err(UpstreamError::Disconnected),
+                    Err(_) => {
+                        self.lock_pending().remove(&id);
+                        self.cancel(id, "timeout").await;
+                        Err(UpstreamError::Timeout(timeout))
+                    }
+                }
+            }
+            Wire::Http(wire) => match tokio::time::timeout(timeout, wire.exchange(self, id, &message)).await {
+                Ok(result) => result,
+                Err(_) => {
+                    self.cancel(id, "timeout").await;
+                    Err(UpstreamError::Timeout(timeout))
+                }
+            },
+        }
+    }
+
+    /// Tells the server a request of ours is cancelled.
+    pub async fn cancel(self: &Arc<Self>, id: u64, reason: &str) {
+        self.notify("notifications/cancelled", Some(json!({"requestId": id, "reason": reason}))).await;
+    }
+
+    /// Sends a notification; failures are logged, there is nobody to tell.
+    pub async fn notify(self: &Arc<Self>, method: &str, params: Option<Value>) {
+        let mut message = json!({"jsonrpc": "2.0", "method": method});
+        if let Some(params) = params {
+            message["params"] = params;
+        }
+        self.send_unanswered(&message).await;
+    }
+
+    /// Answers a request the server sent us.
+    pub async fn respond(self: &Arc<Self>, id: Value, outcome: RpcOutcome) {
+        let message = match outcome {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+        };
+        self.send_unanswered(&message).await;
+    }
+
+    async fn send_unanswered(self: &Arc<Self>, message: &Value) {
+        let result = match &self.wire {
+            Wire::Stdio(wire) => wire.send(message).await,
+            Wire::Http(wire) => wire.post_unanswered(self, message).await,
+        };
+        if let Err(error) = result {
+            tracing::debug!(server = %self.server, %error, "could not deliver a message upstream");
+        }
+    }
+
+    /// Routes one message the server sent: an answer to one of ours, a notification, or a request.
+    pub(crate) fn dispatch(self: &Arc<Self>, message: Value) {
+        let has_method = message.get("method").is_some_and(Value::is_string);
+        let id = message.get("id");
+        match (has_method, id) {
+            (false, Some(id)) => {
+                let Some(id) = id.as_u64() else {
+                    tracing::warn!(server = %self.server, "answer with an id we never sent");
+                    return;
+                };
+                let outcome = match (message.get("result"), message.get("error")) {
+                    (Some(result), None) => Ok(result.clone()),
+                    (None, Some(error)) => Err(error.clone()),
+                    _ => Err(json!({"code": -32603, "message": "upstream answer had neither result nor error"})),
+                };
+                if let Some(waiter) = self.lock_pending().remove(&id) {
+                    let _ = waiter.send(outcome);
+                }
+            }
+            (true, Some(_)) => self.router.request(&self.server, Arc::clone(self), message),
+            (true, None) => self.router.notification(&self.server, message),
+            (false, None) => tracing::warn!(server = %self.server, "upstream sent a message that is not JSON-RPC"),
+        }
+    }
+
+    /// Marks the connection dead and fails every waiting request.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.lock_pending().clear();
+        self.closed_signal.send_replace(true);
+    }
+
+    /// Resolves once the connection is closed (the server went away or broke the protocol).
+    pub async fn closed(&self) {
+        let mut receiver = self.closed_signal.subscribe();
+        let _ = receiver.wait_for(|closed| *closed).await;
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<RpcOutcome>>> {
+        // A panic while holding this lock cannot leave the map inconsistent: every operation is one call.
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Connection {
+    /// Records the revision agreed in the handshake; HTTP sends it on every later request.
+    pub(crate) fn set_protocol_version(&self, version: &str) {
+        if let Wire::Http(wire) = &self.wire {
+            wire.set_protocol_version(version);
+        }
+    }
+}

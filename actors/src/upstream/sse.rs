@@ -1,0 +1,109 @@
+//! An incremental parser for `text/event-stream` bodies: bytes in, complete events' data out.
+
+/// One event's fields that MCP uses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SseEvent {
+    pub event: Option<String>,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+/// Feed it chunks as they arrive; it returns every event completed by the chunk.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    buffer: Vec<u8>,
+    current: SseEvent,
+    has_data: bool,
+    max_event_bytes: usize,
+}
+
+impl SseParser {
+    pub fn new(max_event_bytes: usize) -> Self {
+        Self { max_event_bytes, ..Self::default() }
+    }
+
+    /// Returns the events completed so far, or an error once an event grows past the limit.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<SseEvent>, &'static str> {
+        self.buffer.extend_from_slice(chunk);
+        let mut events = Vec::new();
+        let mut start = 0;
+        while let Some(offset) = self.buffer[start..].iter().position(|&byte| byte == b'\n') {
+            let end = start + offset;
+            let mut line = &self.buffer[start..end];
+            if line.last() == Some(&b'\r') {
+                line = &line[..line.len() - 1];
+            }
+            let line = String::from_utf8_lossy(line).into_owned();
+            start = end + 1;
+            if let Some(event) = self.take_line(&line) {
+                events.push(event);
+            }
+        }
+        self.buffer.drain(..start);
+        if self.buffer.len() + self.current.data.len() > self.max_event_bytes {
+            return Err("event too large");
+        }
+        Ok(events)
+    }
+
+    fn take_line(&mut self, line: &str) -> Option<SseEvent> {
+        if line.is_empty() {
+            if !self.has_data {
+                self.current = SseEvent::default();
+                return None;
+            }
+            self.has_data = false;
+            return Some(std::mem::take(&mut self.current));
+        }
+        if line.starts_with(':') {
+            return None;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line, ""),
+        };
+        match field {
+            "data" => {
+                if self.has_data {
+                    self.current.data.push('\n');
+                }
+                self.current.data.push_str(value);
+                self.has_data = true;
+            }
+            "event" => self.current.event = Some(value.to_string()),
+            "id" => self.current.id = Some(value.to_string()),
+            _ => {}
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let mut parser = SseParser::new(1 << 20);
+        chunks.iter().flat_map(|chunk| parser.feed(chunk).expect("within limit")).collect()
+    }
+
+    #[test]
+    fn events_split_across_chunks_are_reassembled() {
+        let events = parse_all(&[b"event: message\nda", b"ta: {\"a\":1}\n", b"\n", b"data: x\r\ndata: y\r\n\r\n"]);
+        assert_eq!(events.len(), 2, "two complete events");
+        assert_eq!(events[0].data, "{\"a\":1}");
+        assert_eq!(events[0].event.as_deref(), Some("message"));
+        assert_eq!(events[1].data, "x\ny", "multi-line data joins with newline");
+    }
+
+    #[test]
+    fn comments_and_empty_events_yield_nothing() {
+        assert!(parse_all(&[b": keepalive\n\n\n\nid: 3\n\n"]).is_empty(), "no data means no event");
+    }
+
+    #[test]
+    fn an_event_over_the_limit_is_an_error() {
+        let mut parser = SseParser::new(16);
+        assert!(parser.feed(b"data: 0123456789abcdefghij").is_err(), "unterminated oversized event is refused");
+    }
+}
