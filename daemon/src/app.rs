@@ -1,0 +1,173 @@
+//! `Application::build` wires the database, the actors and the HTTP server; `run_until_stopped`
+//! serves until SIGTERM, then drains calls, stops the children and flushes the audit writer.
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::{App, HttpServer, web};
+use arc_swap::ArcSwap;
+use castellan_actors::health_monitor::HealthMonitor;
+use castellan_actors::mcp_server::{SecretLookup, ServerContext};
+use castellan_actors::port_allocator::PortAllocator;
+use castellan_actors::reconciler::{ApplyServers, Reconciler, Shutdown};
+use castellan_actors::upstream::http::upstream_http_client;
+use castellan_actors::{AuditHandle, AuditWriter, EventBus, Metrics, PolicyEngine, Registry};
+use castellan_config::Profile;
+use sea_orm::DatabaseConnection;
+
+use crate::http::{AppState, configure};
+use crate::identity::Authenticator;
+use crate::mcp::GatewayRouter;
+use crate::mcp::gateway::Gateway;
+use crate::mcp::session::SessionStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Database(#[from] castellan_schema::DbError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: String, source: std::io::Error },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where the profile came from, for reloads.
+#[derive(Debug, Clone)]
+pub enum ProfileSource {
+    Embedded,
+    File(PathBuf),
+}
+
+/// The running daemon before it starts serving.
+pub struct Application {
+    server: actix_web::dev::Server,
+    pub address: std::net::SocketAddr,
+    pub state: web::Data<AppState>,
+    reconciler: Addr<Reconciler>,
+    pub policy: Addr<PolicyEngine>,
+    audit: AuditHandle,
+    pub bus: EventBus,
+}
+
+/// What reload needs to apply a new profile.
+#[derive(Clone)]
+pub struct LiveHandles {
+    pub state: web::Data<AppState>,
+    pub reconciler: Addr<Reconciler>,
+    pub policy: Addr<PolicyEngine>,
+    pub bus: EventBus,
+}
+
+impl Application {
+    /// Must run inside an actix System (the actors start on its arbiter).
+    pub async fn build(profile: &Profile, db: DatabaseConnection) -> Result<Self, StartError> {
+        let metrics = Metrics::new();
+        let bus = EventBus::new(metrics.clone());
+        let registry = Registry::default();
+        let sessions = Arc::new(SessionStore::default());
+        let audit = AuditWriter::start(db.clone(), metrics.clone()).await?;
+        let policy_engine = PolicyEngine::new(profile.rbac.clone());
+        let policy_snapshot = Arc::clone(&policy_engine.snapshot);
+        let policy = policy_engine.start();
+        let self_executable = std::env::current_exe()
+            .map_err(|error| StartError::Other(format!("cannot find own executable: {error}")))?;
+        let no_secrets: SecretLookup = Arc::new(|_: &str| None);
+        let context = Arc::new(ServerContext {
+            registry: registry.clone(),
+            bus: bus.clone(),
+            metrics: metrics.clone(),
+            router: Arc::new(GatewayRouter { sessions: Arc::clone(&sessions) }),
+            secrets: no_secrets,
+            port_allocator: PortAllocator::default().start(),
+            http_client: upstream_http_client().map_err(|error| StartError::Other(error.to_string()))?,
+            handshake_timeout: Duration::from_secs(30),
+            self_executable,
+        });
+        let converged_once = Arc::new(AtomicBool::new(false));
+        let reconciler = Reconciler::new(context, Arc::clone(&converged_once)).start();
+        HealthMonitor::new(registry.clone(), reconciler.clone(), bus.clone(), Duration::from_secs(15)).start();
+
+        let gateway = Arc::new(Gateway::new(
+            registry,
+            policy_snapshot,
+            audit.clone(),
+            bus.clone(),
+            metrics.clone(),
+            sessions,
+            profile.server.call_timeout,
+        ));
+        let state = web::Data::new(AppState {
+            gateway,
+            authenticator: Authenticator::new(db.clone()),
+            metrics,
+            db,
+            public_url: profile.server.public_url.clone(),
+            allowed_origins: ArcSwap::from_pointee(profile.server.allowed_origins.clone()),
+            converged_once,
+            migrations_applied: AtomicBool::new(true),
+        });
+        let handles = LiveHandles {
+            state: state.clone(),
+            reconciler: reconciler.clone(),
+            policy: policy.clone(),
+            bus: bus.clone(),
+        };
+        apply_servers(&handles, profile);
+
+        let listener = TcpListener::bind(&profile.server.listen)
+            .map_err(|source| StartError::Listen { address: profile.server.listen.clone(), source })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { address: profile.server.listen.clone(), source })?;
+        let max_body = profile.server.max_body_bytes;
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new().app_data(app_state.clone()).app_data(web::PayloadConfig::new(max_body)).configure(configure)
+        })
+        .workers(2)
+        .shutdown_timeout(profile.server.drain_timeout.as_secs().max(1))
+        .listen(listener)
+        .map_err(|source| StartError::Listen { address: address.to_string(), source })?
+        .run();
+        Ok(Self { server, address, state, reconciler, policy, audit, bus })
+    }
+
+    pub fn handles(&self) -> LiveHandles {
+        LiveHandles {
+            state: self.state.clone(),
+            reconciler: self.reconciler.clone(),
+            policy: self.policy.clone(),
+            bus: self.bus.clone(),
+        }
+    }
+
+    /// Serves until a stop signal; then children are stopped and the audit trail is flushed.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        tracing::info!("http server stopped; stopping mcp servers");
+        let _ = self.reconciler.send(Shutdown).await;
+        self.audit.drain().await;
+        tracing::info!("shutdown complete");
+        result
+    }
+}
+
+/// Applies the server part of a (validated) profile: reconciler, timeouts, the known names.
+pub fn apply_servers(handles: &LiveHandles, profile: &Profile) {
+    let names: BTreeSet<String> = profile.mcp_servers.keys().map(|name| name.as_str().to_string()).collect();
+    handles.state.gateway.configured_servers.store(Arc::new(names));
+    let timeouts = profile
+        .mcp_servers
+        .iter()
+        .filter_map(|(name, spec)| spec.call_timeout.map(|timeout| (name.as_str().to_string(), timeout)))
+        .collect();
+    handles.state.gateway.server_call_timeouts.store(Arc::new(timeouts));
+    handles.state.allowed_origins.store(Arc::new(profile.server.allowed_origins.clone()));
+    handles.reconciler.do_send(ApplyServers(profile.mcp_servers.clone()));
+    handles.state.migrations_applied.store(true, Ordering::Release);
+}

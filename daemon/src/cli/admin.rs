@@ -1,0 +1,201 @@
+//! Admin commands that work on the profile's database whether or not the daemon runs.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use castellan_config::{Profile, Tier};
+use chrono::Utc;
+use clap::Subcommand;
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
+
+use super::{GlobalArgs, load_profile};
+use crate::identity::api_keys::generate_key;
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Create a user.
+    Add {
+        name: String,
+        #[arg(long)]
+        tier: String,
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create an API key for a user; the key is printed once.
+    Create {
+        #[arg(long)]
+        user: String,
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Lifetime such as 90d, 12h, 30m.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by its id.
+    Revoke { id: String },
+}
+
+/// Connects and migrates; every command that touches the database goes through here.
+pub async fn open_database(profile: &Profile) -> Result<DatabaseConnection, String> {
+    let db = castellan_schema::connect(&profile.database.url).await.map_err(|error| format!("database: {error}"))?;
+    castellan_schema::Migrator::up(&db, None).await.map_err(|error| format!("migrations failed: {error}"))?;
+    Ok(db)
+}
+
+pub async fn migrate(global: &GlobalArgs) -> Result<ExitCode, String> {
+    let (profile, _) = load_profile(global)?;
+    open_database(&profile).await?;
+    println!("migrations applied");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// On the first start against an empty database: the `admin` user and a key printed once.
+pub async fn bootstrap_admin(db: &DatabaseConnection) -> Result<(), String> {
+    let users = castellan_schema::users::count(db).await.map_err(|error| error.to_string())?;
+    if users > 0 {
+        return Ok(());
+    }
+    let first = castellan_schema::meta::set_if_absent(db, "bootstrap_admin", &Utc::now().to_rfc3339())
+        .await
+        .map_err(|error| error.to_string())?;
+    if !first {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let user = castellan_schema::users::create(db, "admin", Tier::Admin.as_str(), &[], now)
+        .await
+        .map_err(|error| error.to_string())?;
+    let key = generate_key();
+    castellan_schema::api_keys::insert(db, user.id, &key.public_id, &key.hash, &[], None, now)
+        .await
+        .map_err(|error| error.to_string())?;
+    eprintln!("castellan: created user 'admin'. Bootstrap admin API key (shown once, store it now):");
+    eprintln!("{}", key.secret);
+    Ok(())
+}
+
+pub async fn users(global: &GlobalArgs, command: UsersCommand) -> Result<ExitCode, String> {
+    let (profile, _) = load_profile(global)?;
+    let db = open_database(&profile).await?;
+    match command {
+        UsersCommand::Add { name, tier, scopes } => {
+            let tier = Tier::parse(&tier)
+                .ok_or_else(|| format!("unknown tier '{tier}': use admin, user, service, a2a, mcp or anonymous"))?;
+            if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+                return Err("a user name is 1 to 128 printable characters".into());
+            }
+            let user = castellan_schema::users::create(&db, &name, tier.as_str(), &scopes, Utc::now()).await.map_err(
+                |error| match error {
+                    castellan_schema::DbError::AlreadyExists(_) => format!("user '{name}' already exists"),
+                    other => other.to_string(),
+                },
+            )?;
+            println!("created user {} (id {}, tier {})", user.name, user.id, user.tier);
+        }
+        UsersCommand::List => {
+            println!("{:<6} {:<24} {:<10} {:<8} SCOPES", "ID", "NAME", "TIER", "DISABLED");
+            for user in castellan_schema::users::list(&db).await.map_err(|error| error.to_string())? {
+                println!(
+                    "{:<6} {:<24} {:<10} {:<8} {}",
+                    user.id,
+                    user.name,
+                    user.tier,
+                    user.disabled,
+                    user.scopes.join(",")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn keys(global: &GlobalArgs, command: KeysCommand) -> Result<ExitCode, String> {
+    let (profile, _) = load_profile(global)?;
+    let db = open_database(&profile).await?;
+    match command {
+        KeysCommand::Create { user, scopes, expires } => {
+            let owner = castellan_schema::users::find_by_name(&db, &user)
+                .await
+                .map_err(|error| error.to_string())?
+                .ok_or_else(|| format!("no user named '{user}'"))?;
+            let now = Utc::now();
+            let expires_at = match expires {
+                Some(text) => {
+                    let lifetime = parse_lifetime(&text)
+                        .ok_or_else(|| format!("cannot read --expires '{text}': use e.g. 90d, 12h, 30m"))?;
+                    Some(now + chrono::Duration::from_std(lifetime).map_err(|_| "--expires is too long".to_string())?)
+                }
+                None => None,
+            };
+            let key = generate_key();
+            castellan_schema::api_keys::insert(&db, owner.id, &key.public_id, &key.hash, &scopes, expires_at, now)
+                .await
+                .map_err(|error| error.to_string())?;
+            eprintln!("created key {} for {}; it is shown once:", key.public_id, owner.name);
+            println!("{}", key.secret);
+        }
+        KeysCommand::List => {
+            println!("{:<14} {:<20} {:<26} {:<26} {:<8} SCOPES", "ID", "USER", "CREATED", "EXPIRES", "REVOKED");
+            for (key, owner) in castellan_schema::api_keys::list(&db).await.map_err(|error| error.to_string())? {
+                println!(
+                    "{:<14} {:<20} {:<26} {:<26} {:<8} {}",
+                    key.public_id,
+                    owner.name,
+                    key.created_at.to_rfc3339(),
+                    key.expires_at.map(|at| at.to_rfc3339()).unwrap_or_else(|| "never".into()),
+                    key.revoked_at.is_some(),
+                    key.scopes.join(",")
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            if !castellan_schema::api_keys::revoke(&db, &id, Utc::now()).await.map_err(|error| error.to_string())? {
+                return Err(format!("no active key with id '{id}'"));
+            }
+            println!(
+                "revoked {id} (a running daemon stops accepting it within {}s)",
+                crate::identity::KEY_CACHE_TTL.as_secs()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `90d`, `12h`, `30m`, `45s`.
+fn parse_lifetime(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => number,
+        "m" => number.checked_mul(60)?,
+        "h" => number.checked_mul(3600)?,
+        "d" => number.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (seconds > 0).then(|| Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_parse_and_garbage_does_not() {
+        assert_eq!(parse_lifetime("90d"), Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(parse_lifetime("30m"), Some(Duration::from_secs(1800)));
+        for bad in ["", "d", "10", "0h", "5y", "-1d", "99999999999999999999d"] {
+            assert_eq!(parse_lifetime(bad), None, "{bad:?}");
+        }
+    }
+}

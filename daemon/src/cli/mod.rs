@@ -1,0 +1,160 @@
+//! The command line: parsing with clap, then one small function per command.
+
+mod admin;
+mod audit;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{Application, ProfileSource};
+
+#[derive(Parser, Debug)]
+#[command(name = "castellan", version, about = "The governed MCP gateway: identity, RBAC, audit on every tool call")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// The profile (YAML). Without it, the embedded default profile.
+    #[arg(long, global = true, env = "CASTELLAN_PROFILE")]
+    pub profile: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon.
+    Serve {
+        /// Listen address, overriding the profile's `server.listen`.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Profile tools.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    Users(admin::UsersCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+    /// Read and verify the audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// A small MCP server with a customers data set (stdio, or HTTP with --http).
+    DemoServer {
+        /// Serve Streamable HTTP on this address instead of stdio.
+        #[arg(long)]
+        http: Option<String>,
+    },
+    /// Internal: runs between the daemon and a supervised MCP server.
+    #[command(name = "supervise-child", hide = true)]
+    SuperviseChild {
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProfileCommand {
+    /// Validate a profile: exit 0 if valid, else 1 and one line per problem.
+    Check { file: PathBuf },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::SuperviseChild { mut command } => {
+            let program = command.remove(0);
+            let code = castellan_actors::spawn::run_child_supervisor(program, command);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+        Command::Profile(ProfileCommand::Check { file }) => match castellan_config::load_profile_file(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                for problem in problems {
+                    println!("{problem}");
+                }
+                ExitCode::FAILURE
+            }
+        },
+        command => run_async(cli.global, command),
+    }
+}
+
+fn run_async(global: GlobalArgs, command: Command) -> ExitCode {
+    let system = actix::System::new();
+    let result = system.block_on(async move {
+        match command {
+            Command::Serve { listen } => serve(&global, listen).await,
+            Command::Migrate => admin::migrate(&global).await,
+            Command::Users(command) => admin::users(&global, command).await,
+            Command::Keys(command) => admin::keys(&global, command).await,
+            Command::Audit(command) => audit::run(&global, command).await,
+            Command::DemoServer { http: None } => {
+                crate::demo_server::run_stdio().await.map_err(|error| error.to_string()).map(|_| ExitCode::SUCCESS)
+            }
+            Command::DemoServer { http: Some(address) } => crate::demo_server::run_http(&address)
+                .await
+                .map_err(|error| error.to_string())
+                .map(|_| ExitCode::SUCCESS),
+            Command::Profile(_) | Command::SuperviseChild { .. } => Ok(ExitCode::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("castellan: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the profile named by `--profile`/`CASTELLAN_PROFILE`, or the embedded default, and applies
+/// `CASTELLAN_DATABASE_URL`.
+pub fn load_profile(global: &GlobalArgs) -> Result<(castellan_config::Profile, ProfileSource), String> {
+    let (loaded, source) = match &global.profile {
+        Some(path) => (castellan_config::load_profile_file(path), ProfileSource::File(path.clone())),
+        None => (castellan_config::default_profile(), ProfileSource::Embedded),
+    };
+    let mut profile = loaded.map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        format!("invalid profile:\n{}", lines.join("\n"))
+    })?;
+    if let Ok(url) = std::env::var("CASTELLAN_DATABASE_URL")
+        && !url.is_empty()
+    {
+        profile.database.url = url;
+    }
+    Ok((profile, source))
+}
+
+async fn serve(global: &GlobalArgs, listen: Option<String>) -> Result<ExitCode, String> {
+    crate::observability::init_logging();
+    let (mut profile, source) = load_profile(global)?;
+    if let Some(listen) = listen {
+        if profile.server.public_url == format!("http://{}", profile.server.listen) {
+            profile.server.public_url = format!("http://{listen}");
+        }
+        profile.server.listen = listen;
+    }
+    let db = admin::open_database(&profile).await?;
+    admin::bootstrap_admin(&db).await?;
+    let application = Application::build(&profile, db).await.map_err(|error| error.to_string())?;
+    tracing::info!(listen_addr = %application.address, "castellan listening");
+    if let ProfileSource::File(path) = source {
+        crate::reload::watch_profile(path, profile, application.handles());
+    }
+    application.run_until_stopped().await.map_err(|error| error.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}

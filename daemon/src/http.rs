@@ -1,0 +1,171 @@
+//! The HTTP surface: shared state, the one place errors become statuses, and the small endpoints
+//! (health, readiness, metrics, protected-resource metadata). The MCP transport is in `mcp::http`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderMap;
+use actix_web::{HttpRequest, HttpResponse, web};
+use arc_swap::ArcSwap;
+use castellan_actors::Metrics;
+use castellan_actors::metrics::OutcomeLabels;
+use chrono::Utc;
+use rand::RngCore;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+
+use crate::identity::{AuthError, Authenticator, Principal};
+use crate::mcp::gateway::Gateway;
+
+/// What every handler shares.
+pub struct AppState {
+    pub gateway: Arc<Gateway>,
+    pub authenticator: Authenticator,
+    pub metrics: Metrics,
+    pub db: DatabaseConnection,
+    pub public_url: String,
+    pub allowed_origins: ArcSwap<Vec<String>>,
+    pub converged_once: Arc<AtomicBool>,
+    pub migrations_applied: AtomicBool,
+}
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    use crate::mcp::http as mcp;
+    config
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/.well-known/oauth-protected-resource", web::get().to(protected_resource))
+        .route("/.well-known/oauth-protected-resource/{tail:.*}", web::get().to(protected_resource))
+        .route("/mcp", web::post().to(|request, body, state| mcp::post(request, body, state, None)))
+        .route("/mcp", web::get().to(|request, state| mcp::get(request, state, None)))
+        .route("/mcp", web::delete().to(|request, state| mcp::delete(request, state, None)))
+        .route(
+            "/mcp/{server}",
+            web::post().to(|request, body, state, server| mcp::post(request, body, state, Some(server))),
+        )
+        .route("/mcp/{server}", web::get().to(|request, state, server| mcp::get(request, state, Some(server))))
+        .route("/mcp/{server}", web::delete().to(|request, state, server| mcp::delete(request, state, Some(server))));
+}
+
+/// A JSON error body with a status; messages are for users, never internal detail.
+pub fn json_error(status: u16, message: &str) -> HttpResponse {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status).json(json!({"error": message}))
+}
+
+/// The trace id: from a valid W3C `traceparent`, else a new random one.
+pub fn trace_id_for(request: &HttpRequest) -> String {
+    let from_header = request.headers().get("traceparent").and_then(|value| value.to_str().ok()).and_then(|value| {
+        let mut parts = value.split('-');
+        let (_version, trace) = (parts.next()?, parts.next()?);
+        let valid = trace.len() == 32
+            && trace.bytes().all(|byte| byte.is_ascii_hexdigit())
+            && trace.bytes().any(|byte| byte != b'0');
+        valid.then(|| trace.to_ascii_lowercase())
+    });
+    from_header.unwrap_or_else(|| {
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    })
+}
+
+/// DNS-rebinding defence: a browser's Origin must be ours or explicitly allowed. Non-browser
+/// clients send no Origin and pass.
+pub fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get("origin") else { return true };
+    let Ok(origin) = origin.to_str() else { return false };
+    let origin = origin.trim_end_matches('/');
+    let own = state.public_url.trim_end_matches('/');
+    let own_origin = own
+        .find("://")
+        .and_then(|scheme_end| own[scheme_end + 3..].find('/').map(|path| &own[..scheme_end + 3 + path]))
+        .unwrap_or(own);
+    origin.eq_ignore_ascii_case(own_origin)
+        || state.allowed_origins.load().iter().any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
+/// Authenticates the request or builds the 401 with the RFC 9728 challenge.
+pub async fn authenticate(state: &AppState, request: &HttpRequest, trace_id: &str) -> Result<Principal, HttpResponse> {
+    let authorization = request.headers().get("authorization").and_then(|value| value.to_str().ok());
+    let outcome = state.authenticator.authenticate(authorization, Utc::now()).await;
+    let label = match &outcome {
+        Ok(_) => "ok",
+        Err(AuthError::Missing) => "missing",
+        Err(AuthError::Invalid) => "invalid",
+        Err(AuthError::Expired) => "expired",
+        Err(AuthError::Unavailable) => "unavailable",
+    };
+    state.metrics.auth_decisions.get_or_create(&OutcomeLabels { outcome: label.to_string() }).inc();
+    match outcome {
+        Ok(principal) => Ok(principal),
+        Err(AuthError::Unavailable) => {
+            tracing::error!(trace_id, "identity store unavailable");
+            Err(json_error(503, "the identity store is unavailable; try again"))
+        }
+        Err(error) => {
+            tracing::info!(trace_id, outcome = label, "authentication refused");
+            let metadata = format!(
+                "{}/.well-known/oauth-protected-resource{}",
+                state.public_url.trim_end_matches('/'),
+                request.path()
+            );
+            let challenge = match error {
+                AuthError::Missing => format!("Bearer resource_metadata=\"{metadata}\""),
+                _ => format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{error}\", resource_metadata=\"{metadata}\""
+                ),
+            };
+            Err(HttpResponse::Unauthorized()
+                .insert_header(("WWW-Authenticate", challenge))
+                .json(json!({"error": error.to_string()})))
+        }
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let mut reasons = Vec::new();
+    if castellan_schema::ping(&state.db).await.is_err() {
+        reasons.push("database unreachable");
+    }
+    if !state.migrations_applied.load(Ordering::Acquire) {
+        reasons.push("migrations not applied");
+    }
+    if !state.converged_once.load(Ordering::Acquire) {
+        reasons.push("mcp servers not yet started");
+    }
+    if !state.gateway.audit.is_available() {
+        reasons.push("audit writer cannot commit");
+    }
+    if reasons.is_empty() {
+        HttpResponse::Ok().json(json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({"status": "not ready", "reasons": reasons}))
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.render())
+}
+
+/// RFC 9728 metadata for `/mcp` and `/mcp/{server}`. No authorization server is named until the
+/// built-in one exists; clients then know to use a pre-issued bearer key.
+async fn protected_resource(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let base = state.public_url.trim_end_matches('/');
+    let resource_path = request.path().trim_start_matches("/.well-known/oauth-protected-resource");
+    let resource_path = if resource_path.is_empty() { "/mcp" } else { resource_path };
+    HttpResponse::Ok().json(json!({
+        "resource": format!("{base}{resource_path}"),
+        "authorization_servers": [],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Castellan MCP gateway",
+    }))
+}

@@ -1,0 +1,150 @@
+//! Who is calling: principals, API keys, and the authenticator that turns a bearer credential into a
+//! `Principal`. Knows nothing of HTTP; the HTTP layer maps `AuthError` to 401 in one place.
+
+pub mod api_keys;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use castellan_config::Tier;
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+use subtle::ConstantTimeEq;
+
+/// How a principal proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    ApiKey { public_id: String },
+}
+
+/// The authenticated caller. Later identity sources (our OAuth tokens, federated JWTs) produce the
+/// same type, so everything downstream is indifferent to how the caller signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Stable subject: the user name for local users.
+    pub subject: String,
+    pub tier: Tier,
+    pub scopes: Vec<String>,
+    pub credential: Credential,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("no credential was presented")]
+    Missing,
+    #[error("the credential is not valid")]
+    Invalid,
+    #[error("the credential has expired or been revoked")]
+    Expired,
+    #[error("the identity store is unavailable")]
+    Unavailable,
+}
+
+/// How long a verified key stays cached: the bound on how late a revocation takes effect.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+const KEY_CACHE_MAX: usize = 10_000;
+
+struct CachedKey {
+    key_hash: String,
+    principal: Principal,
+    expires_at: Option<DateTime<Utc>>,
+    cached_at: Instant,
+}
+
+/// Verifies bearer credentials against the database, with a short-lived cache of good keys.
+pub struct Authenticator {
+    db: DatabaseConnection,
+    cache: Mutex<HashMap<String, CachedKey>>,
+}
+
+impl Authenticator {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// Authenticates the value of an `Authorization` header (or its absence).
+    pub async fn authenticate(&self, authorization: Option<&str>, now: DateTime<Utc>) -> Result<Principal, AuthError> {
+        let header = authorization.ok_or(AuthError::Missing)?;
+        let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Invalid)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(AuthError::Invalid);
+        }
+        let token = token.trim();
+        if !api_keys::looks_like_key(token) {
+            return Err(AuthError::Invalid);
+        }
+        let key_hash = api_keys::hash_key(token);
+        if let Some(principal) = self.cached(&key_hash, now) {
+            return Ok(principal);
+        }
+        let found =
+            castellan_schema::api_keys::find_by_hash(&self.db, &key_hash).await.map_err(|error| match error {
+                castellan_schema::DbError::Unavailable(_) => AuthError::Unavailable,
+                _ => AuthError::Unavailable,
+            })?;
+        let (key, user) = found.ok_or(AuthError::Invalid)?;
+        // The database matched on the hash already; compare again in constant time so that no
+        // index or collation quirk can ever let a different value through.
+        if !bool::from(key.key_hash.as_bytes().ct_eq(key_hash.as_bytes())) {
+            return Err(AuthError::Invalid);
+        }
+        if key.revoked_at.is_some() || user.disabled || key.expires_at.is_some_and(|expires| expires <= now) {
+            return Err(AuthError::Expired);
+        }
+        let user_tier = Tier::parse(&user.tier).ok_or(AuthError::Invalid)?;
+        let key_scopes = key.scopes.clone();
+        let user_scopes = user.scopes.clone();
+        let principal = Principal {
+            subject: user.name.clone(),
+            tier: effective_tier(user_tier, &key_scopes),
+            scopes: if key_scopes.is_empty() { user_scopes } else { key_scopes },
+            credential: Credential::ApiKey { public_id: key.public_id.clone() },
+        };
+        let _ = castellan_schema::api_keys::touch_last_used(&self.db, key.id, now).await;
+        self.remember(key_hash, principal.clone(), key.expires_at);
+        Ok(principal)
+    }
+
+    fn cached(&self, key_hash: &str, now: DateTime<Utc>) -> Option<Principal> {
+        let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = cache.get(key_hash)?;
+        let fresh = entry.cached_at.elapsed() < KEY_CACHE_TTL && entry.expires_at.is_none_or(|expires| expires > now);
+        (fresh && bool::from(entry.key_hash.as_bytes().ct_eq(key_hash.as_bytes()))).then(|| entry.principal.clone())
+    }
+
+    fn remember(&self, key_hash: String, principal: Principal, expires_at: Option<DateTime<Utc>>) {
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= KEY_CACHE_MAX {
+            cache.retain(|_, entry| entry.cached_at.elapsed() < KEY_CACHE_TTL);
+            if cache.len() >= KEY_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(key_hash.clone(), CachedKey { key_hash, principal, expires_at, cached_at: Instant::now() });
+    }
+}
+
+/// A key whose scopes name tiers acts at the highest tier it names, never above its user's.
+pub fn effective_tier(user_tier: Tier, key_scopes: &[String]) -> Tier {
+    key_scopes.iter().filter_map(|scope| Tier::parse(scope)).max().map_or(user_tier, |scoped| scoped.min(user_tier))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_scopes_narrow_the_tier_but_never_raise_it() {
+        let cases = [
+            (Tier::Admin, vec![], Tier::Admin),
+            (Tier::Admin, vec!["user".to_string()], Tier::User),
+            (Tier::User, vec!["admin".to_string()], Tier::User),
+            (Tier::Admin, vec!["mcp:tools".to_string()], Tier::Admin),
+            (Tier::Admin, vec!["service".to_string(), "user".to_string()], Tier::User),
+        ];
+        for (user, scopes, expected) in cases {
+            assert_eq!(effective_tier(user, &scopes), expected, "user {user:?} with key scopes {scopes:?}");
+        }
+    }
+}

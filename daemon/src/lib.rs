@@ -1,0 +1,12 @@
+//! Castellan: the CLI, the HTTP surface, identity and the MCP gateway.
+//!
+//! `Application::build` wires the actors and binds the listener; `cli` is the thin command layer.
+
+pub mod app;
+pub mod cli;
+pub mod demo_server;
+pub mod http;
+pub mod identity;
+pub mod mcp;
+pub mod observability;
+pub mod reload;

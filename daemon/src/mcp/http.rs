@@ -1,0 +1,199 @@
+//! The Streamable HTTP transport for `/mcp` and `/mcp/{server}`: status codes, headers, sessions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{HttpRequest, HttpResponse, web};
+use castellan_config::ServerName;
+use futures_util::stream;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::gateway::{CallContext, SESSION_PROTOCOL_VERSIONS};
+use super::jsonrpc::{self, Incoming};
+use super::session::Scope;
+use crate::http::{AppState, authenticate, json_error, origin_allowed, trace_id_for};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// The endpoint's scope, or None when `/mcp/{server}` names no configured server (answered 404).
+fn scope_for(state: &AppState, server: Option<&str>) -> Option<Scope> {
+    match server {
+        None => Some(Scope::Aggregated),
+        Some(name) => {
+            let known = ServerName::parse(name).is_ok() && state.gateway.configured_servers.load().contains(name);
+            known.then(|| Scope::Server(name.to_string()))
+        }
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// POST: one JSON-RPC message from the client.
+pub async fn post(
+    request: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    server: Option<web::Path<String>>,
+) -> HttpResponse {
+    let trace_id = trace_id_for(&request);
+    if !origin_allowed(&state, request.headers()) {
+        return json_error(403, "forbidden: the Origin of this request is not allowed");
+    }
+    let principal = match authenticate(&state, &request, &trace_id).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let Some(scope) = scope_for(&state, server.as_deref().map(String::as_str)) else {
+        return json_error(404, "unknown server");
+    };
+    let content_type = header_str(request.headers(), "content-type").unwrap_or_default();
+    if !content_type.to_ascii_lowercase().starts_with("application/json") {
+        return json_error(415, "Content-Type must be application/json");
+    }
+    if let Some(accept) = header_str(request.headers(), "accept") {
+        let accept = accept.to_ascii_lowercase();
+        if !(accept.contains("application/json") || accept.contains("*/*")) {
+            return json_error(406, "Accept must include application/json and text/event-stream");
+        }
+    }
+    let message = match jsonrpc::parse_message(&body) {
+        Ok(message) => message,
+        Err(error) => return HttpResponse::BadRequest().json(error.to_message()),
+    };
+    if let Incoming::Request { id, method, params } = &message
+        && method == "initialize"
+    {
+        return initialize(&state, &principal.subject, scope, id, params.as_ref());
+    }
+    if let Some(version) = header_str(request.headers(), VERSION_HEADER)
+        && !SESSION_PROTOCOL_VERSIONS.contains(&version)
+    {
+        return json_error(400, &format!("unsupported protocol version: {version}"));
+    }
+    let Some(session_id) = header_str(request.headers(), SESSION_HEADER) else {
+        return json_error(400, "missing Mcp-Session-Id: send initialize first");
+    };
+    let Some(session) = state.gateway.sessions.find(session_id, &principal.subject, &scope) else {
+        return json_error(404, "unknown or expired session: initialize again");
+    };
+    session.touch();
+    let call = CallContext { principal: &principal, scope: &scope, session_id: Some(&session.id), trace_id: &trace_id };
+    match message {
+        Incoming::Request { id, method, params } => {
+            let answer = state.gateway.handle_request(&call, &id, &method, params).await;
+            HttpResponse::Ok().content_type("application/json").body(answer.to_string())
+        }
+        Incoming::Notification { method, params } => {
+            state.gateway.handle_notification(&call, &method, params).await;
+            HttpResponse::Accepted().finish()
+        }
+        Incoming::Response { .. } => HttpResponse::Accepted().finish(),
+    }
+}
+
+fn initialize(state: &AppState, subject: &str, scope: Scope, id: &Value, params: Option<&Value>) -> HttpResponse {
+    let requested = params.and_then(|params| params.get("protocolVersion")).and_then(Value::as_str).unwrap_or_default();
+    let version = if SESSION_PROTOCOL_VERSIONS.contains(&requested) { requested } else { SESSION_PROTOCOL_VERSIONS[0] };
+    let capabilities = params.and_then(|params| params.get("capabilities")).cloned().unwrap_or_else(|| json!({}));
+    let session = state.gateway.sessions.create(subject, scope.clone(), version, capabilities);
+    let instructions = match &scope {
+        Scope::Aggregated => {
+            "Tools of every server you may use, named {server}__{tool}. Every call is checked and audited.".to_string()
+        }
+        Scope::Server(name) => format!("Tools of the '{name}' server. Every call is checked and audited."),
+    };
+    let result = json!({
+        "protocolVersion": version,
+        "capabilities": {
+            "tools": {"listChanged": true},
+            "prompts": {"listChanged": true},
+            "resources": {"listChanged": true, "subscribe": true},
+            "completions": {},
+            "logging": {},
+        },
+        "serverInfo": {"name": "castellan", "version": env!("CARGO_PKG_VERSION")},
+        "instructions": instructions,
+    });
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((SESSION_HEADER, session.id.clone()))
+        .body(jsonrpc::result_message(id, result).to_string())
+}
+
+/// GET: the session's stream of unsolicited notifications (list changes, log messages).
+pub async fn get(request: HttpRequest, state: web::Data<AppState>, server: Option<web::Path<String>>) -> HttpResponse {
+    let trace_id = trace_id_for(&request);
+    if !origin_allowed(&state, request.headers()) {
+        return json_error(403, "forbidden: the Origin of this request is not allowed");
+    }
+    let principal = match authenticate(&state, &request, &trace_id).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let Some(scope) = scope_for(&state, server.as_deref().map(String::as_str)) else {
+        return json_error(404, "unknown server");
+    };
+    let accepts_stream =
+        header_str(request.headers(), "accept").is_some_and(|accept| accept.contains("text/event-stream"));
+    if !accepts_stream {
+        return json_error(406, "Accept must include text/event-stream");
+    }
+    let Some(session_id) = header_str(request.headers(), SESSION_HEADER) else {
+        return json_error(400, "missing Mcp-Session-Id");
+    };
+    let Some(session) = state.gateway.sessions.find(session_id, &principal.subject, &scope) else {
+        return json_error(404, "unknown or expired session");
+    };
+    let (sender, receiver) = mpsc::channel::<Value>(64);
+    session.attach_stream(sender);
+    let keepalive = Duration::from_secs(15);
+    let events = stream::unfold(receiver, move |mut receiver| async move {
+        let chunk = match tokio::time::timeout(keepalive, receiver.recv()).await {
+            Ok(Some(message)) => format!("event: message\ndata: {message}\n\n"),
+            Ok(None) => return None,
+            Err(_) => ": keepalive\n\n".to_string(),
+        };
+        Some((Ok::<_, actix_web::Error>(web::Bytes::from(chunk)), receiver))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .streaming(events)
+}
+
+/// DELETE: the client ends its session.
+pub async fn delete(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    server: Option<web::Path<String>>,
+) -> HttpResponse {
+    let trace_id = trace_id_for(&request);
+    if !origin_allowed(&state, request.headers()) {
+        return json_error(403, "forbidden: the Origin of this request is not allowed");
+    }
+    let principal = match authenticate(&state, &request, &trace_id).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let Some(scope) = scope_for(&state, server.as_deref().map(String::as_str)) else {
+        return json_error(404, "unknown server");
+    };
+    let Some(session_id) = header_str(request.headers(), SESSION_HEADER) else {
+        return json_error(400, "missing Mcp-Session-Id");
+    };
+    match state.gateway.sessions.find(session_id, &principal.subject, &scope) {
+        Some(session) => {
+            state.gateway.sessions.remove(&session.id);
+            HttpResponse::NoContent().finish()
+        }
+        None => json_error(404, "unknown or expired session"),
+    }
+}
+
+/// Keeps the type checker honest about the Arc we hand to routes.
+pub type SharedState = Arc<AppState>;

@@ -1,0 +1,131 @@
+//! MCP sessions of the 2025 revisions: created by `initialize`, named by `Mcp-Session-Id`, bound to
+//! the principal that created them, ended by DELETE or idleness.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// Which endpoint the session was opened on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Aggregated,
+    Server(String),
+}
+
+pub struct Session {
+    pub id: String,
+    pub subject: String,
+    pub scope: Scope,
+    pub protocol_version: String,
+    pub client_capabilities: Value,
+    last_seen: Mutex<Instant>,
+    /// The GET stream, when the client has one open: where unsolicited notifications go.
+    stream: Mutex<Option<mpsc::Sender<Value>>>,
+}
+
+impl Session {
+    pub fn touch(&self) {
+        *lock(&self.last_seen) = Instant::now();
+    }
+
+    pub fn attach_stream(&self, sender: mpsc::Sender<Value>) {
+        *lock(&self.stream) = Some(sender);
+    }
+
+    /// Sends a notification on the GET stream if one is open; never waits.
+    pub fn notify(&self, message: Value) {
+        if let Some(stream) = lock(&self.stream).as_ref() {
+            let _ = stream.try_send(message);
+        }
+    }
+}
+
+/// The most sessions kept at once; past it the least recently used is dropped.
+const MAX_SESSIONS: usize = 10_000;
+pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+#[derive(Default)]
+pub struct SessionStore {
+    sessions: Mutex<HashMap<String, std::sync::Arc<Session>>>,
+}
+
+impl SessionStore {
+    pub fn create(
+        &self,
+        subject: &str,
+        scope: Scope,
+        protocol_version: &str,
+        client_capabilities: Value,
+    ) -> std::sync::Arc<Session> {
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        let session = std::sync::Arc::new(Session {
+            id: hex::encode(bytes),
+            subject: subject.to_string(),
+            scope,
+            protocol_version: protocol_version.to_string(),
+            client_capabilities,
+            last_seen: Mutex::new(Instant::now()),
+            stream: Mutex::new(None),
+        });
+        let mut sessions = lock(&self.sessions);
+        if sessions.len() >= MAX_SESSIONS {
+            sessions.retain(|_, existing| lock(&existing.last_seen).elapsed() < SESSION_IDLE_TIMEOUT);
+            if sessions.len() >= MAX_SESSIONS
+                && let Some(oldest) =
+                    sessions.iter().min_by_key(|(_, existing)| *lock(&existing.last_seen)).map(|(id, _)| id.clone())
+            {
+                sessions.remove(&oldest);
+            }
+        }
+        sessions.insert(session.id.clone(), std::sync::Arc::clone(&session));
+        session
+    }
+
+    /// The session, if it exists, is not idle-expired, and belongs to `subject` and `scope`.
+    pub fn find(&self, id: &str, subject: &str, scope: &Scope) -> Option<std::sync::Arc<Session>> {
+        let mut sessions = lock(&self.sessions);
+        let session = sessions.get(id)?;
+        if lock(&session.last_seen).elapsed() >= SESSION_IDLE_TIMEOUT {
+            sessions.remove(id);
+            return None;
+        }
+        (session.subject == subject && &session.scope == scope).then(|| std::sync::Arc::clone(session))
+    }
+
+    pub fn remove(&self, id: &str) -> bool {
+        lock(&self.sessions).remove(id).is_some()
+    }
+
+    /// Every session, for broadcasting list-changed notifications.
+    pub fn all(&self) -> Vec<std::sync::Arc<Session>> {
+        lock(&self.sessions).values().cloned().collect()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_found_only_by_its_owner_on_its_endpoint() {
+        let store = SessionStore::default();
+        let session = store.create("alice", Scope::Aggregated, "2025-06-18", Value::Null);
+        assert!(store.find(&session.id, "alice", &Scope::Aggregated).is_some(), "owner finds it");
+        assert!(store.find(&session.id, "mallory", &Scope::Aggregated).is_none(), "another principal does not");
+        assert!(
+            store.find(&session.id, "alice", &Scope::Server("customers".into())).is_none(),
+            "another endpoint does not"
+        );
+        assert!(store.remove(&session.id), "DELETE ends it");
+        assert!(store.find(&session.id, "alice", &Scope::Aggregated).is_none(), "ended sessions are gone");
+    }
+}
