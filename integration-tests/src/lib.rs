@@ -1,0 +1,375 @@
+//! `spawn_app()` and friends: start the real `castellan` binary on a free port with a fresh database
+//! (a SQLite file or a new PostgreSQL database), wait until it is ready, and talk to it.
+
+pub mod mcp;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::distr::{Alphanumeric, SampleString};
+use serde_json::Value;
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    Sqlite,
+    Postgres,
+}
+
+impl Database {
+    pub const ALL: [Database; 2] = [Database::Sqlite, Database::Postgres];
+}
+
+/// The PostgreSQL server tests use; CI starts it.
+pub fn postgres_admin_url() -> String {
+    std::env::var("CASTELLAN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// Path of the castellan binary built by this workspace.
+pub fn castellan_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("CASTELLAN_BIN") {
+        return PathBuf::from(path);
+    }
+    let mut dir = std::env::current_exe().expect("test executable path");
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join("castellan")
+}
+
+/// The repository root (for fixtures and installed tools).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+pub fn random_suffix() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 10).to_ascii_lowercase()
+}
+
+/// A free loopback port (bound then released: good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A fresh database and its URL; PostgreSQL databases are dropped when this is dropped.
+pub struct TestDatabase {
+    pub url: String,
+    postgres_name: Option<String>,
+    _dir: Option<TempDir>,
+}
+
+impl TestDatabase {
+    pub fn new(kind: Database, dir: &Path) -> Self {
+        match kind {
+            Database::Sqlite => {
+                Self { url: format!("sqlite://{}/castellan.db", dir.display()), postgres_name: None, _dir: None }
+            }
+            Database::Postgres => {
+                let name = format!("castellan_test_{}", random_suffix());
+                psql(&format!("CREATE DATABASE {name}"));
+                let admin = postgres_admin_url();
+                let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
+                Self { url: format!("{base}/{name}"), postgres_name: Some(name), _dir: None }
+            }
+        }
+    }
+
+    /// Makes the database refuse connections and drops the existing ones: "the database is down".
+    pub fn take_down(&self) {
+        if let Some(name) = &self.postgres_name {
+            psql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"));
+            psql(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"));
+        }
+    }
+
+    pub fn bring_up(&self) {
+        if let Some(name) = &self.postgres_name {
+            psql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = &self.postgres_name {
+            let _ = Command::new("psql")
+                .args([&postgres_admin_url(), "-q", "-c", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Runs one SQL statement as the PostgreSQL admin; panics with psql's message on failure.
+pub fn psql(sql: &str) -> String {
+    let output = Command::new("psql").args([&postgres_admin_url(), "-qAt", "-c", sql]).output().expect("psql runs");
+    assert!(output.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("castellan-test-{}", random_suffix()));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        Self(path)
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The default test profile: the demo server as `customers`, the default RBAC rules.
+pub const DEFAULT_TEST_PROFILE: &str = r#"
+server:
+  listen: 127.0.0.1:0
+database:
+  url: "${CASTELLAN_DATABASE_URL}"
+mcp_servers:
+  customers:
+    command: castellan
+    args: [demo-server]
+rbac:
+  default: deny
+  rules:
+    - { name: users-may-use-tools, effect: allow, min_tier: user, servers: ["*"], tools: ["*"] }
+    - { name: services-may-use-tools, effect: allow, min_tier: service, servers: ["*"], tools: ["*"] }
+    - { name: no-destructive-for-users, effect: deny, max_tier: user, servers: ["customers"], tools: ["delete_*"] }
+"#;
+
+/// A running daemon.
+pub struct TestApp {
+    pub child: Child,
+    pub base_url: String,
+    pub admin_key: String,
+    pub database: TestDatabase,
+    pub dir: TempDir,
+    pub profile_path: PathBuf,
+    pub log: Arc<Mutex<String>>,
+}
+
+pub struct AppOptions {
+    pub database: Database,
+    pub profile: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl AppOptions {
+    pub fn new(database: Database) -> Self {
+        Self { database, profile: DEFAULT_TEST_PROFILE.to_string(), env: Vec::new() }
+    }
+
+    pub fn profile(mut self, profile: &str) -> Self {
+        self.profile = profile.to_string();
+        self
+    }
+}
+
+pub fn spawn_app(database: Database) -> TestApp {
+    spawn_app_with(AppOptions::new(database))
+}
+
+pub fn spawn_app_with(options: AppOptions) -> TestApp {
+    let dir = TempDir::new();
+    let database = TestDatabase::new(options.database, &dir.0);
+    let profile_path = dir.0.join("profile.yaml");
+    std::fs::write(&profile_path, &options.profile).expect("write profile");
+    let port = free_port();
+    let mut command = Command::new(castellan_binary());
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("CASTELLAN_PROFILE", &profile_path)
+        .env("CASTELLAN_DATABASE_URL", &database.url)
+        .env("CASTELLAN_LOG", "info")
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, value) in &options.env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("castellan starts");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (key_sender, key_receiver) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().expect("stderr");
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        let mut expect_key = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if expect_key {
+                let _ = key_sender.send(line.trim().to_string());
+                expect_key = false;
+            }
+            if line.contains("Bootstrap admin API key") {
+                expect_key = true;
+            }
+            if std::env::var("CASTELLAN_TEST_ECHO").is_ok() {
+                eprintln!("[castellan] {line}");
+            }
+            sink.lock().expect("log lock").push_str(&(line + "\n"));
+        }
+    });
+    let admin_key = key_receiver
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("no bootstrap key; log:\n{}", log.lock().expect("log")));
+    let app =
+        TestApp { child, base_url: format!("http://127.0.0.1:{port}"), admin_key, database, dir, profile_path, log };
+    app.wait_ready(Duration::from_secs(60));
+    app
+}
+
+impl TestApp {
+    pub fn wait_ready(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(response) = ureq::get(&format!("{}/readyz", self.base_url)).call()
+                && response.status() == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not ready within {limit:?}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// Runs a castellan CLI command against this app's profile and database.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(castellan_binary())
+            .args(args)
+            .env("CASTELLAN_PROFILE", &self.profile_path)
+            .env("CASTELLAN_DATABASE_URL", &self.database.url)
+            .output()
+            .expect("castellan cli runs")
+    }
+
+    /// Creates a user with `tier` and returns a fresh API key for it.
+    pub fn user_with_key(&self, name: &str, tier: &str) -> String {
+        let added = self.cli(&["users", "add", name, "--tier", tier]);
+        assert!(added.status.success(), "users add: {}", String::from_utf8_lossy(&added.stderr));
+        let key = self.cli(&["keys", "create", "--user", name]);
+        assert!(key.status.success(), "keys create: {}", String::from_utf8_lossy(&key.stderr));
+        String::from_utf8_lossy(&key.stdout).trim().to_string()
+    }
+
+    /// Every audit row, oldest first.
+    pub fn audit_rows(&self) -> Vec<Value> {
+        let output = self.cli(&["audit", "tail", "--json", "--limit", "100000"]);
+        assert!(output.status.success(), "audit tail: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("audit json line"))
+            .collect()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).expect("signal");
+    }
+
+    /// Waits for the daemon to exit; returns its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "daemon did not exit within {limit:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Processes whose command line contains `needle` (from /proc), excluding ourselves.
+pub fn processes_matching(needle: &str) -> Vec<(i32, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmdline.contains(needle) && pid != std::process::id() as i32 {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// Every live descendant of `root` (children, grandchildren, ...), from /proc.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let mut parents = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // Fields after the parenthesised command name: state, ppid, ...
+            let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest.to_string()) else { continue };
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            if fields.first() == Some(&"Z") {
+                continue;
+            }
+            if let Some(ppid) = fields.get(1).and_then(|ppid| ppid.parse::<i32>().ok()) {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = vec![root];
+    let mut index = 0;
+    while index < found.len() {
+        let current = found[index];
+        found.extend(parents.iter().filter(|(_, ppid)| *ppid == current).map(|(pid, _)| *pid));
+        index += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Whether `pid` is still a live (non-zombie) process.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Polls `condition` until it holds or `limit` passes; returns whether it held.
+pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    condition()
+}

@@ -1,0 +1,128 @@
+//! Faults: a child killed mid-call, the daemon killed with SIGKILL, SIGTERM, the database going away,
+//! and profile reloads good and bad.
+
+use std::time::Duration;
+
+use integration_tests::mcp::{Session, bearer};
+use integration_tests::{AppOptions, Database, alive, descendants, eventually, spawn_app, spawn_app_with};
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+/// The real demo-server process (the supervisor's child), by its command line.
+fn demo_server_pid(daemon: i32) -> i32 {
+    descendants(daemon)
+        .into_iter()
+        .find(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let text = String::from_utf8_lossy(&cmdline);
+            text.contains("demo-server") && !text.contains("supervise-child")
+        })
+        .expect("demo server process")
+}
+
+#[test]
+fn killed_child_fails_in_flight_calls_and_comes_back() {
+    let app = spawn_app(Database::Sqlite);
+    let url = format!("{}/mcp", app.base_url);
+    let mut session = Session::open(&url, &bearer(&app.admin_key));
+    assert_eq!(session.call("customers__list_customers", json!({}))["result"]["isError"], false);
+    let child = demo_server_pid(app.pid());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), Signal::SIGKILL).expect("kill child");
+    // Calls while it is down fail cleanly and are audited as failed.
+    let during = session.call("customers__list_customers", json!({}));
+    assert!(during.get("error").is_some(), "a call to a dead server errors: {during}");
+    let came_back = eventually(Duration::from_secs(20), || {
+        session.call("customers__list_customers", json!({})).pointer("/result/isError") == Some(&json!(false))
+    });
+    assert!(came_back, "the server is back after its backoff; log:\n{}", app.log());
+    let new_child = demo_server_pid(app.pid());
+    assert_ne!(new_child, child, "a new process");
+    let statuses: Vec<String> =
+        app.audit_rows().iter().map(|row| row["status"].as_str().unwrap_or_default().to_string()).collect();
+    assert!(statuses.iter().any(|status| status == "failed"), "the failed call is audited as failed: {statuses:?}");
+}
+
+#[test]
+fn sigkill_of_the_daemon_leaves_no_child_behind() {
+    let mut app = spawn_app(Database::Sqlite);
+    let children = descendants(app.pid());
+    assert!(children.len() >= 2, "supervisor and demo server are running: {children:?}");
+    app.signal(Signal::SIGKILL);
+    app.wait_exit(Duration::from_secs(5));
+    let gone = eventually(Duration::from_secs(8), || children.iter().all(|pid| !alive(*pid)));
+    assert!(
+        gone,
+        "children still alive after kill -9 of the daemon: {:?}",
+        children.iter().filter(|pid| alive(**pid)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn sigterm_drains_stops_children_and_exits_zero() {
+    let mut app = spawn_app(Database::Postgres);
+    let mut session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
+    assert_eq!(session.call("customers__list_customers", json!({}))["result"]["isError"], false);
+    let children = descendants(app.pid());
+    app.signal(Signal::SIGTERM);
+    let status = app.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}; log:\n{}", app.log());
+    assert!(children.iter().all(|pid| !alive(*pid)), "no child survives a clean stop");
+    assert!(app.log().contains("shutdown complete"), "the shutdown path ran");
+}
+
+#[test]
+fn database_down_refuses_calls_and_the_tool_does_not_run() {
+    let app = spawn_app(Database::Postgres);
+    let url = format!("{}/mcp", app.base_url);
+    let mut session = Session::open(&url, &bearer(&app.admin_key));
+    assert_eq!(session.call("customers__list_customers", json!({}))["result"]["isError"], false);
+    app.database.take_down();
+    // A call already past the health check when the database dies may still run; its answer is
+    // withheld and its row is kept for later. Harmless reads trip the health flag first.
+    let refused = eventually(Duration::from_secs(10), || {
+        let answer = session.call("customers__get_customer", json!({"id": 1}));
+        answer.get("error").is_some() && answer.to_string().contains("audit unavailable")
+    });
+    assert!(refused, "calls are refused while the database is down; log:\n{}", app.log());
+    let delete = session.call("customers__delete_customer", json!({"id": 3}));
+    assert!(
+        delete.to_string().contains("audit unavailable"),
+        "a known-down database refuses before the tool: {delete}"
+    );
+    app.database.bring_up();
+    let back = eventually(Duration::from_secs(15), || {
+        session.call("customers__get_customer", json!({"id": 1})).pointer("/result/isError") == Some(&json!(false))
+    });
+    assert!(back, "calls work again once the database is back");
+    let customer = session.call("customers__get_customer", json!({"id": 3}));
+    assert_eq!(customer["result"]["structuredContent"]["id"], 3, "the refused delete never ran: {customer}");
+    let rows = app.audit_rows();
+    assert!(
+        rows.iter().any(|row| row["tool"] == "delete_customer"
+            && row["error_message"].as_str().unwrap_or_default().contains("unavailable")),
+        "the refused attempt is on record once the database is back: {rows:#?}"
+    );
+}
+
+#[test]
+fn profile_reload_applies_valid_changes_and_ignores_invalid_ones() {
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite));
+    let user_key = app.user_with_key("dave", "user");
+    let url = format!("{}/mcp", app.base_url);
+    let mut session = Session::open(&url, &bearer(&user_key));
+    assert!(session.tool_names().contains(&"customers__get_customer".to_string()));
+
+    let broken = std::fs::read_to_string(&app.profile_path).expect("profile").replace("rbac:", "rbac:\n  bogus_key: 1");
+    std::fs::write(&app.profile_path, broken).expect("write");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(app.log().contains("profile change rejected"), "an invalid profile is logged");
+    assert!(session.tool_names().contains(&"customers__get_customer".to_string()), "and the running profile stays");
+
+    let stricter =
+        integration_tests::DEFAULT_TEST_PROFILE.replace("tools: [\"delete_*\"]", "tools: [\"delete_*\", \"get_*\"]");
+    std::fs::write(&app.profile_path, stricter).expect("write");
+    let applied =
+        eventually(Duration::from_secs(10), || !session.tool_names().contains(&"customers__get_customer".to_string()));
+    assert!(applied, "a valid change is applied without a restart; log:\n{}", app.log());
+    assert_eq!(session.call("customers__get_customer", json!({"id": 1}))["error"]["code"], -32003);
+}
