@@ -16,5 +16,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build (the binary the end-to-end tests start)"
+cargo build --locked -p castellan --bin castellan
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
