@@ -117,7 +117,11 @@ impl HttpWire {
                 if let Some(outcome) = answer_for(id, message.clone()) {
                     return Ok(outcome);
                 }
-                connection.dispatch(message);
+                if message.get("method").is_some() {
+                    connection.dispatch_related(Some(id), message);
+                } else {
+                    connection.dispatch(message);
+                }
             }
         }
         Err(UpstreamError::Disconnected)

@@ -43,6 +43,27 @@ pub trait InboundRouter: Send + Sync {
     fn request(&self, server: &str, connection: Arc<Connection>, message: Value);
 }
 
+/// A message a server sent in the course of one of our requests (progress, log lines, sampling or
+/// elicitation), for the client whose call caused it.
+pub enum Related {
+    /// A notification; a progress token is already restored to the client's own.
+    Notification(Value),
+    /// A server-to-client request; it must be answered through `connection.respond`.
+    Request { connection: Arc<Connection>, message: Value },
+}
+
+/// Where the related messages of one request go.
+pub type RelatedSink = tokio::sync::mpsc::UnboundedSender<Related>;
+
+/// The progress token we put on a request in place of the client's, so that a server's progress
+/// notification finds its way back without trusting anything else the server says.
+const PROGRESS_TOKEN_PREFIX: &str = "castellan-progress-";
+
+struct SinkEntry {
+    sink: RelatedSink,
+    client_progress_token: Option<Value>,
+}
+
 /// An `InboundRouter` that refuses server-to-client requests: used where no client is attached.
 pub struct RefuseInbound;
 
@@ -69,6 +90,7 @@ pub struct Connection {
     pub server: String,
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, oneshot::Sender<RpcOutcome>>>,
+    sinks: Mutex<HashMap<u64, SinkEntry>>,
     closed: AtomicBool,
     closed_signal: tokio::sync::watch::Sender<bool>,
     wire: Wire,
@@ -81,6 +103,7 @@ impl Connection {
             server,
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
+            sinks: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             closed_signal: tokio::sync::watch::Sender::new(false),
             wire,
@@ -151,6 +174,30 @@ impl Connection {
         }
     }
 
+    /// Like `request_with_id`, and while it runs every message the server sends in its course
+    /// (progress for its token, log lines and server-to-client requests on its stream) goes to `sink`.
+    pub async fn request_with_sink(
+        self: &Arc<Self>,
+        id: u64,
+        method: &str,
+        mut params: Option<Value>,
+        timeout: Duration,
+        sink: RelatedSink,
+    ) -> Result<RpcOutcome, UpstreamError> {
+        let client_progress_token =
+            params.as_mut().and_then(|params| params.get_mut("_meta")).and_then(Value::as_object_mut).and_then(
+                |meta| {
+                    let token = meta.remove("progressToken")?;
+                    meta.insert("progressToken".into(), Value::String(format!("{PROGRESS_TOKEN_PREFIX}{id}")));
+                    Some(token)
+                },
+            );
+        lock(&self.sinks).insert(id, SinkEntry { sink, client_progress_token });
+        let outcome = self.request_with_id(id, method, params, timeout).await;
+        lock(&self.sinks).remove(&id);
+        outcome
+    }
+
     /// Tells the server a request of ours is cancelled.
     pub async fn cancel(self: &Arc<Self>, id: u64, reason: &str) {
         self.notify("notifications/cancelled", Some(json!({"requestId": id, "reason": reason}))).await;
@@ -203,9 +250,57 @@ impl Connection {
                     let _ = waiter.send(outcome);
                 }
             }
-            (true, Some(_)) => self.router.request(&self.server, Arc::clone(self), message),
-            (true, None) => self.router.notification(&self.server, message),
+            (true, Some(_)) => self.dispatch_related(None, message),
+            (true, None) => self.dispatch_related(None, message),
             (false, None) => tracing::warn!(server = %self.server, "upstream sent a message that is not JSON-RPC"),
+        }
+    }
+
+    /// Routes a notification or request from the server. `context` is the request whose stream it
+    /// came on (HTTP); over stdio there is no such link, so a message goes to the one request in
+    /// flight with a sink when there is exactly one, and otherwise to the router.
+    pub(crate) fn dispatch_related(self: &Arc<Self>, context: Option<u64>, mut message: Value) {
+        let method = message.get("method").and_then(Value::as_str).unwrap_or_default().to_string();
+        let is_request = message.get("id").is_some();
+        if method == "notifications/progress" {
+            let owner = message
+                .pointer("/params/progressToken")
+                .and_then(Value::as_str)
+                .and_then(|token| token.strip_prefix(PROGRESS_TOKEN_PREFIX))
+                .and_then(|id| id.parse::<u64>().ok());
+            let sinks = lock(&self.sinks);
+            if let Some(entry) = owner.and_then(|id| sinks.get(&id))
+                && let Some(token) = &entry.client_progress_token
+            {
+                message["params"]["progressToken"] = token.clone();
+                let _ = entry.sink.send(Related::Notification(message));
+            }
+            return;
+        }
+        let call_scoped = is_request || method == "notifications/message";
+        if call_scoped {
+            let sinks = lock(&self.sinks);
+            let target = match context {
+                Some(id) => sinks.get(&id),
+                None if sinks.len() == 1 => sinks.values().next(),
+                None => None,
+            };
+            if let Some(entry) = target {
+                let related = if is_request {
+                    Related::Request { connection: Arc::clone(self), message }
+                } else {
+                    Related::Notification(message)
+                };
+                match entry.sink.send(related) {
+                    Ok(()) => return,
+                    Err(unsent) => message = unsent_message(unsent.0),
+                }
+            }
+        }
+        if is_request {
+            self.router.request(&self.server, Arc::clone(self), message);
+        } else {
+            self.router.notification(&self.server, message);
         }
     }
 
@@ -235,4 +330,14 @@ impl Connection {
             wire.set_protocol_version(version);
         }
     }
+}
+
+fn unsent_message(related: Related) -> Value {
+    match related {
+        Related::Notification(message) | Related::Request { message, .. } => message,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

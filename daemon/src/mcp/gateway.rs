@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use base64::Engine;
 use castellan_actors::metrics::{ServerLabels, ToolCallLabels};
 use castellan_actors::registry::LiveServer;
-use castellan_actors::upstream::{Connection, UpstreamError};
+use castellan_actors::upstream::{Connection, Related, RpcOutcome, UpstreamError};
 use castellan_actors::{AuditHandle, Event, EventBus, Metrics, PolicySnapshot, Registry};
 use castellan_schema::audit::NewExecution;
 use chrono::Utc;
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::jsonrpc::{self, FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, REQUEST_TIMEOUT, RpcError};
 use super::names;
-use super::session::{Scope, SessionStore};
+use super::session::{Scope, Session, SessionStore};
 use crate::identity::Principal;
 
 /// Protocol revisions served with sessions, newest first.
@@ -57,6 +57,25 @@ pub struct CallContext<'a> {
     pub scope: &'a Scope,
     pub session_id: Option<&'a str>,
     pub trace_id: &'a str,
+    /// Set when the client can take interim messages (an SSE answer): progress, log lines and
+    /// server-to-client requests of this call are relayed to it. Without it they are not.
+    pub relay: Option<&'a ClientRelay>,
+}
+
+/// The way back to the client during one call.
+pub struct ClientRelay {
+    pub interim: tokio::sync::mpsc::UnboundedSender<Value>,
+    pub session: Arc<Session>,
+}
+
+/// Which client capability a server-to-client request needs.
+fn capability_for(method: &str) -> Option<&'static str> {
+    match method {
+        "sampling/createMessage" => Some("sampling"),
+        "elicitation/create" => Some("elicitation"),
+        "roots/list" => Some("roots"),
+        _ => None,
+    }
 }
 
 impl Gateway {
@@ -256,7 +275,8 @@ impl Gateway {
         let upstream_id = connection.allocate_id();
         let key = (call.session_id.unwrap_or_default().to_string(), id.to_string());
         lock(&self.in_flight).insert(key.clone(), (Arc::clone(&connection), upstream_id));
-        let outcome = connection.request_with_id(upstream_id, "tools/call", Some(upstream_params), timeout).await;
+        let outcome =
+            self.relayed_request(call, &connection, upstream_id, "tools/call", upstream_params, timeout).await;
         lock(&self.in_flight).remove(&key);
         let finish = match outcome {
             Ok(Ok(result)) => {
@@ -397,8 +417,84 @@ impl Gateway {
         Ok(json!({ field: items }))
     }
 
+    /// Sends a request upstream on behalf of `call`, relaying what the server sends in its course.
+    async fn relayed_request(
+        &self,
+        call: &CallContext<'_>,
+        connection: &Arc<Connection>,
+        upstream_id: u64,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<RpcOutcome, UpstreamError> {
+        let Some(relay) = call.relay else {
+            return connection.request_with_id(upstream_id, method, Some(params), timeout).await;
+        };
+        let (sink, mut related) = tokio::sync::mpsc::unbounded_channel();
+        let request = connection.request_with_sink(upstream_id, method, Some(params), timeout, sink);
+        // The sink is dropped when the request ends, so the pump drains what came before the answer.
+        let pump = async {
+            while let Some(message) = related.recv().await {
+                relay_one(relay, message).await;
+            }
+        };
+        let (outcome, ()) = tokio::join!(request, pump);
+        outcome
+    }
+
+    async fn forward_for(
+        &self,
+        call: &CallContext<'_>,
+        server: &LiveServer,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, RpcError> {
+        let connection = Arc::clone(&server.connection);
+        let upstream_id = connection.allocate_id();
+        let outcome = self.relayed_request(call, &connection, upstream_id, method, params, self.call_timeout).await;
+        rpc_outcome(&server.name, outcome)
+    }
+
     async fn forward(&self, server: &LiveServer, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
-        match server.connection.request(method, params, self.call_timeout).await {
+        rpc_outcome(&server.name, server.connection.request(method, params, self.call_timeout).await)
+    }
+}
+
+/// Hands one related message to the client: notifications as they are, server-to-client requests
+/// under an id of ours, or refused when the client never declared the capability they need.
+async fn relay_one(relay: &ClientRelay, related: Related) {
+    match related {
+        Related::Notification(message) => {
+            let _ = relay.interim.send(message);
+        }
+        Related::Request { connection, mut message } => {
+            let upstream_id = message.get("id").cloned().unwrap_or(Value::Null);
+            let method = message.get("method").and_then(Value::as_str).unwrap_or_default();
+            if method == "ping" {
+                connection.respond(upstream_id, Ok(json!({}))).await;
+                return;
+            }
+            let supported = capability_for(method).is_some_and(|capability| relay.session.client_supports(capability));
+            if !supported {
+                let error =
+                    json!({"code": METHOD_NOT_FOUND, "message": format!("the client does not support {method}")});
+                connection.respond(upstream_id, Err(error)).await;
+                return;
+            }
+            let client_id = relay.session.register_client_request(Arc::clone(&connection), upstream_id.clone());
+            message["id"] = Value::String(client_id);
+            if relay.interim.send(message).is_err() {
+                let error = json!({"code": INTERNAL_ERROR, "message": "the client has gone away"});
+                connection.respond(upstream_id, Err(error)).await;
+            }
+        }
+    }
+}
+
+/// A JSON-RPC error for the client from what the upstream exchange produced.
+fn rpc_outcome(server: &str, outcome: Result<RpcOutcome, UpstreamError>) -> Result<Value, RpcError> {
+    {
+        match outcome {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(error)) => {
                 let code = error.get("code").and_then(Value::as_i64).unwrap_or(INTERNAL_ERROR);
@@ -408,12 +504,12 @@ impl Gateway {
             Err(UpstreamError::Timeout(_)) => {
                 Err(RpcError::new(None, REQUEST_TIMEOUT, "the server did not answer in time"))
             }
-            Err(_) => {
-                Err(RpcError::new(None, INTERNAL_ERROR, format!("the server '{}' is not available", server.name)))
-            }
+            Err(_) => Err(RpcError::new(None, INTERNAL_ERROR, format!("the server '{server}' is not available"))),
         }
     }
+}
 
+impl Gateway {
     fn visible_server(&self, call: &CallContext<'_>, name: &str) -> Result<Arc<LiveServer>, RpcError> {
         let in_scope = match call.scope {
             Scope::Aggregated => true,
@@ -443,7 +539,7 @@ impl Gateway {
         };
         let server = self.visible_server(call, &server_name)?;
         params["name"] = Value::String(bare);
-        self.forward(&server, method, Some(params)).await
+        self.forward_for(call, &server, method, params).await
     }
 
     async fn forward_resource(
@@ -467,6 +563,9 @@ impl Gateway {
                 .ok_or_else(|| RpcError::new(None, -32002, format!("resource not found: {uri}")))?,
         };
         let server = self.visible_server(call, &server_name)?;
+        if method == "resources/read" {
+            return self.forward_for(call, &server, method, params.unwrap_or_else(|| json!({}))).await;
+        }
         self.forward(&server, method, params).await
     }
 

@@ -6,11 +6,11 @@ use std::time::Duration;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
 use castellan_config::ServerName;
-use futures_util::stream;
+use futures_util::{StreamExt as _, stream};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::gateway::{CallContext, SESSION_PROTOCOL_VERSIONS};
+use super::gateway::{CallContext, ClientRelay, SESSION_PROTOCOL_VERSIONS};
 use super::jsonrpc::{self, Incoming};
 use super::session::Scope;
 use crate::http::{AppState, authenticate, json_error, origin_allowed, trace_id_for};
@@ -82,18 +82,119 @@ pub async fn post(
         return json_error(404, "unknown or expired session: initialize again");
     };
     session.touch();
-    let call = CallContext { principal: &principal, scope: &scope, session_id: Some(&session.id), trace_id: &trace_id };
+    let accepts_stream =
+        header_str(request.headers(), "accept").is_some_and(|accept| accept.contains("text/event-stream"));
     match message {
+        Incoming::Request { id, method, params } if accepts_stream && RELAYING_METHODS.contains(&method.as_str()) => {
+            relaying_answer(state.into_inner(), principal, scope, session, trace_id, id, method, params).await
+        }
         Incoming::Request { id, method, params } => {
+            let call = CallContext {
+                principal: &principal,
+                scope: &scope,
+                session_id: Some(&session.id),
+                trace_id: &trace_id,
+                relay: None,
+            };
             let answer = state.gateway.handle_request(&call, &id, &method, params).await;
             HttpResponse::Ok().content_type("application/json").body(answer.to_string())
         }
         Incoming::Notification { method, params } => {
+            let call = CallContext {
+                principal: &principal,
+                scope: &scope,
+                session_id: Some(&session.id),
+                trace_id: &trace_id,
+                relay: None,
+            };
             state.gateway.handle_notification(&call, &method, params).await;
             HttpResponse::Accepted().finish()
         }
-        Incoming::Response { .. } => HttpResponse::Accepted().finish(),
+        Incoming::Response { id, outcome } => match session.take_client_request(&id) {
+            Some(pending) => {
+                pending.connection.respond(pending.upstream_id, outcome).await;
+                HttpResponse::Accepted().finish()
+            }
+            None => json_error(400, "no request of this session is waiting for an answer with this id"),
+        },
     }
+}
+
+/// Methods whose servers may send progress, log lines or requests to the client while they run.
+const RELAYING_METHODS: &[&str] = &["tools/call", "prompts/get", "resources/read"];
+
+/// What the call task hands to the HTTP answer: messages before the answer, then the answer.
+enum Outgoing {
+    Interim(Value),
+    Final(Value),
+}
+
+/// Answers with plain JSON when the call produced nothing before its answer, and otherwise
+/// switches to an SSE stream that carries the interim messages and ends with the answer.
+#[allow(clippy::too_many_arguments)] // one request's owned parts, moved into the call task
+async fn relaying_answer(
+    state: Arc<AppState>,
+    principal: crate::identity::Principal,
+    scope: Scope,
+    session: Arc<super::session::Session>,
+    trace_id: String,
+    id: Value,
+    method: String,
+    params: Option<Value>,
+) -> HttpResponse {
+    let (outgoing, mut receiver) = mpsc::unbounded_channel::<Outgoing>();
+    // The call runs in its own task: a client that drops the stream does not cancel it (only
+    // notifications/cancelled does), and its audit row is written either way.
+    actix_web::rt::spawn(async move {
+        let (interim, mut interim_receiver) = mpsc::unbounded_channel::<Value>();
+        let forward = outgoing.clone();
+        let pump = async move {
+            while let Some(message) = interim_receiver.recv().await {
+                let _ = forward.send(Outgoing::Interim(message));
+            }
+        };
+        let answer = async move {
+            let relay = ClientRelay { interim, session: Arc::clone(&session) };
+            let call = CallContext {
+                principal: &principal,
+                scope: &scope,
+                session_id: Some(&session.id),
+                trace_id: &trace_id,
+                relay: Some(&relay),
+            };
+            state.gateway.handle_request(&call, &id, &method, params).await
+        };
+        let (answer, ()) = tokio::join!(answer, pump);
+        let _ = outgoing.send(Outgoing::Final(answer));
+    });
+    let first = match receiver.recv().await {
+        Some(Outgoing::Final(answer)) => {
+            return HttpResponse::Ok().content_type("application/json").body(answer.to_string());
+        }
+        Some(Outgoing::Interim(message)) => message,
+        None => return json_error(500, "the call ended without an answer"),
+    };
+    let keepalive = Duration::from_secs(15);
+    let head = stream::once(async move { Ok::<_, actix_web::Error>(sse_event(&first)) });
+    let rest = stream::unfold(Some(receiver), move |receiver| async move {
+        let mut receiver = receiver?;
+        let chunk = match tokio::time::timeout(keepalive, receiver.recv()).await {
+            Ok(Some(Outgoing::Interim(message))) => sse_event(&message),
+            Ok(Some(Outgoing::Final(answer))) => return Some((Ok(sse_event(&answer)), None)),
+            Ok(None) => return None,
+            Err(_) => web::Bytes::from_static(b": keepalive\n\n"),
+        };
+        Some((Ok(chunk), Some(receiver)))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(head.chain(rest))
+}
+
+fn sse_event(message: &Value) -> web::Bytes {
+    web::Bytes::from(format!("event: message\ndata: {message}\n\n"))
 }
 
 fn initialize(state: &AppState, subject: &str, scope: Scope, id: &Value, params: Option<&Value>) -> HttpResponse {

@@ -2,9 +2,11 @@
 //! the principal that created them, ended by DELETE or idleness.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use castellan_actors::upstream::Connection;
 use rand::RngCore;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -25,7 +27,20 @@ pub struct Session {
     last_seen: Mutex<Instant>,
     /// The GET stream, when the client has one open: where unsolicited notifications go.
     stream: Mutex<Option<mpsc::Sender<Value>>>,
+    /// Requests that servers sent to this client (sampling, elicitation, roots), by the id the
+    /// client saw, waiting for the client's answer.
+    client_requests: Mutex<HashMap<String, PendingClientRequest>>,
+    next_client_request: AtomicU64,
 }
+
+/// A server-to-client request relayed to the client: where its answer must go.
+pub struct PendingClientRequest {
+    pub connection: Arc<Connection>,
+    pub upstream_id: Value,
+}
+
+/// Most relayed requests one session may leave unanswered; past it the oldest are dropped.
+const MAX_PENDING_CLIENT_REQUESTS: usize = 256;
 
 impl Session {
     pub fn touch(&self) {
@@ -34,6 +49,29 @@ impl Session {
 
     pub fn attach_stream(&self, sender: mpsc::Sender<Value>) {
         *lock(&self.stream) = Some(sender);
+    }
+
+    /// Records a relayed server-to-client request and returns the id the client will see. Ids
+    /// are ours, so requests from several servers never collide in the client's id space.
+    pub fn register_client_request(&self, connection: Arc<Connection>, upstream_id: Value) -> String {
+        let number = self.next_client_request.fetch_add(1, Ordering::Relaxed);
+        let id = format!("castellan-{number}");
+        let mut pending = lock(&self.client_requests);
+        if pending.len() >= MAX_PENDING_CLIENT_REQUESTS {
+            pending.clear();
+        }
+        pending.insert(id.clone(), PendingClientRequest { connection, upstream_id });
+        id
+    }
+
+    /// The pending request the client is answering, if `id` names one; it is answered once.
+    pub fn take_client_request(&self, id: &Value) -> Option<PendingClientRequest> {
+        lock(&self.client_requests).remove(id.as_str()?)
+    }
+
+    /// Whether the client declared `capability` (e.g. `sampling`) when it initialized.
+    pub fn client_supports(&self, capability: &str) -> bool {
+        self.client_capabilities.get(capability).is_some_and(|value| !value.is_null())
     }
 
     /// Sends a notification on the GET stream if one is open; never waits.
@@ -71,6 +109,8 @@ impl SessionStore {
             client_capabilities,
             last_seen: Mutex::new(Instant::now()),
             stream: Mutex::new(None),
+            client_requests: Mutex::new(HashMap::new()),
+            next_client_request: AtomicU64::new(1),
         });
         let mut sessions = lock(&self.sessions);
         if sessions.len() >= MAX_SESSIONS {
