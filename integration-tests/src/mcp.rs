@@ -110,3 +110,50 @@ pub fn initialize_body(version: &str) -> String {
     }})
     .to_string()
 }
+
+/// A client of revision 2026-07-28: no session; every request carries `_meta` and the routing
+/// headers that must agree with it.
+pub struct Stateless {
+    pub url: String,
+    pub key: String,
+    next_id: u64,
+}
+
+pub const STATELESS_VERSION: &str = "2026-07-28";
+
+impl Stateless {
+    pub fn new(url: &str, key: &str) -> Stateless {
+        Stateless { url: url.to_string(), key: key.to_string(), next_id: 0 }
+    }
+
+    /// The body and headers of a well-formed request, for tests that then spoil one part.
+    pub fn parts(&mut self, method: &str, mut params: Value) -> (String, Vec<(String, String)>) {
+        self.next_id += 1;
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": STATELESS_VERSION,
+            "io.modelcontextprotocol/clientCapabilities": {},
+        });
+        let mut headers: Vec<(String, String)> = standard_headers(&self.key, None)
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        headers.push(("mcp-protocol-version".into(), STATELESS_VERSION.into()));
+        headers.push(("mcp-method".into(), method.into()));
+        let name = match method {
+            "tools/call" | "prompts/get" => params.get("name").and_then(Value::as_str),
+            "resources/read" => params.get("uri").and_then(Value::as_str),
+            _ => None,
+        };
+        if let Some(name) = name {
+            headers.push(("mcp-name".into(), name.to_string()));
+        }
+        let body = json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}).to_string();
+        (body, headers)
+    }
+
+    pub fn request(&mut self, method: &str, params: Value) -> Reply {
+        let (body, headers) = self.parts(method, params);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+        post_raw(&self.url, &headers, &body)
+    }
+}

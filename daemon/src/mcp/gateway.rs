@@ -65,7 +65,11 @@ pub struct CallContext<'a> {
 /// The way back to the client during one call.
 pub struct ClientRelay {
     pub interim: tokio::sync::mpsc::UnboundedSender<Value>,
-    pub session: Arc<Session>,
+    /// The session, for relaying server-to-client requests; a stateless client has none, and
+    /// such requests are refused to the server.
+    pub session: Option<Arc<Session>>,
+    /// Whether log lines (`notifications/message`) go to the client.
+    pub log_messages: bool,
 }
 
 /// Which client capability a server-to-client request needs.
@@ -465,7 +469,10 @@ impl Gateway {
 async fn relay_one(relay: &ClientRelay, related: Related) {
     match related {
         Related::Notification(message) => {
-            let _ = relay.interim.send(message);
+            let is_log = message.get("method").and_then(Value::as_str) == Some("notifications/message");
+            if relay.log_messages || !is_log {
+                let _ = relay.interim.send(message);
+            }
         }
         Related::Request { connection, mut message } => {
             let upstream_id = message.get("id").cloned().unwrap_or(Value::Null);
@@ -474,14 +481,19 @@ async fn relay_one(relay: &ClientRelay, related: Related) {
                 connection.respond(upstream_id, Ok(json!({}))).await;
                 return;
             }
-            let supported = capability_for(method).is_some_and(|capability| relay.session.client_supports(capability));
+            let Some(session) = &relay.session else {
+                let error = json!({"code": METHOD_NOT_FOUND, "message": format!("{method} cannot be relayed to a client of revision 2026-07-28")});
+                connection.respond(upstream_id, Err(error)).await;
+                return;
+            };
+            let supported = capability_for(method).is_some_and(|capability| session.client_supports(capability));
             if !supported {
                 let error =
                     json!({"code": METHOD_NOT_FOUND, "message": format!("the client does not support {method}")});
                 connection.respond(upstream_id, Err(error)).await;
                 return;
             }
-            let client_id = relay.session.register_client_request(Arc::clone(&connection), upstream_id.clone());
+            let client_id = session.register_client_request(Arc::clone(&connection), upstream_id.clone());
             message["id"] = Value::String(client_id);
             if relay.interim.send(message).is_err() {
                 let error = json!({"code": INTERNAL_ERROR, "message": "the client has gone away"});

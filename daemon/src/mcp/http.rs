@@ -13,10 +13,15 @@ use tokio::sync::mpsc;
 use super::gateway::{CallContext, ClientRelay, SESSION_PROTOCOL_VERSIONS};
 use super::jsonrpc::{self, Incoming};
 use super::session::Scope;
+use super::session::Session;
+use super::stateless;
 use crate::http::{AppState, authenticate, json_error, origin_allowed, trace_id_for};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
+/// `MCP-Protocol-Version` values accepted within a session: the ones negotiated, and older
+/// handshake revisions that some clients still put on individual requests.
+const SESSION_HEADER_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
 /// The endpoint's scope, or None when `/mcp/{server}` names no configured server (answered 404).
 fn scope_for(state: &AppState, server: Option<&str>) -> Option<Scope> {
@@ -65,15 +70,13 @@ pub async fn post(
         Ok(message) => message,
         Err(error) => return HttpResponse::BadRequest().json(error.to_message()),
     };
+    if stateless::is_stateless_version(header_str(request.headers(), VERSION_HEADER), SESSION_HEADER_VERSIONS) {
+        return stateless_post(state, &request, principal, scope, message, trace_id).await;
+    }
     if let Incoming::Request { id, method, params } = &message
         && method == "initialize"
     {
         return initialize(&state, &principal.subject, scope, id, params.as_ref());
-    }
-    if let Some(version) = header_str(request.headers(), VERSION_HEADER)
-        && !SESSION_PROTOCOL_VERSIONS.contains(&version)
-    {
-        return json_error(400, &format!("unsupported protocol version: {version}"));
     }
     let Some(session_id) = header_str(request.headers(), SESSION_HEADER) else {
         return json_error(400, "missing Mcp-Session-Id: send initialize first");
@@ -86,7 +89,8 @@ pub async fn post(
         header_str(request.headers(), "accept").is_some_and(|accept| accept.contains("text/event-stream"));
     match message {
         Incoming::Request { id, method, params } if accepts_stream && RELAYING_METHODS.contains(&method.as_str()) => {
-            relaying_answer(state.into_inner(), principal, scope, session, trace_id, id, method, params).await
+            let parts = CallParts { principal, scope, trace_id, id, method, params };
+            relaying_answer(state.into_inner(), parts, AnswerMode::Session(session)).await
         }
         Incoming::Request { id, method, params } => {
             let call = CallContext {
@@ -129,19 +133,26 @@ enum Outgoing {
     Final(Value),
 }
 
-/// Answers with plain JSON when the call produced nothing before its answer, and otherwise
-/// switches to an SSE stream that carries the interim messages and ends with the answer.
-#[allow(clippy::too_many_arguments)] // one request's owned parts, moved into the call task
-async fn relaying_answer(
-    state: Arc<AppState>,
+/// One request's owned parts, moved into the task that runs it.
+struct CallParts {
     principal: crate::identity::Principal,
     scope: Scope,
-    session: Arc<super::session::Session>,
     trace_id: String,
     id: Value,
     method: String,
     params: Option<Value>,
-) -> HttpResponse {
+}
+
+/// How the client hears back: within a session, or statelessly (2026-07-28).
+enum AnswerMode {
+    Session(Arc<Session>),
+    Stateless { wants_log_messages: bool },
+}
+
+/// Answers with plain JSON when the call produced nothing before its answer, and otherwise
+/// switches to an SSE stream that carries the interim messages and ends with the answer.
+async fn relaying_answer(state: Arc<AppState>, parts: CallParts, mode: AnswerMode) -> HttpResponse {
+    let stateless_method = matches!(mode, AnswerMode::Stateless { .. }).then(|| parts.method.clone());
     let (outgoing, mut receiver) = mpsc::unbounded_channel::<Outgoing>();
     // The call runs in its own task: a client that drops the stream does not cancel it (only
     // notifications/cancelled does), and its audit row is written either way.
@@ -154,43 +165,133 @@ async fn relaying_answer(
             }
         };
         let answer = async move {
-            let relay = ClientRelay { interim, session: Arc::clone(&session) };
+            let (session, log_messages) = match mode {
+                AnswerMode::Session(session) => (Some(session), true),
+                AnswerMode::Stateless { wants_log_messages } => (None, wants_log_messages),
+            };
+            let relay = ClientRelay { interim, session, log_messages };
             let call = CallContext {
-                principal: &principal,
-                scope: &scope,
-                session_id: Some(&session.id),
-                trace_id: &trace_id,
+                principal: &parts.principal,
+                scope: &parts.scope,
+                session_id: relay.session.as_ref().map(|session| session.id.as_str()),
+                trace_id: &parts.trace_id,
                 relay: Some(&relay),
             };
-            state.gateway.handle_request(&call, &id, &method, params).await
+            state.gateway.handle_request(&call, &parts.id, &parts.method, parts.params).await
         };
         let (answer, ()) = tokio::join!(answer, pump);
         let _ = outgoing.send(Outgoing::Final(answer));
     });
     let first = match receiver.recv().await {
-        Some(Outgoing::Final(answer)) => {
-            return HttpResponse::Ok().content_type("application/json").body(answer.to_string());
+        Some(Outgoing::Final(mut answer)) => {
+            let mut status = 200;
+            if let Some(method) = &stateless_method {
+                stateless::decorate_answer(method, &mut answer);
+                status = stateless::status_for(&answer);
+            }
+            return json_answer(status, &answer);
         }
         Some(Outgoing::Interim(message)) => message,
         None => return json_error(500, "the call ended without an answer"),
     };
     let keepalive = Duration::from_secs(15);
     let head = stream::once(async move { Ok::<_, actix_web::Error>(sse_event(&first)) });
-    let rest = stream::unfold(Some(receiver), move |receiver| async move {
-        let mut receiver = receiver?;
-        let chunk = match tokio::time::timeout(keepalive, receiver.recv()).await {
-            Ok(Some(Outgoing::Interim(message))) => sse_event(&message),
-            Ok(Some(Outgoing::Final(answer))) => return Some((Ok(sse_event(&answer)), None)),
-            Ok(None) => return None,
-            Err(_) => web::Bytes::from_static(b": keepalive\n\n"),
-        };
-        Some((Ok(chunk), Some(receiver)))
+    let rest = stream::unfold(Some(receiver), move |receiver| {
+        let stateless_method = stateless_method.clone();
+        async move {
+            let mut receiver = receiver?;
+            let chunk = match tokio::time::timeout(keepalive, receiver.recv()).await {
+                Ok(Some(Outgoing::Interim(message))) => sse_event(&message),
+                Ok(Some(Outgoing::Final(mut answer))) => {
+                    if let Some(method) = &stateless_method {
+                        stateless::decorate_answer(method, &mut answer);
+                    }
+                    return Some((Ok(sse_event(&answer)), None));
+                }
+                Ok(None) => return None,
+                Err(_) => web::Bytes::from_static(b": keepalive\n\n"),
+            };
+            Some((Ok(chunk), Some(receiver)))
+        }
     });
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
         .streaming(head.chain(rest))
+}
+
+fn json_answer(status: u16, answer: &Value) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK);
+    HttpResponse::build(status).content_type("application/json").body(answer.to_string())
+}
+
+/// POST in revision 2026-07-28: no session; every request stands alone.
+async fn stateless_post(
+    state: web::Data<AppState>,
+    request: &HttpRequest,
+    principal: crate::identity::Principal,
+    scope: Scope,
+    message: Incoming,
+    trace_id: String,
+) -> HttpResponse {
+    let (id, method, mut params) = match message {
+        Incoming::Request { id, method, params } => (id, method, params),
+        Incoming::Notification { .. } => return HttpResponse::Accepted().finish(),
+        Incoming::Response { id, .. } => {
+            let refusal = jsonrpc::RpcError::new(
+                Some(id),
+                jsonrpc::INVALID_REQUEST,
+                "there is nothing to answer in revision 2026-07-28",
+            );
+            return json_answer(400, &refusal.to_message());
+        }
+    };
+    let headers = request.headers();
+    let lookup = |name: &str| -> Result<Option<String>, ()> {
+        let mut values = headers.get_all(name);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(());
+        }
+        Ok(first.and_then(|value| value.to_str().ok()).map(str::to_string))
+    };
+    let envelope = match stateless::check_request(&id, &method, params.as_ref(), &lookup) {
+        Ok(envelope) => envelope,
+        Err(refusal) => return json_answer(refusal.status, &refusal.body),
+    };
+    if method == "server/discover" {
+        let mut answer = jsonrpc::result_message(&id, stateless::discover_result(&scope));
+        stateless::decorate_answer(&method, &mut answer);
+        return json_answer(200, &answer);
+    }
+    stateless::strip_envelope(&mut params);
+    let accepts_stream = header_str(headers, "accept").is_some_and(|accept| accept.contains("text/event-stream"));
+    let parts = CallParts { principal, scope, trace_id, id, method, params };
+    if accepts_stream && RELAYING_METHODS.contains(&parts.method.as_str()) {
+        let mode = AnswerMode::Stateless { wants_log_messages: envelope.wants_log_messages };
+        return relaying_answer(state.into_inner(), parts, mode).await;
+    }
+    let call = CallContext {
+        principal: &parts.principal,
+        scope: &parts.scope,
+        session_id: None,
+        trace_id: &parts.trace_id,
+        relay: None,
+    };
+    let mut answer = state.gateway.handle_request(&call, &parts.id, &parts.method, parts.params.clone()).await;
+    stateless::decorate_answer(&parts.method, &mut answer);
+    json_answer(stateless::status_for(&answer), &answer)
+}
+
+/// A GET or DELETE in the stateless revision: there is no stream and no session to end.
+fn stateless_refusal(request: &HttpRequest) -> Option<HttpResponse> {
+    stateless::is_stateless_version(header_str(request.headers(), VERSION_HEADER), SESSION_HEADER_VERSIONS).then(|| {
+        HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, "POST"))
+            .content_type("application/json")
+            .body(json!({"jsonrpc": "2.0", "id": null, "error": {"code": jsonrpc::INVALID_REQUEST, "message": "revision 2026-07-28 has no GET stream and no session"}}).to_string())
+    })
 }
 
 fn sse_event(message: &Value) -> web::Bytes {
@@ -239,6 +340,9 @@ pub async fn get(request: HttpRequest, state: web::Data<AppState>, server: Optio
     let Some(scope) = scope_for(&state, server.as_deref().map(String::as_str)) else {
         return json_error(404, "unknown server");
     };
+    if let Some(refusal) = stateless_refusal(&request) {
+        return refusal;
+    }
     let accepts_stream =
         header_str(request.headers(), "accept").is_some_and(|accept| accept.contains("text/event-stream"));
     if !accepts_stream {
@@ -284,6 +388,9 @@ pub async fn delete(
     let Some(scope) = scope_for(&state, server.as_deref().map(String::as_str)) else {
         return json_error(404, "unknown server");
     };
+    if let Some(refusal) = stateless_refusal(&request) {
+        return refusal;
+    }
     let Some(session_id) = header_str(request.headers(), SESSION_HEADER) else {
         return json_error(400, "missing Mcp-Session-Id");
     };

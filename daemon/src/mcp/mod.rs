@@ -5,6 +5,7 @@ pub mod http;
 pub mod jsonrpc;
 pub mod names;
 pub mod session;
+pub mod stateless;
 
 use std::sync::Arc;
 
