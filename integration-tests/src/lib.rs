@@ -373,3 +373,39 @@ pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
     }
     condition()
 }
+
+/// Where `scripts/install-test-deps.sh` put the pinned npm and PyPI peers.
+pub fn tools_dir() -> PathBuf {
+    std::env::var("CASTELLAN_TOOLS_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join(".tools"))
+}
+
+/// The default test profile plus `@modelcontextprotocol/server-everything` (npm, pinned) as the
+/// stdio server `everything`, run by the pinned Node.
+pub fn profile_with_everything() -> String {
+    let tools = tools_dir();
+    let node = tools.join("bin/node22");
+    let entry = tools.join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(node.exists() && entry.exists(), "run scripts/install-test-deps.sh first ({} missing)", entry.display());
+    DEFAULT_TEST_PROFILE.replace(
+        "rbac:\n",
+        &format!("  everything:\n    command: {}\n    args: [{}, stdio]\nrbac:\n", node.display(), entry.display()),
+    )
+}
+
+/// Runs one of the Python client scripts in `integration-tests/clients/` with the venv `venv`
+/// (`py1`: mcp 1.x, `py2`: mcp 2.x) and returns the JSON object it prints.
+pub fn run_python_client(venv: &str, script: &str, args: &[&str]) -> Value {
+    let python = tools_dir().join(venv).join("bin/python");
+    let script = repo_root().join("integration-tests/clients").join(script);
+    let output = Command::new(&python).arg(&script).args(args).stdin(Stdio::null()).output().unwrap_or_else(|error| {
+        panic!("{} cannot start ({error}); run scripts/install-test-deps.sh", python.display())
+    });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script:?} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{script:?} printed no JSON: {stdout}"))
+}
