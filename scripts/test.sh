@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: formatting, lints, unit and property tests. The end-to-end tests
-# (real binary, SQLite and PostgreSQL, real MCP servers, the Python MCP SDK) join with their crate;
-# docs/status.md says which crates are members today.
+# Runs every test of the workspace: formatting, lints, unit and property tests, and the end-to-end
+# tests (real binary, SQLite and PostgreSQL, real MCP servers, the Python MCP SDK, the conformance suite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/ensure-postgres.sh
-# The end-to-end peers (npm and PyPI packages) are installed here once integration-tests joins the
-# workspace; see docs/status.md.
+# The end-to-end peers: pinned npm packages (server-everything, the conformance suite, Node 22) and
+# the Python MCP SDKs; a no-op when they are installed already.
+scripts/install-test-deps.sh
 
 export CASTELLAN_TEST_POSTGRES_URL="${CASTELLAN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export CASTELLAN_TOOLS_DIR="${CASTELLAN_TOOLS_DIR:-$PWD/.tools}"
