@@ -52,6 +52,10 @@ pub struct ServerSettings {
     /// `allowed_origins`: `Origin` values accepted beyond `public_url`'s origin and loopback,
     /// lowercased, each `scheme://host[:port]`.
     pub allowed_origins: Vec<String>,
+    /// `allow_anonymous`: a request without any credential is served as the `anonymous` tier
+    /// (level 10) instead of being answered 401; RBAC then decides what it may do. A credential
+    /// that is present but bad is still refused. Default false.
+    pub allow_anonymous: bool,
 }
 
 /// The `database` section.

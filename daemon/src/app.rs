@@ -108,6 +108,7 @@ impl Application {
             db,
             public_url: profile.server.public_url.clone(),
             allowed_origins: ArcSwap::from_pointee(profile.server.allowed_origins.clone()),
+            allow_anonymous: AtomicBool::new(profile.server.allow_anonymous),
             converged_once,
             migrations_applied: AtomicBool::new(true),
         });
@@ -168,6 +169,7 @@ pub fn apply_servers(handles: &LiveHandles, profile: &Profile) {
         .collect();
     handles.state.gateway.server_call_timeouts.store(Arc::new(timeouts));
     handles.state.allowed_origins.store(Arc::new(profile.server.allowed_origins.clone()));
+    handles.state.allow_anonymous.store(profile.server.allow_anonymous, Ordering::Relaxed);
     handles.reconciler.do_send(ApplyServers(profile.mcp_servers.clone()));
     handles.state.migrations_applied.store(true, Ordering::Release);
 }

@@ -26,6 +26,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub public_url: String,
     pub allowed_origins: ArcSwap<Vec<String>>,
+    /// `server.allow_anonymous`: serve requests without a credential as the anonymous tier.
+    pub allow_anonymous: AtomicBool,
     pub converged_once: Arc<AtomicBool>,
     pub migrations_applied: AtomicBool,
 }
@@ -101,6 +103,7 @@ pub async fn authenticate(state: &AppState, request: &HttpRequest, trace_id: &st
     state.metrics.auth_decisions.get_or_create(&OutcomeLabels { outcome: label.to_string() }).inc();
     match outcome {
         Ok(principal) => Ok(principal),
+        Err(AuthError::Missing) if state.allow_anonymous.load(Ordering::Relaxed) => Ok(Principal::anonymous()),
         Err(AuthError::Unavailable) => {
             tracing::error!(trace_id, "identity store unavailable");
             Err(json_error(503, "the identity store is unavailable; try again"))

@@ -165,6 +165,28 @@ fn missing_or_bad_credentials_get_a_401_challenge() {
 }
 
 #[test]
+fn anonymous_access_is_opt_in_floor_tier_and_never_excuses_a_bad_key() {
+    let profile = integration_tests::DEFAULT_TEST_PROFILE.replace("server:\n", "server:\n  allow_anonymous: true\n");
+    let app = integration_tests::spawn_app_with(integration_tests::AppOptions::new(Database::Sqlite).profile(&profile));
+    let url = format!("{}/mcp", app.base_url);
+    let mut anonymous = Session::open(&url, "");
+    assert_eq!(anonymous.tool_names(), Vec::<String>::new(), "no rule allows the anonymous tier: default deny");
+    let refused = anonymous.call("customers__get_customer", json!({"id": 1}));
+    assert_eq!(refused["error"]["code"], -32003, "{refused}");
+    let rows = app.audit_rows();
+    assert_eq!(
+        rows.last().map(|row| (row["user_id"].clone(), row["status"].clone())),
+        Some((json!("anonymous"), json!("denied")))
+    );
+    let bad = post_raw(
+        &url,
+        &standard_headers("Bearer cas_aaaaaaaaaaaa_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", None),
+        &initialize_body("2025-06-18"),
+    );
+    assert_eq!(bad.status, 401, "a bad credential is refused even where anonymous access is allowed");
+}
+
+#[test]
 fn bad_input_gets_the_right_error_and_changes_nothing() {
     let app = spawn_app(Database::Sqlite);
     let key = bearer(&app.admin_key);

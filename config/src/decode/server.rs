@@ -11,7 +11,7 @@ use crate::model::{
 use crate::template::expand;
 
 const SERVER_KEYS: &[&str] =
-    &["listen", "public_url", "max_body_bytes", "call_timeout", "drain_timeout", "allowed_origins"];
+    &["listen", "public_url", "max_body_bytes", "call_timeout", "drain_timeout", "allowed_origins", "allow_anonymous"];
 
 pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> ServerSettings {
     let mut settings = ServerSettings {
@@ -21,6 +21,7 @@ pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> Server
         call_timeout: DEFAULT_CALL_TIMEOUT,
         drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         allowed_origins: Vec::new(),
+        allow_anonymous: false,
     };
     let fields = node.as_ref().and_then(|node| decoder.fields(node, SERVER_KEYS));
     if let Some(mut fields) = fields {
@@ -66,6 +67,11 @@ pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> Server
             && let Some(timeout) = decoder.duration(&node)
         {
             settings.drain_timeout = timeout;
+        }
+        if let Some(node) = fields.take("allow_anonymous")
+            && let Some(allow) = decoder.boolean(&node)
+        {
+            settings.allow_anonymous = allow;
         }
         if let Some(node) = fields.take("allowed_origins") {
             settings.allowed_origins = decode_origins(decoder, &node);

@@ -32,6 +32,7 @@ fn default_server_settings() -> ServerSettings {
         call_timeout: Duration::from_secs(60),
         drain_timeout: Duration::from_secs(10),
         allowed_origins: vec![],
+        allow_anonymous: false,
     }
 }
 
@@ -223,7 +224,7 @@ fn an_empty_mapping_is_a_profile_of_defaults() {
 #[test]
 fn server_settings_are_read_and_defaults_derive_from_listen() {
     let profile = parse_ok(
-        "server:\n  listen: 0.0.0.0:9443\n  max_body_bytes: 1024\n  call_timeout: 2m\n  drain_timeout: 0s\n  allowed_origins: [\"https://App.Example.com\", \"http://localhost:3000\"]\n",
+        "server:\n  listen: 0.0.0.0:9443\n  max_body_bytes: 1024\n  call_timeout: 2m\n  drain_timeout: 0s\n  allowed_origins: [\"https://App.Example.com\", \"http://localhost:3000\"]\n  allow_anonymous: true\n",
     );
     let expected = ServerSettings {
         listen: "0.0.0.0:9443".into(),
@@ -232,6 +233,7 @@ fn server_settings_are_read_and_defaults_derive_from_listen() {
         call_timeout: Duration::from_secs(120),
         drain_timeout: Duration::ZERO,
         allowed_origins: vec!["https://app.example.com".into(), "http://localhost:3000".into()],
+        allow_anonymous: true,
     };
     assert_eq!(profile.server, expected, "server settings with public_url derived from listen");
 

@@ -15,7 +15,23 @@ use subtle::ConstantTimeEq;
 /// How a principal proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
-    ApiKey { public_id: String },
+    ApiKey {
+        public_id: String,
+    },
+    /// No credential, on a profile with `server.allow_anonymous`.
+    Anonymous,
+}
+
+impl Principal {
+    /// The caller without a credential: the `anonymous` tier, no scopes.
+    pub fn anonymous() -> Self {
+        Principal {
+            subject: "anonymous".into(),
+            tier: Tier::Anonymous,
+            scopes: Vec::new(),
+            credential: Credential::Anonymous,
+        }
+    }
 }
 
 /// The authenticated caller. Later identity sources (our OAuth tokens, federated JWTs) produce the
