@@ -15,6 +15,17 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 
+async def on_sampling(context, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    return types.CreateMessageResult(
+        role="assistant", model="loopback-model", stop_reason="endTurn",
+        content=types.TextContent(type="text", text="Paris"),
+    )
+
+
+async def on_elicitation(context, params: types.ElicitRequestParams) -> types.ElicitResult:
+    return types.ElicitResult(action="accept", content={"name": "Ada Lovelace", "check": True, "email": "ada@example.com"})
+
+
 def text_of(result) -> str:
     return " ".join(getattr(block, "text", "") for block in result.content)
 
@@ -23,7 +34,10 @@ async def main(url: str, token: str, prefix: str, mode: str) -> dict:
     report: dict = {}
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30.0, read=60.0))
     async with http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode, cache=None) as client:
+        async with Client(
+            streamable_http_client(url, http_client=http), mode=mode, cache=None,
+            sampling_callback=on_sampling, elicitation_callback=on_elicitation,
+        ) as client:
             report["protocol_version"] = client.protocol_version
             names, cursor = [], None
             while True:
@@ -45,6 +59,11 @@ async def main(url: str, token: str, prefix: str, mode: str) -> dict:
                 f"{prefix}trigger-long-running-operation", {"duration": 0.3, "steps": 3}, progress_callback=on_progress
             )
             report["long_running"] = {"text": text_of(long_run), "progress": progress}
+
+            sampled = await client.call_tool(f"{prefix}trigger-sampling-request", {"prompt": "capital of France?"})
+            report["sampling"] = {"text": text_of(sampled), "is_error": sampled.is_error}
+            elicited = await client.call_tool(f"{prefix}trigger-elicitation-request", {})
+            report["elicitation"] = {"text": text_of(elicited), "is_error": elicited.is_error}
 
             if prefix:
                 customer = await client.call_tool("customers__get_customer", {"id": 1})

@@ -15,6 +15,7 @@ use castellan_schema::audit::NewExecution;
 use chrono::Utc;
 use serde_json::{Value, json};
 
+use super::input_required::{AbandonedRow, CallBinding, ClientSide, InputBridge, Step};
 use super::jsonrpc::{self, FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, REQUEST_TIMEOUT, RpcError};
 use super::names;
 use super::session::{Scope, Session, SessionStore};
@@ -49,6 +50,8 @@ pub struct Gateway {
     in_flight: Mutex<HashMap<InFlightKey, InFlightCall>>,
     /// Where each resource URI came from, learned from resources/list, for the aggregated endpoint.
     resource_origins: Mutex<HashMap<String, String>>,
+    /// Calls of 2026-07-28 clients waiting for the client's input.
+    input_bridge: InputBridge,
 }
 
 /// Who is calling and through which door.
@@ -70,6 +73,8 @@ pub struct ClientRelay {
     pub session: Option<Arc<Session>>,
     /// Whether log lines (`notifications/message`) go to the client.
     pub log_messages: bool,
+    /// What the client declared (for a stateless client, in this request's `_meta`).
+    pub client_capabilities: Value,
 }
 
 /// Which client capability a server-to-client request needs.
@@ -104,6 +109,7 @@ impl Gateway {
             configured_servers: ArcSwap::from_pointee(BTreeSet::new()),
             in_flight: Mutex::new(HashMap::new()),
             resource_origins: Mutex::new(HashMap::new()),
+            input_bridge: InputBridge::default(),
         }
     }
 
@@ -279,9 +285,29 @@ impl Gateway {
         let upstream_id = connection.allocate_id();
         let key = (call.session_id.unwrap_or_default().to_string(), id.to_string());
         lock(&self.in_flight).insert(key.clone(), (Arc::clone(&connection), upstream_id));
-        let outcome =
-            self.relayed_request(call, &connection, upstream_id, "tools/call", upstream_params, timeout).await;
+        let binding = CallBinding {
+            subject: call.principal.subject.clone(),
+            method: "tools/call".into(),
+            name: requested.clone(),
+            started_at,
+            trace_id: call.trace_id.to_string(),
+            audit: Some(AbandonedRow {
+                server: record.server.clone(),
+                tool: record.tool.clone(),
+                input: record.input.clone(),
+            }),
+        };
+        let run =
+            self.run_upstream(call, &connection, upstream_id, "tools/call", upstream_params, timeout, binding).await;
         lock(&self.in_flight).remove(&key);
+        let (outcome, started_at) = match run {
+            Ok((Step::Done(outcome), started_at)) => (outcome, started_at),
+            Ok((Step::InputRequired(result), _)) => return jsonrpc::result_message(id, result),
+            Err(mut error) => {
+                error.id = Some(id.clone());
+                return error.to_message();
+            }
+        };
         let finish = match outcome {
             Ok(Ok(result)) => {
                 let status =
@@ -452,11 +478,102 @@ impl Gateway {
         server: &LiveServer,
         method: &str,
         params: Value,
+        client_name: &str,
     ) -> Result<Value, RpcError> {
         let connection = Arc::clone(&server.connection);
         let upstream_id = connection.allocate_id();
-        let outcome = self.relayed_request(call, &connection, upstream_id, method, params, self.call_timeout).await;
-        rpc_outcome(&server.name, outcome)
+        let binding = CallBinding {
+            subject: call.principal.subject.clone(),
+            method: method.to_string(),
+            name: client_name.to_string(),
+            started_at: Utc::now(),
+            trace_id: call.trace_id.to_string(),
+            audit: None,
+        };
+        match self.run_upstream(call, &connection, upstream_id, method, params, self.call_timeout, binding).await? {
+            (Step::Done(outcome), _) => rpc_outcome(&server.name, outcome),
+            (Step::InputRequired(result), _) => Ok(result),
+        }
+    }
+
+    /// Runs a request upstream for `call`: for a stateless client through the input bridge (which
+    /// may park it and answer `input_required`), otherwise with interim messages relayed directly.
+    #[allow(clippy::too_many_arguments)] // one upstream request and what binds it to its caller
+    async fn run_upstream(
+        &self,
+        call: &CallContext<'_>,
+        connection: &Arc<Connection>,
+        upstream_id: u64,
+        method: &str,
+        mut params: Value,
+        timeout: Duration,
+        binding: CallBinding,
+    ) -> Result<(Step, chrono::DateTime<Utc>), RpcError> {
+        let resuming = params.get("requestState").is_some();
+        let Some(relay) = call.relay.filter(|relay| relay.session.is_none()) else {
+            if resuming {
+                return Err(RpcError::new(
+                    None,
+                    INVALID_PARAMS,
+                    "requestState is only meaningful to revision 2026-07-28 clients",
+                ));
+            }
+            let started_at = binding.started_at;
+            let outcome = self.relayed_request(call, connection, upstream_id, method, params, timeout).await;
+            return Ok((Step::Done(outcome), started_at));
+        };
+        let client = ClientSide {
+            capabilities: &relay.client_capabilities,
+            interim: &relay.interim,
+            log_messages: relay.log_messages,
+        };
+        let (step, started_at, abandoned) = if resuming {
+            match self.input_bridge.resume(&client, &binding, &params).await {
+                Ok(resumed) => resumed,
+                Err((error, abandoned)) => {
+                    self.audit_abandoned(abandoned).await;
+                    return Err(error);
+                }
+            }
+        } else {
+            if let Some(params) = params.as_object_mut() {
+                params.remove("inputResponses");
+            }
+            let started_at = binding.started_at;
+            let (step, abandoned) = self
+                .input_bridge
+                .start(&client, binding, Arc::clone(connection), upstream_id, method, params, timeout)
+                .await;
+            (step, started_at, abandoned)
+        };
+        self.audit_abandoned(abandoned).await;
+        Ok((step, started_at))
+    }
+
+    /// Writes the row of each tools/call that a stateless client left waiting for input.
+    async fn audit_abandoned(&self, abandoned: Vec<super::input_required::Abandoned>) {
+        for call in abandoned {
+            let Some(row) = call.binding.audit else { continue };
+            let completed_at = Utc::now();
+            let message = "abandoned: the client did not answer the server's request for input in time";
+            let record = NewExecution {
+                server: row.server,
+                tool: row.tool,
+                input: row.input,
+                output: None,
+                status: "failed".into(),
+                error_message: Some(message.into()),
+                user_id: Some(call.binding.subject),
+                session_id: None,
+                trace_id: call.binding.trace_id,
+                started_at: call.binding.started_at,
+                completed_at,
+                duration_ms: (completed_at - call.binding.started_at).num_milliseconds(),
+            };
+            if let Err(error) = self.audit.record(record).await {
+                tracing::error!(%error, "could not audit an abandoned call");
+            }
+        }
     }
 
     async fn forward(&self, server: &LiveServer, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
@@ -486,7 +603,8 @@ async fn relay_one(relay: &ClientRelay, related: Related) {
                 connection.respond(upstream_id, Err(error)).await;
                 return;
             };
-            let supported = capability_for(method).is_some_and(|capability| session.client_supports(capability));
+            let supported =
+                capability_for(method).is_some_and(|capability| relay.client_capabilities.get(capability).is_some());
             if !supported {
                 let error =
                     json!({"code": METHOD_NOT_FOUND, "message": format!("the client does not support {method}")});
@@ -551,7 +669,7 @@ impl Gateway {
         };
         let server = self.visible_server(call, &server_name)?;
         params["name"] = Value::String(bare);
-        self.forward_for(call, &server, method, params).await
+        self.forward_for(call, &server, method, params, &name).await
     }
 
     async fn forward_resource(
@@ -576,7 +694,7 @@ impl Gateway {
         };
         let server = self.visible_server(call, &server_name)?;
         if method == "resources/read" {
-            return self.forward_for(call, &server, method, params.unwrap_or_else(|| json!({}))).await;
+            return self.forward_for(call, &server, method, params.unwrap_or_else(|| json!({})), &uri).await;
         }
         self.forward(&server, method, params).await
     }

@@ -146,7 +146,7 @@ struct CallParts {
 /// How the client hears back: within a session, or statelessly (2026-07-28).
 enum AnswerMode {
     Session(Arc<Session>),
-    Stateless { wants_log_messages: bool },
+    Stateless { wants_log_messages: bool, client_capabilities: Value },
 }
 
 /// Answers with plain JSON when the call produced nothing before its answer, and otherwise
@@ -165,11 +165,16 @@ async fn relaying_answer(state: Arc<AppState>, parts: CallParts, mode: AnswerMod
             }
         };
         let answer = async move {
-            let (session, log_messages) = match mode {
-                AnswerMode::Session(session) => (Some(session), true),
-                AnswerMode::Stateless { wants_log_messages } => (None, wants_log_messages),
+            let (session, log_messages, client_capabilities) = match mode {
+                AnswerMode::Session(session) => {
+                    let capabilities = session.client_capabilities.clone();
+                    (Some(session), true, capabilities)
+                }
+                AnswerMode::Stateless { wants_log_messages, client_capabilities } => {
+                    (None, wants_log_messages, client_capabilities)
+                }
             };
-            let relay = ClientRelay { interim, session, log_messages };
+            let relay = ClientRelay { interim, session, log_messages, client_capabilities };
             let call = CallContext {
                 principal: &parts.principal,
                 scope: &parts.scope,
@@ -269,7 +274,10 @@ async fn stateless_post(
     let accepts_stream = header_str(headers, "accept").is_some_and(|accept| accept.contains("text/event-stream"));
     let parts = CallParts { principal, scope, trace_id, id, method, params };
     if accepts_stream && RELAYING_METHODS.contains(&parts.method.as_str()) {
-        let mode = AnswerMode::Stateless { wants_log_messages: envelope.wants_log_messages };
+        let mode = AnswerMode::Stateless {
+            wants_log_messages: envelope.wants_log_messages,
+            client_capabilities: envelope.client_capabilities,
+        };
         return relaying_answer(state.into_inner(), parts, mode).await;
     }
     let call = CallContext {

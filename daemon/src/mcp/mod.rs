@@ -2,6 +2,7 @@
 
 pub mod gateway;
 pub mod http;
+pub mod input_required;
 pub mod jsonrpc;
 pub mod names;
 pub mod session;

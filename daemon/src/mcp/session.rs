@@ -69,11 +69,6 @@ impl Session {
         lock(&self.client_requests).remove(id.as_str()?)
     }
 
-    /// Whether the client declared `capability` (e.g. `sampling`) when it initialized.
-    pub fn client_supports(&self, capability: &str) -> bool {
-        self.client_capabilities.get(capability).is_some_and(|value| !value.is_null())
-    }
-
     /// Sends a notification on the GET stream if one is open; never waits.
     pub fn notify(&self, message: Value) {
         if let Some(stream) = lock(&self.stream).as_ref() {
