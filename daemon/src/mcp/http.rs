@@ -34,6 +34,22 @@ fn scope_for(state: &AppState, server: Option<&str>) -> Option<Scope> {
     }
 }
 
+/// What every method of the endpoint checks first, in this order: Origin (DNS rebinding), the
+/// credential, then whether `/mcp/{server}` names a configured server.
+async fn admit(
+    request: &HttpRequest,
+    state: &AppState,
+    server: Option<&String>,
+) -> Result<(String, crate::identity::Principal, Scope), HttpResponse> {
+    let trace_id = trace_id_for(request);
+    if !origin_allowed(state, request.headers()) {
+        return Err(json_error(403, "forbidden: the Origin of this request is not allowed"));
+    }
+    let principal = authenticate(state, request, &trace_id).await?;
+    let scope = scope_for(state, server.map(String::as_str)).ok_or_else(|| json_error(404, "unknown server"))?;
+    Ok((trace_id, principal, scope))
+}
+
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
@@ -45,16 +61,9 @@ pub async fn post(
     state: web::Data<AppState>,
     server: Option<web::Path<String>>,
 ) -> HttpResponse {
-    let trace_id = trace_id_for(&request);
-    if !origin_allowed(&state, request.headers()) {
-        return json_error(403, "forbidden: the Origin of this request is not allowed");
-    }
-    let principal = match authenticate(&state, &request, &trace_id).await {
-        Ok(principal) => principal,
+    let (trace_id, principal, scope) = match admit(&request, &state, server.as_deref()).await {
+        Ok(admitted) => admitted,
         Err(response) => return response,
-    };
-    let Some(scope) = scope_for(&state, server.as_deref().map(String::as_str)) else {
-        return json_error(404, "unknown server");
     };
     let content_type = header_str(request.headers(), "content-type").unwrap_or_default();
     if !content_type.to_ascii_lowercase().starts_with("application/json") {
@@ -337,16 +346,9 @@ fn initialize(state: &AppState, subject: &str, scope: Scope, id: &Value, params:
 
 /// GET: the session's stream of unsolicited notifications (list changes, log messages).
 pub async fn get(request: HttpRequest, state: web::Data<AppState>, server: Option<web::Path<String>>) -> HttpResponse {
-    let trace_id = trace_id_for(&request);
-    if !origin_allowed(&state, request.headers()) {
-        return json_error(403, "forbidden: the Origin of this request is not allowed");
-    }
-    let principal = match authenticate(&state, &request, &trace_id).await {
-        Ok(principal) => principal,
+    let (_, principal, scope) = match admit(&request, &state, server.as_deref()).await {
+        Ok(admitted) => admitted,
         Err(response) => return response,
-    };
-    let Some(scope) = scope_for(&state, server.as_deref().map(String::as_str)) else {
-        return json_error(404, "unknown server");
     };
     if let Some(refusal) = stateless_refusal(&request) {
         return refusal;
@@ -385,16 +387,9 @@ pub async fn delete(
     state: web::Data<AppState>,
     server: Option<web::Path<String>>,
 ) -> HttpResponse {
-    let trace_id = trace_id_for(&request);
-    if !origin_allowed(&state, request.headers()) {
-        return json_error(403, "forbidden: the Origin of this request is not allowed");
-    }
-    let principal = match authenticate(&state, &request, &trace_id).await {
-        Ok(principal) => principal,
+    let (_, principal, scope) = match admit(&request, &state, server.as_deref()).await {
+        Ok(admitted) => admitted,
         Err(response) => return response,
-    };
-    let Some(scope) = scope_for(&state, server.as_deref().map(String::as_str)) else {
-        return json_error(404, "unknown server");
     };
     if let Some(refusal) = stateless_refusal(&request) {
         return refusal;
