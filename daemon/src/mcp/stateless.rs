@@ -323,4 +323,41 @@ mod tests {
         strip_envelope(&mut params);
         assert_eq!(params, Some(json!({"name": "x", "_meta": {"progressToken": 5}})));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Whatever names the body and the header carry, the request passes only when the header,
+            /// decoded, names exactly what the body does.
+            #[test]
+            fn a_request_passes_only_when_the_name_header_matches_the_body(
+                body_name in "[ -~]{0,24}",
+                header_name in "[ -~]{0,24}",
+                encode in any::<bool>(),
+            ) {
+                let params = json!({"name": body_name, "_meta": meta("2026-07-28")});
+                let shown = if encode {
+                    format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(&header_name))
+                } else {
+                    header_name.clone()
+                };
+                let pairs = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", shown.as_str())];
+                let outcome = check_request(&json!(1), "tools/call", Some(&params), &headers(&pairs));
+                let same = if encode { header_name == body_name } else { header_name.trim() == body_name };
+                prop_assert_eq!(outcome.is_ok(), same, "body {:?} header {:?}", body_name, shown);
+            }
+
+            /// Arbitrary JSON-ish params never panic the checks.
+            #[test]
+            fn arbitrary_params_never_panic(text in "[ -~]{0,64}", version in "[ -~]{0,12}") {
+                let params = json!({"name": text, "_meta": {"io.modelcontextprotocol/protocolVersion": version, "io.modelcontextprotocol/clientCapabilities": {}}});
+                let pairs = [("mcp-protocol-version", version.as_str()), ("mcp-method", "tools/call"), ("mcp-name", text.as_str())];
+                let _ = check_request(&json!(1), "tools/call", Some(&params), &headers(&pairs));
+                let _ = decode_header_value(&text);
+            }
+        }
+    }
 }
