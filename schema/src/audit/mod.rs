@@ -124,8 +124,16 @@ pub async fn last_hash(db: &DatabaseConnection) -> DbResult<String> {
 }
 
 async fn last_hash_with<C: ConnectionTrait>(db: &C) -> DbResult<String> {
-    let last = entity::Entity::find().order_by_desc(entity::Column::Id).limit(1).one(db).await?;
-    Ok(last.map_or_else(|| GENESIS_HASH.to_owned(), |row| row.row_hash))
+    // Only the hash: the last row's input and output can be large, and this runs on every commit.
+    let last: Option<String> = entity::Entity::find()
+        .select_only()
+        .column(entity::Column::RowHash)
+        .order_by_desc(entity::Column::Id)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(last.unwrap_or_else(|| GENESIS_HASH.to_owned()))
 }
 
 /// Appends `rows` in order, in one transaction, chaining from `prev_hash` (the caller's idea
