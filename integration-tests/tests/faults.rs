@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use integration_tests::mcp::{Session, bearer};
-use integration_tests::{AppOptions, Database, alive, descendants, eventually, spawn_app, spawn_app_with};
+use integration_tests::{
+    AppOptions, Database, alive, descendants, eventually, profile_with_everything, spawn_app, spawn_app_with,
+};
 use nix::sys::signal::Signal;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// The real demo-server process (the supervisor's child), by its command line.
 fn demo_server_pid(daemon: i32) -> i32 {
@@ -125,4 +127,81 @@ fn profile_reload_applies_valid_changes_and_ignores_invalid_ones() {
         eventually(Duration::from_secs(10), || !session.tool_names().contains(&"customers__get_customer".to_string()));
     assert!(applied, "a valid change is applied without a restart; log:\n{}", app.log());
     assert_eq!(session.call("customers__get_customer", json!({"id": 1}))["error"]["code"], -32003);
+}
+
+/// A long call to server-everything posted on its own thread with a fixed request id.
+fn long_call_in_background(session: &Session, id: u64, seconds: u64) -> std::thread::JoinHandle<(Value, Duration)> {
+    let url = session.url.clone();
+    let headers: Vec<(String, String)> =
+        session.headers().into_iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+    std::thread::spawn(move || {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "everything__trigger-long-running-operation", "arguments": {"duration": seconds, "steps": seconds}
+        }});
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+        let started = std::time::Instant::now();
+        let reply = integration_tests::mcp::post_raw(&url, &headers, &body.to_string());
+        (reply.body, started.elapsed())
+    })
+}
+
+fn everything_pid(daemon: i32) -> i32 {
+    descendants(daemon)
+        .into_iter()
+        .find(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let text = String::from_utf8_lossy(&cmdline);
+            text.contains("server-everything") && !text.contains("supervise-child")
+        })
+        .expect("server-everything process")
+}
+
+#[test]
+fn a_child_killed_during_a_call_fails_that_call_and_it_is_audited_failed() {
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile_with_everything()));
+    let session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
+    let call = long_call_in_background(&session, 41, 10);
+    std::thread::sleep(Duration::from_millis(700));
+    let child = everything_pid(app.pid());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), Signal::SIGKILL).expect("kill child");
+    let (answer, took) = call.join().expect("call thread");
+    assert!(answer.get("error").is_some(), "the in-flight call gets an error: {answer}");
+    assert!(took < Duration::from_secs(5), "and at once, not after the tool's 10 s: {took:?}");
+    let rows = app.audit_rows();
+    let row = rows.iter().find(|row| row["tool"] == "trigger-long-running-operation").expect("audited");
+    assert_eq!(row["status"], "failed", "{row}");
+    let back = eventually(Duration::from_secs(20), || {
+        descendants(app.pid()).iter().any(|pid| {
+            *pid != child && {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                String::from_utf8_lossy(&cmdline).contains("server-everything")
+            }
+        })
+    });
+    assert!(back, "server-everything is restarted after its backoff");
+}
+
+#[test]
+fn a_cancelled_call_ends_at_once_reaches_the_server_and_is_audited() {
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile_with_everything()));
+    let mut session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
+    let call = long_call_in_background(&session, 42, 10);
+    std::thread::sleep(Duration::from_millis(700));
+    let accepted =
+        session.notify("notifications/cancelled", Some(json!({"requestId": 42, "reason": "user pressed stop"})));
+    assert_eq!(accepted, 202);
+    let (answer, took) = call.join().expect("call thread");
+    assert!(took < Duration::from_secs(5), "the call ended when cancelled, not after 10 s: {took:?} {answer}");
+    let rows = app.audit_rows();
+    let row = rows.iter().find(|row| row["tool"] == "trigger-long-running-operation").expect("audited");
+    assert_eq!(
+        (row["status"].as_str(), row["error_message"].as_str()),
+        (Some("failed"), Some("cancelled by the client"))
+    );
+    // The server is still healthy and serves the next call.
+    let next = session.call("everything__get-sum", json!({"a": 1, "b": 1}));
+    assert!(
+        next.pointer("/result/content/0/text").and_then(Value::as_str).is_some_and(|text| text.contains("is 2")),
+        "{next}"
+    );
 }

@@ -30,6 +30,8 @@ pub enum UpstreamError {
     Protocol(String),
     #[error("transport error: {0}")]
     Transport(String),
+    #[error("the request was cancelled")]
+    Cancelled,
 }
 
 /// A JSON-RPC answer from upstream: the `result` member, or the `error` object.
@@ -91,6 +93,8 @@ pub struct Connection {
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, oneshot::Sender<RpcOutcome>>>,
     sinks: Mutex<HashMap<u64, SinkEntry>>,
+    /// Requests in flight that a client may cancel: firing one ends the wait at once.
+    cancels: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     closed: AtomicBool,
     closed_signal: tokio::sync::watch::Sender<bool>,
     wire: Wire,
@@ -104,6 +108,7 @@ impl Connection {
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             sinks: Mutex::new(HashMap::new()),
+            cancels: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             closed_signal: tokio::sync::watch::Sender::new(false),
             wire,
@@ -131,8 +136,36 @@ impl Connection {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Like `request`, with an id from `allocate_id`.
+    /// Like `request`, with an id from `allocate_id`; `cancel_request` with that id ends it early.
     pub async fn request_with_id(
+        self: &Arc<Self>,
+        id: u64,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+    ) -> Result<RpcOutcome, UpstreamError> {
+        let (cancel, cancelled) = oneshot::channel();
+        lock(&self.cancels).insert(id, cancel);
+        let outcome = tokio::select! {
+            outcome = self.exchange(id, method, params, timeout) => outcome,
+            Ok(()) = cancelled => Err(UpstreamError::Cancelled),
+        };
+        lock(&self.cancels).remove(&id);
+        // A cancelled stdio request leaves its waiter behind; a late answer then finds nobody.
+        self.lock_pending().remove(&id);
+        outcome
+    }
+
+    /// A client cancelled request `id`: its waiter gets `Cancelled` now, and the server is told.
+    pub async fn cancel_request(self: &Arc<Self>, id: u64, reason: &str) {
+        let waiting = lock(&self.cancels).remove(&id);
+        if let Some(cancel) = waiting {
+            let _ = cancel.send(());
+            self.cancel(id, reason).await;
+        }
+    }
+
+    async fn exchange(
         self: &Arc<Self>,
         id: u64,
         method: &str,

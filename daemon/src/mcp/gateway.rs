@@ -156,7 +156,7 @@ impl Gateway {
         let key = (call.session_id.unwrap_or_default().to_string(), request_id.to_string());
         let target = lock(&self.in_flight).get(&key).cloned();
         if let Some((connection, upstream_id)) = target {
-            connection.cancel(upstream_id, "cancelled by the client").await;
+            connection.cancel_request(upstream_id, "cancelled by the client").await;
         }
     }
 
@@ -322,6 +322,7 @@ impl Gateway {
                 let message = format!("the tool did not answer within {} ms", after.as_millis());
                 Finish::refused("timeout", REQUEST_TIMEOUT, &message)
             }
+            Err(UpstreamError::Cancelled) => Finish::refused("failed", INTERNAL_ERROR, "cancelled by the client"),
             Err(error) => {
                 tracing::warn!(server = %server.name, %error, "tool call failed upstream");
                 let message = format!("the server '{}' failed during the call", server.name);
