@@ -176,6 +176,9 @@ impl Handler<StopServer> for McpServer {
 
     fn handle(&mut self, _: StopServer, ctx: &mut Context<Self>) -> Self::Result {
         self.stopping = true;
+        // Stopping the actor cancels its run future before that future's own cleanup runs, so the
+        // server leaves the registry here: a removed server's tools must not stay on offer.
+        self.context.registry.remove(&self.name);
         if let Some(handle) = self.pending_start.take() {
             ctx.cancel_future(handle);
         }

@@ -205,3 +205,53 @@ fn a_cancelled_call_ends_at_once_reaches_the_server_and_is_audited() {
         "{next}"
     );
 }
+
+/// The demo-server processes under the daemon (not their supervisors).
+fn demo_server_pids(daemon: i32) -> Vec<i32> {
+    let mut pids: Vec<i32> = descendants(daemon)
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let text = String::from_utf8_lossy(&cmdline);
+            text.contains("demo-server") && !text.contains("supervise-child")
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+#[test]
+fn reload_starts_restarts_and_stops_only_the_servers_whose_definition_changed() {
+    let app = spawn_app(Database::Sqlite);
+    let url = format!("{}/mcp", app.base_url);
+    let mut session = Session::open(&url, &bearer(&app.admin_key));
+    let original = demo_server_pids(app.pid());
+    assert_eq!(original.len(), 1, "one demo server at start: {original:?}");
+    let with_second = |extra: &str| {
+        integration_tests::DEFAULT_TEST_PROFILE.replace(
+            "rbac:\n",
+            &format!("  customers2:\n    command: castellan\n    args: [demo-server]\n{extra}rbac:\n"),
+        )
+    };
+
+    std::fs::write(&app.profile_path, with_second("")).expect("write");
+    let added = eventually(Duration::from_secs(15), || {
+        session.tool_names().contains(&"customers2__get_customer".to_string()) && demo_server_pids(app.pid()).len() == 2
+    });
+    assert!(added, "an added server is started; log:\n{}", app.log());
+    let two = demo_server_pids(app.pid());
+    assert!(two.contains(&original[0]), "the unchanged server kept its process: {original:?} -> {two:?}");
+    let second = *two.iter().find(|pid| **pid != original[0]).expect("second");
+
+    std::fs::write(&app.profile_path, with_second("    env: { MARKER: v2 }\n")).expect("write");
+    let restarted = eventually(Duration::from_secs(15), || {
+        let now = demo_server_pids(app.pid());
+        now.len() == 2 && now.contains(&original[0]) && !now.contains(&second)
+    });
+    assert!(restarted, "only the changed server is restarted: {:?}; log:\n{}", demo_server_pids(app.pid()), app.log());
+
+    std::fs::write(&app.profile_path, integration_tests::DEFAULT_TEST_PROFILE).expect("write");
+    let removed = eventually(Duration::from_secs(15), || demo_server_pids(app.pid()) == original);
+    assert!(removed, "a removed server is stopped and the other untouched: {:?}", demo_server_pids(app.pid()));
+    assert!(!session.tool_names().iter().any(|name| name.starts_with("customers2__")), "its tools are gone");
+}
