@@ -87,6 +87,21 @@ impl TestDatabase {
         }
     }
 
+    /// Runs one SQL statement directly against this database, behind Castellan's back (tamper tests).
+    pub fn execute(&self, sql: &str) {
+        let output = match &self.postgres_name {
+            Some(_) => Command::new("psql").args([&self.url, "-qAt", "-c", sql]).output(),
+            None => {
+                let path = self.url.trim_start_matches("sqlite://").to_string();
+                let script =
+                    "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.execute(sys.argv[2])\nc.commit()";
+                Command::new("python3").args(["-c", script, &path, sql]).output()
+            }
+        }
+        .expect("the SQL client runs");
+        assert!(output.status.success(), "{sql}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
     pub fn bring_up(&self) {
         if let Some(name) = &self.postgres_name {
             psql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));

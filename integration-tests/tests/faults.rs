@@ -255,3 +255,20 @@ fn reload_starts_restarts_and_stops_only_the_servers_whose_definition_changed() 
     assert!(removed, "a removed server is stopped and the other untouched: {:?}", demo_server_pids(app.pid()));
     assert!(!session.tool_names().iter().any(|name| name.starts_with("customers2__")), "its tools are gone");
 }
+
+#[test]
+fn sigterm_lets_a_call_in_flight_finish_and_audits_it_before_exiting() {
+    let mut app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile_with_everything()));
+    let session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
+    let call = long_call_in_background(&session, 43, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    app.signal(Signal::SIGTERM);
+    let (answer, _) = call.join().expect("call thread");
+    let text = answer.pointer("/result/content/0/text").and_then(Value::as_str).unwrap_or_default();
+    assert!(text.contains("completed"), "the call in flight was drained, not cut: {answer}");
+    let status = app.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "exit 0 after draining: {status:?}");
+    let rows = app.audit_rows();
+    let row = rows.iter().find(|row| row["tool"] == "trigger-long-running-operation").expect("audited");
+    assert_eq!(row["status"], "success", "{row}");
+}

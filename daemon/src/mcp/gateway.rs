@@ -375,6 +375,17 @@ impl Gateway {
             .tool_call_seconds
             .get_or_create(&ServerLabels { server: record.server.clone() })
             .observe(elapsed.as_secs_f64());
+        // The access line of the call; arguments and results stay out of logs (they may hold secrets).
+        tracing::info!(
+            trace_id = %call.trace_id,
+            user = %call.principal.subject,
+            server = %record.server,
+            tool = %record.tool,
+            status = finish.status,
+            duration_ms = elapsed.as_millis() as u64,
+            audited = committed.is_ok(),
+            "tool call"
+        );
         self.bus.publish(Event::ToolCall {
             server: record.server,
             tool: record.tool,

@@ -1,0 +1,84 @@
+//! What operators see: the tamper-evident audit chain, Prometheus metrics, JSON logs carrying the
+//! trace id, and readiness.
+
+use integration_tests::mcp::{Session, bearer, post_raw};
+use integration_tests::{Database, spawn_app};
+use serde_json::json;
+
+#[test]
+fn audit_verify_detects_an_edited_and_a_deleted_row_on_both_databases() {
+    for database in Database::ALL {
+        let app = spawn_app(database);
+        let mut session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
+        for id in 1..=4 {
+            assert_eq!(session.call("customers__get_customer", json!({"id": id}))["result"]["isError"], false);
+        }
+        let clean = app.cli(&["audit", "verify"]);
+        assert!(clean.status.success(), "{database:?}: an untouched chain verifies");
+
+        app.database.execute("UPDATE mcp_tool_executions SET output = 'nothing to see' WHERE id = 2");
+        let edited = app.cli(&["audit", "verify"]);
+        let report = String::from_utf8_lossy(&edited.stdout).to_string() + &String::from_utf8_lossy(&edited.stderr);
+        assert_eq!(edited.status.code(), Some(1), "{database:?}: an edited row fails verification: {report}");
+        assert!(report.contains('2'), "{database:?}: the first broken row is named: {report}");
+
+        let fresh = spawn_app(database);
+        let mut session = Session::open(&format!("{}/mcp", fresh.base_url), &bearer(&fresh.admin_key));
+        for id in 1..=4 {
+            session.call("customers__get_customer", json!({"id": id}));
+        }
+        fresh.database.execute("DELETE FROM mcp_tool_executions WHERE id = 3");
+        let deleted = fresh.cli(&["audit", "verify"]);
+        assert_eq!(deleted.status.code(), Some(1), "{database:?}: a deleted row fails verification");
+    }
+}
+
+#[test]
+fn metrics_count_calls_by_outcome_and_logs_carry_the_trace_id() {
+    let app = spawn_app(Database::Sqlite);
+    let user_key = app.user_with_key("erin", "user");
+    let url = format!("{}/mcp", app.base_url);
+    let mut session = Session::open(&url, &bearer(&user_key));
+    session.call("customers__get_customer", json!({"id": 1}));
+    session.call("customers__delete_customer", json!({"id": 1}));
+    let mut headers = session.headers();
+    headers.push(("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
+    let body = json!({"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": {"name": "customers__get_customer", "arguments": {"id": 2}}});
+    assert_eq!(post_raw(&url, &headers, &body.to_string()).status, 200);
+
+    let metrics = ureq::get(&format!("{}/metrics", app.base_url)).call().expect("metrics").into_string().expect("text");
+    for expected in [
+        r#"castellan_tool_calls_total{server="customers",tool="get_customer",status="success"} 2"#,
+        r#"castellan_tool_calls_total{server="customers",tool="delete_customer",status="denied"} 1"#,
+        "castellan_audit_commit_duration_seconds_count",
+        "castellan_audit_batch_size_sum",
+        "castellan_tool_call_duration_seconds_bucket",
+        "castellan_servers_ready 1",
+    ] {
+        assert!(metrics.contains(expected), "/metrics has {expected}:\n{metrics}");
+    }
+    let log = app.log();
+    let traced: Vec<&str> = log.lines().filter(|line| line.contains("0af7651916cd43dd8448eb211c80319c")).collect();
+    assert!(!traced.is_empty(), "the trace id appears in the logs:\n{log}");
+    for line in &traced {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));
+        assert!(parsed.get("timestamp").is_some() && parsed.get("level").is_some(), "{line}");
+    }
+    assert!(!log.contains(&user_key), "the API key never appears in the logs");
+}
+
+#[test]
+fn readiness_follows_the_database() {
+    let app = spawn_app(Database::Postgres);
+    let ready = |app: &integration_tests::TestApp| match ureq::get(&format!("{}/readyz", app.base_url)).call() {
+        Ok(response) => response.status(),
+        Err(ureq::Error::Status(status, _)) => status,
+        Err(error) => panic!("{error}"),
+    };
+    assert_eq!(ready(&app), 200);
+    app.database.take_down();
+    assert!(integration_tests::eventually(std::time::Duration::from_secs(10), || ready(&app) == 503), "503 while down");
+    app.database.bring_up();
+    assert!(integration_tests::eventually(std::time::Duration::from_secs(15), || ready(&app) == 200), "200 when back");
+}
