@@ -272,3 +272,17 @@ fn sigterm_lets_a_call_in_flight_finish_and_audits_it_before_exiting() {
     let row = rows.iter().find(|row| row["tool"] == "trigger-long-running-operation").expect("audited");
     assert_eq!(row["status"], "success", "{row}");
 }
+
+#[test]
+fn a_call_over_its_server_timeout_is_cut_and_audited_as_timeout() {
+    let profile = profile_with_everything().replace(", stdio]\n", ", stdio]\n    call_timeout: 1s\n");
+    assert!(profile.contains("call_timeout: 1s"), "{profile}");
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile));
+    let session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
+    let (answer, took) = long_call_in_background(&session, 44, 5).join().expect("call thread");
+    assert_eq!(answer["error"]["code"], -32001, "timeout error: {answer}");
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "cut at about 1 s: {took:?}");
+    let rows = app.audit_rows();
+    let row = rows.iter().find(|row| row["tool"] == "trigger-long-running-operation").expect("audited");
+    assert_eq!(row["status"], "timeout", "{row}");
+}
