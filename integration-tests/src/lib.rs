@@ -184,11 +184,18 @@ pub struct AppOptions {
     pub database: Database,
     pub profile: String,
     pub env: Vec<(String, String)>,
+    /// Another app's database URL: a second replica on the same database (no bootstrap key then).
+    pub shared_database: Option<String>,
 }
 
 impl AppOptions {
     pub fn new(database: Database) -> Self {
-        Self { database, profile: DEFAULT_TEST_PROFILE.to_string(), env: Vec::new() }
+        Self { database, profile: DEFAULT_TEST_PROFILE.to_string(), env: Vec::new(), shared_database: None }
+    }
+
+    pub fn sharing_database_of(mut self, other: &TestApp) -> Self {
+        self.shared_database = Some(other.database.url.clone());
+        self
     }
 
     pub fn profile(mut self, profile: &str) -> Self {
@@ -211,7 +218,7 @@ pub fn spawn_app_with(options: AppOptions) -> TestApp {
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("CASTELLAN_PROFILE", &profile_path)
-        .env("CASTELLAN_DATABASE_URL", &database.url)
+        .env("CASTELLAN_DATABASE_URL", options.shared_database.as_ref().unwrap_or(&database.url))
         .env("CASTELLAN_LOG", "info")
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .stdin(Stdio::null())
@@ -241,9 +248,13 @@ pub fn spawn_app_with(options: AppOptions) -> TestApp {
             sink.lock().expect("log lock").push_str(&(line + "\n"));
         }
     });
-    let admin_key = key_receiver
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("no bootstrap key; log:\n{}", log.lock().expect("log")));
+    let admin_key = if options.shared_database.is_some() {
+        String::new()
+    } else {
+        key_receiver
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no bootstrap key; log:\n{}", log.lock().expect("log")))
+    };
     let app =
         TestApp { child, base_url: format!("http://127.0.0.1:{port}"), admin_key, database, dir, profile_path, log };
     app.wait_ready(Duration::from_secs(60));

@@ -82,3 +82,34 @@ fn readiness_follows_the_database() {
     app.database.bring_up();
     assert!(integration_tests::eventually(std::time::Duration::from_secs(15), || ready(&app) == 200), "200 when back");
 }
+
+#[test]
+fn two_replicas_on_one_postgresql_database_keep_one_unbroken_chain() {
+    let first = spawn_app(Database::Postgres);
+    let second = integration_tests::spawn_app_with(
+        integration_tests::AppOptions::new(Database::Postgres).sharing_database_of(&first),
+    );
+    let key = first.user_with_key("replicated", "user");
+    let calls_per_thread = 40;
+    let threads: Vec<_> = [&first, &second, &first, &second]
+        .iter()
+        .map(|app| {
+            let url = format!("{}/mcp", app.base_url);
+            let key = bearer(&key);
+            std::thread::spawn(move || {
+                let mut session = Session::open(&url, &key);
+                for round in 0..calls_per_thread {
+                    let answer = session.call("customers__get_customer", json!({"id": 1 + round % 5}));
+                    assert_eq!(answer["result"]["isError"], false, "{answer}");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("calls");
+    }
+    let rows = first.audit_rows();
+    assert_eq!(rows.len(), 4 * calls_per_thread, "every call of both replicas has its row");
+    let verify = first.cli(&["audit", "verify"]);
+    assert!(verify.status.success(), "one chain, no fork: {}", String::from_utf8_lossy(&verify.stdout));
+}

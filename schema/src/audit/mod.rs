@@ -9,8 +9,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use crate::entity::mcp_tool_executions as entity;
@@ -136,12 +136,19 @@ async fn last_hash_with<C: ConnectionTrait>(db: &C) -> DbResult<String> {
     Ok(last.unwrap_or_else(|| GENESIS_HASH.to_owned()))
 }
 
-/// Appends `rows` in order, in one transaction, chaining from `prev_hash` (the caller's idea
-/// of the last row's hash). Returns the new ids and the new last hash.
+/// Appends `rows` in order, in one transaction, chaining from the stored head. Returns the new ids
+/// and the new last hash.
 ///
-/// Fails without writing anything when `prev_hash` is not the last stored row's hash (another
-/// writer, or rows removed from the end), when a status is not one of [`EXECUTION_STATUSES`],
-/// or on any database error. Timestamps are truncated to microseconds before hashing.
+/// Several writers may share one database (replicas on one PostgreSQL): the transaction takes the
+/// writer lock first (SQLite `BEGIN IMMEDIATE`, a PostgreSQL transaction-scoped advisory lock), so
+/// batches are serialized and each chains from whatever the last writer left. `prev_hash` is the
+/// caller's idea of the head; when another writer moved it, the batch simply chains from the new
+/// head. What is refused is a head record that disagrees with the last row: rows were removed from
+/// the end (or the record edited), and appending would hide it.
+///
+/// Fails without writing anything on such a mismatch, when a status is not one of
+/// [`EXECUTION_STATUSES`], or on any database error. Timestamps are truncated to microseconds
+/// before hashing.
 #[tracing::instrument(skip_all, fields(rows = rows.len()))]
 pub async fn insert_batch(
     db: &DatabaseConnection,
@@ -158,23 +165,27 @@ pub async fn insert_batch(
             EXECUTION_STATUSES.join(", ")
         )));
     }
-    // IMMEDIATE takes SQLite's write lock up front (waiting up to the busy timeout), so the
-    // head read below cannot go stale before the inserts; PostgreSQL ignores the mode.
     let transaction = db
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         })
         .await?;
-    let stored_head = last_hash_with(&transaction).await?;
-    if stored_head != prev_hash {
-        return Err(DbError::Other(format!(
-            "the audit chain head moved: expected the last row hash to be {prev_hash}, found \
-             {stored_head}; reload it with last_hash"
-        )));
+    if transaction.get_database_backend() == DbBackend::Postgres {
+        transaction.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY})")).await?;
+    }
+    let stored_head = last_link_with(&transaction).await?;
+    let recorded = meta::get_with(&transaction, CHAIN_HEAD_KEY).await?;
+    let expected = stored_head.as_ref().map(|(id, hash)| format!("{id} {hash}"));
+    if recorded != expected {
+        return Err(DbError::Other(
+            "the audit chain's head record does not match its last row (rows removed from the end, or the \
+             record edited); nothing is appended until `castellan audit verify` has been looked at"
+                .to_owned(),
+        ));
     }
     let mut ids = Vec::with_capacity(rows.len());
-    let mut previous = prev_hash.to_owned();
+    let mut previous = stored_head.map_or_else(|| GENESIS_HASH.to_owned(), |(_, hash)| hash);
     for row in rows {
         let row_hash = chain_hash(&previous, row);
         let model = active_model(row, previous, row_hash.clone());
@@ -190,6 +201,22 @@ pub async fn insert_batch(
     }
     transaction.commit().await?;
     Ok((ids, previous))
+}
+
+/// The PostgreSQL advisory lock key that serializes audit writers ("CASTAUD" in ASCII).
+const CHAIN_LOCK_KEY: i64 = 0x43_41_53_54_41_55_44;
+
+/// (id, row_hash) of the last row, if any.
+async fn last_link_with<C: ConnectionTrait>(db: &C) -> DbResult<Option<(i64, String)>> {
+    Ok(entity::Entity::find()
+        .select_only()
+        .column(entity::Column::Id)
+        .column(entity::Column::RowHash)
+        .order_by_desc(entity::Column::Id)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?)
 }
 
 fn active_model(row: &NewExecution, prev_hash: String, row_hash: String) -> entity::ActiveModel {

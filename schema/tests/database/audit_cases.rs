@@ -169,16 +169,26 @@ pub async fn audit_detects_deleted_last_row(database: TestDatabase) {
 pub async fn audit_rejects_stale_prev_hash_and_bad_status(database: TestDatabase) {
     let db = &database.db;
     let ids = seed(&database, 2).await;
-    let stale = audit::insert_batch(db, GENESIS_HASH, &executions(1)).await;
-    assert!(matches!(stale, Err(DbError::Other(_))), "a stale head is refused: {stale:?}");
+    // Another writer (a replica on the same database) moved the head: the batch chains from it.
+    let (chained, _) =
+        audit::insert_batch(db, GENESIS_HASH, &executions(1)).await.expect("chains from the stored head");
+    assert!(chained[0] > ids[1], "appended after the other writer's rows");
+    assert!(audit::verify(db).await.expect("verify").is_intact(), "the chain stays one line");
     let head = audit::last_hash(db).await.expect("last hash");
     let mut bad = executions(2);
     bad[1].status = "exploded".to_owned();
     let refused = audit::insert_batch(db, &head, &bad).await;
     assert!(matches!(refused, Err(DbError::Other(_))), "an unknown status is refused: {refused:?}");
     let stored = audit::tail(db, &TailFilter::default()).await.expect("tail");
-    assert_eq!(stored.len(), ids.len(), "nothing from a refused batch is written");
-    assert!(audit::verify(db).await.expect("verify").is_intact());
+    assert_eq!(stored.len(), ids.len() + 1, "nothing from a refused batch is written");
+
+    // Rows removed from the end: appending would hide it, so nothing is appended.
+    let last = *chained.last().expect("id");
+    database.execute(&format!("DELETE FROM mcp_tool_executions WHERE id = {last}")).await;
+    let hidden = audit::insert_batch(db, &head, &executions(1)).await;
+    assert!(matches!(hidden, Err(DbError::Other(_))), "a truncated chain is not extended: {hidden:?}");
+    let (id, _) = first_break(&database).await;
+    assert_eq!(id, last, "and verify still names the missing row");
 }
 
 /// Even a writer that bypasses `insert_batch` cannot fork the chain.
