@@ -189,6 +189,10 @@ pub async fn audit_rejects_stale_prev_hash_and_bad_status(database: TestDatabase
     assert!(matches!(hidden, Err(DbError::Other(_))), "a truncated chain is not extended: {hidden:?}");
     let (id, _) = first_break(&database).await;
     assert_eq!(id, last, "and verify still names the missing row");
+    // A writer that starts after the truncation begins from the head record, so it refuses too.
+    let restarted_from = audit::last_hash(db).await.expect("recorded head");
+    let after_restart = audit::insert_batch(db, &restarted_from, &executions(1)).await;
+    assert!(matches!(after_restart, Err(DbError::Other(_))), "refused after a restart too: {after_restart:?}");
 }
 
 /// Even a writer that bypasses `insert_batch` cannot fork the chain.
