@@ -38,6 +38,11 @@ impl SseParser {
             if let Some(event) = self.take_line(&line) {
                 events.push(event);
             }
+            // Checked after every line, so an event that outgrows the limit within the chunk that
+            // completes it is refused too.
+            if self.current.data.len() > self.max_event_bytes {
+                return Err("event too large");
+            }
         }
         self.buffer.drain(..start);
         if self.buffer.len() + self.current.data.len() > self.max_event_bytes {
@@ -105,5 +110,17 @@ mod tests {
     fn an_event_over_the_limit_is_an_error() {
         let mut parser = SseParser::new(16);
         assert!(parser.feed(b"data: 0123456789abcdefghij").is_err(), "unterminated oversized event is refused");
+    }
+
+    /// Found by the `sse` fuzz target (minimized: limit 0, one chunk `data:b\n\n`): an event that
+    /// grew past the limit within the chunk that completed it was returned instead of refused.
+    #[test]
+    fn an_event_completed_within_one_chunk_is_held_to_the_limit_too() {
+        assert!(SseParser::new(0).feed(b"data:b\n\n").is_err());
+        assert!(SseParser::new(16).feed(b"data: 0123456789abcdefghij\n\n").is_err(), "one line over the limit");
+        assert!(SseParser::new(16).feed(b"data: 0123456789\ndata: abcdef\n\n").is_err(), "joined lines over it");
+        let at_limit = SseParser::new(4).feed(b"data: abcd\n\n").expect("an event of exactly the limit passes");
+        assert_eq!(at_limit.len(), 1);
+        assert_eq!(at_limit[0].data, "abcd");
     }
 }

@@ -1,7 +1,8 @@
 //! Tool names as clients see them: `{server}__{tool}` on the aggregated endpoint, the bare name on
 //! a server's own endpoint, always within `[A-Za-z0-9_-]{1,64}` (what model APIs accept). A name
 //! outside that is shortened deterministically: a readable prefix plus a hash of the original, so
-//! the mapping is stable across restarts and replicas.
+//! the mapping is stable across restarts and replicas. An empty tool name is shortened too, so that
+//! `{server}__` never appears: `split_prefixed` of any aggregated name gives back its server.
 
 use sha2::{Digest, Sha256};
 
@@ -15,7 +16,7 @@ fn allowed(byte: u8) -> bool {
 /// The name a client sees for `tool` of `server`; `prefixed` on the aggregated endpoint.
 pub fn exposed_name(server: &str, tool: &str, prefixed: bool) -> String {
     let full = if prefixed { format!("{server}{SEPARATOR}{tool}") } else { tool.to_string() };
-    if !full.is_empty() && full.len() <= MAX_EXPOSED_LEN && full.bytes().all(allowed) {
+    if !tool.is_empty() && full.len() <= MAX_EXPOSED_LEN && full.bytes().all(allowed) {
         return full;
     }
     let digest = hex::encode(&Sha256::digest(format!("{server}\0{tool}").as_bytes())[..4]);
@@ -50,6 +51,19 @@ mod tests {
             "distinct originals stay distinct"
         );
         assert!(exposed_name("srv", "naïve", false).bytes().all(allowed), "non-ASCII replaced");
+    }
+
+    /// Found by the `tool_names` fuzz target: an empty tool name was exposed as `srv__`, which
+    /// `split_prefixed` refuses, so the tool was listed but could not be called.
+    #[test]
+    fn an_empty_tool_name_is_shortened_and_splits_back_to_its_server() {
+        for prefixed in [false, true] {
+            let name = exposed_name("srv", "", prefixed);
+            assert!(!name.is_empty() && name.len() <= MAX_EXPOSED_LEN && name.bytes().all(allowed), "{name:?}");
+        }
+        let name = exposed_name("srv", "", true);
+        assert_ne!(name, "srv__");
+        assert_eq!(split_prefixed(&name), Some(("srv", exposed_name("srv", "", false).as_str())), "{name:?}");
     }
 
     #[test]
