@@ -100,7 +100,11 @@ impl<'a> Decoder<'a> {
     }
 
     pub fn into_problems(mut self) -> Vec<Problem> {
+        // The note about more problems was pushed last and stays last: sections are decoded in a fixed
+        // order, not in file order, so by its position it could sort anywhere.
+        let note = if self.problems.len() > MAX_PROBLEMS { self.problems.pop() } else { None };
         self.problems.sort_by_key(|problem| (problem.line, problem.col));
+        self.problems.extend(note);
         self.problems
     }
 

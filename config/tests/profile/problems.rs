@@ -605,6 +605,18 @@ fn a_flood_of_problems_is_capped() {
     assert!(lines[100].contains("more than 100 problems"), "last line: {}", lines[100]);
 }
 
+/// Found by the `profile` fuzz target's checks (docs/fuzzing.md): sections are decoded in a fixed order,
+/// so when a section late in the file reported its problems first, the final note sorted into the middle
+/// by its position and problems after it were listed below it.
+#[test]
+fn the_note_about_more_problems_stays_last_whatever_the_order_of_sections() {
+    let rules: String = (0..101).map(|_| "    - 1\n").collect();
+    let lines = problem_lines(&format!("rbac:\n  rules:\n{rules}server:\n  bogus: 1\n"));
+    assert_eq!(lines.len(), 101, "100 problems and a final note");
+    assert!(lines[100].contains("more than 100 problems"), "last line: {}", lines[100]);
+    assert!(lines[99].contains("server.bogus"), "the rest stays sorted by position: {}", lines[99]);
+}
+
 #[test]
 fn unicode_columns_count_characters() {
     let lines = problem_lines("server:\n  listen: ä\n  bogus: 1\n");
