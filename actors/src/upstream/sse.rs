@@ -12,6 +12,9 @@ pub struct SseEvent {
 #[derive(Debug, Default)]
 pub struct SseParser {
     buffer: Vec<u8>,
+    /// How much of `buffer` is known to hold no line end: a line trickled in small chunks is
+    /// scanned once, not once per chunk.
+    scanned: usize,
     current: SseEvent,
     has_data: bool,
     max_event_bytes: usize,
@@ -27,8 +30,10 @@ impl SseParser {
         self.buffer.extend_from_slice(chunk);
         let mut events = Vec::new();
         let mut start = 0;
-        while let Some(offset) = self.buffer[start..].iter().position(|&byte| byte == b'\n') {
-            let end = start + offset;
+        let mut search_from = self.scanned;
+        while let Some(offset) = self.buffer[search_from..].iter().position(|&byte| byte == b'\n') {
+            let end = search_from + offset;
+            search_from = end + 1;
             let mut line = &self.buffer[start..end];
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];
@@ -45,6 +50,7 @@ impl SseParser {
             }
         }
         self.buffer.drain(..start);
+        self.scanned = self.buffer.len();
         if self.buffer.len() + self.current.data.len() > self.max_event_bytes {
             return Err("event too large");
         }
@@ -110,6 +116,18 @@ mod tests {
     fn an_event_over_the_limit_is_an_error() {
         let mut parser = SseParser::new(16);
         assert!(parser.feed(b"data: 0123456789abcdefghij").is_err(), "unterminated oversized event is refused");
+    }
+
+    #[test]
+    fn a_line_trickled_byte_by_byte_is_parsed_once_complete() {
+        let mut parser = SseParser::new(1 << 20);
+        let text = format!("data: {}\n\n", "x".repeat(10_000));
+        let mut events = Vec::new();
+        for byte in text.as_bytes() {
+            events.extend(parser.feed(std::slice::from_ref(byte)).expect("within the limit"));
+        }
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data.len(), 10_000);
     }
 
     /// Found by the `sse` fuzz target (minimized: limit 0, one chunk `data:b\n\n`): an event that
