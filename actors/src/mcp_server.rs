@@ -142,6 +142,12 @@ impl McpServer {
         }
         let exits_in_window = self.exits.len() as u32;
         let delay = if exits_in_window >= policy.crash_loop_threshold {
+            tracing::error!(
+                server = %self.name,
+                exits_in_window,
+                retry_ms = policy.backoff_max.as_millis() as u64,
+                "mcp server is in a crash loop; retrying at the longest backoff"
+            );
             self.context.bus.publish(Event::ServerCrashLoop { server: self.name.clone(), exits_in_window });
             policy.backoff_max
         } else {

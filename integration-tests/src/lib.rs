@@ -193,6 +193,11 @@ impl AppOptions {
         Self { database, profile: DEFAULT_TEST_PROFILE.to_string(), env: Vec::new(), shared_database: None }
     }
 
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
     pub fn sharing_database_of(mut self, other: &TestApp) -> Self {
         self.shared_database = Some(other.database.url.clone());
         self

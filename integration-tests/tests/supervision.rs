@@ -1,0 +1,51 @@
+//! What the supervisor promises about children: a cleared environment holding only what the
+//! profile names, and a server that keeps dying is put in crash-loop state without disturbing others.
+
+use std::time::Duration;
+
+use integration_tests::mcp::{Session, bearer};
+use integration_tests::{AppOptions, Database, eventually, profile_with_everything, spawn_app_with};
+use serde_json::{Value, json};
+
+#[test]
+fn a_child_sees_only_the_environment_the_profile_names() {
+    let profile = profile_with_everything().replace(", stdio]\n", ", stdio]\n    env: { MARKER: from-profile }\n");
+    assert!(profile.contains("MARKER"), "{profile}");
+    let app = spawn_app_with(
+        AppOptions::new(Database::Sqlite).profile(&profile).env("LEAK_CHECK_SECRET", "must-not-reach-children"),
+    );
+    let mut session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
+    let answer = session.call("everything__get-env", json!({}));
+    let text = answer.pointer("/result/content/0/text").and_then(Value::as_str).expect("env text");
+    let env: serde_json::Map<String, Value> = serde_json::from_str(text).expect("env JSON");
+    assert_eq!(env.get("MARKER"), Some(&json!("from-profile")), "the declared variable is there: {env:?}");
+    for leaked in ["LEAK_CHECK_SECRET", "CASTELLAN_DATABASE_URL", "CASTELLAN_PROFILE", "PATH", "HOME"] {
+        assert!(!env.contains_key(leaked), "{leaked} must not reach the child: {env:?}");
+    }
+}
+
+#[test]
+fn a_server_that_keeps_dying_enters_crash_loop_and_the_others_keep_serving() {
+    let profile = integration_tests::DEFAULT_TEST_PROFILE.replace(
+        "rbac:\n",
+        "  broken:\n    command: /bin/false\n    restart: { backoff_initial: 50ms, backoff_max: 500ms, crash_loop_threshold: 3, crash_loop_window: 30s }\nrbac:\n",
+    );
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile));
+    let looping = eventually(Duration::from_secs(10), || app.log().contains("crash loop"));
+    assert!(looping, "crash loop reported; log:\n{}", app.log());
+    let metrics = ureq::get(&format!("{}/metrics", app.base_url)).call().expect("metrics").into_string().expect("text");
+    let restarts = metrics
+        .lines()
+        .find(|line| line.starts_with("castellan_child_restarts_total{server=\"broken\"}"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|count| count.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(restarts >= 3.0, "restarts counted: {restarts}");
+    let mut session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
+    assert_eq!(session.call("customers__get_customer", json!({"id": 1}))["result"]["isError"], false);
+    let broken = session.call("broken__anything", json!({}));
+    assert!(
+        broken["error"]["message"].as_str().unwrap_or_default().contains("not running"),
+        "a call to it says so: {broken}"
+    );
+}
