@@ -1,4 +1,4 @@
-//! The HealthMonitor: pings every ready server, samples its processes' CPU and memory, and asks the
+//! The HealthMonitor: pings every ready server, samples its processes' memory, and asks the
 //! reconciler to restart a server that stops answering.
 
 use std::collections::{HashMap, HashSet};
@@ -26,16 +26,23 @@ pub struct HealthMonitor {
 }
 
 impl HealthMonitor {
-    pub fn new(registry: Registry, reconciler: Addr<Reconciler>, bus: EventBus, interval: Duration) -> Self {
+    /// Pings every `interval`; a ping gets the interval (at most 5 s) to be answered.
+    pub fn new(
+        registry: Registry,
+        reconciler: Addr<Reconciler>,
+        bus: EventBus,
+        interval: Duration,
+        memory_bytes: Gauge,
+    ) -> Self {
         Self {
             registry,
             reconciler,
             bus,
             interval,
-            timeout: Duration::from_secs(5),
+            timeout: interval.min(Duration::from_secs(5)),
             failures: HashMap::new(),
             system: sysinfo::System::new(),
-            memory_bytes: Gauge::default(),
+            memory_bytes,
         }
     }
 

@@ -52,6 +52,7 @@ pub struct Metrics {
     pub audit_failures: Counter,
     pub events_lost: Counter,
     pub auth_decisions: Family<OutcomeLabels, Counter>,
+    pub servers_memory_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -73,6 +74,7 @@ impl Metrics {
         let audit_failures = Counter::default();
         let events_lost = Counter::default();
         let auth_decisions = Family::<OutcomeLabels, Counter>::default();
+        let servers_memory_bytes = Gauge::default();
         registry.register("tool_calls", "Tool calls by server, tool and outcome", tool_calls.clone());
         registry.register(
             "tool_call_duration_seconds",
@@ -90,6 +92,11 @@ impl Metrics {
         registry.register("audit_commit_failures", "Audit batches that failed to commit", audit_failures.clone());
         registry.register("events_lost", "Events a slow subscriber lost", events_lost.clone());
         registry.register("auth_decisions", "Authentication outcomes", auth_decisions.clone());
+        registry.register(
+            "servers_memory_bytes",
+            "Resident memory of every supervised server's process tree",
+            servers_memory_bytes.clone(),
+        );
         Self {
             inner: Arc::new(Inner { registry }),
             tool_calls,
@@ -98,6 +105,7 @@ impl Metrics {
             servers_ready,
             audit_commit_seconds,
             audit_batch_size,
+            servers_memory_bytes,
             audit_failures,
             events_lost,
             auth_decisions,

@@ -19,6 +19,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long shutdown waits for in-flight requests by default.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(15);
 /// The database used when the profile names none; `${CASTELLAN_DATA_DIR}` is expanded like any value.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://${CASTELLAN_DATA_DIR:-castellan-data}/castellan.db";
 
@@ -56,6 +57,9 @@ pub struct ServerSettings {
     /// (level 10) instead of being answered 401; RBAC then decides what it may do. A credential
     /// that is present but bad is still refused. Default false.
     pub allow_anonymous: bool,
+    /// `health_interval`: how often every server is pinged; three unanswered pings in a row
+    /// restart it. Read at start.
+    pub health_interval: Duration,
 }
 
 /// The `database` section.

@@ -90,7 +90,9 @@ impl Application {
         });
         let converged_once = Arc::new(AtomicBool::new(false));
         let reconciler = Reconciler::new(context, Arc::clone(&converged_once)).start();
-        HealthMonitor::new(registry.clone(), reconciler.clone(), bus.clone(), Duration::from_secs(15)).start();
+        let memory = metrics.servers_memory_bytes.clone();
+        HealthMonitor::new(registry.clone(), reconciler.clone(), bus.clone(), profile.server.health_interval, memory)
+            .start();
 
         let gateway = Arc::new(Gateway::new(
             registry,

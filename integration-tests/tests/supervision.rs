@@ -49,3 +49,34 @@ fn a_server_that_keeps_dying_enters_crash_loop_and_the_others_keep_serving() {
         "a call to it says so: {broken}"
     );
 }
+
+#[test]
+fn a_server_that_stops_answering_pings_is_restarted() {
+    let profile = integration_tests::DEFAULT_TEST_PROFILE.replace("server:\n", "server:\n  health_interval: 300ms\n");
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile));
+    let frozen = demo_server_pid(app.pid());
+    // Stopped, not dead: the process and its pipes stay, only the answers stop.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(frozen), nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    let replaced = eventually(Duration::from_secs(15), || {
+        integration_tests::descendants(app.pid()).iter().any(|pid| *pid != frozen && is_demo_server(*pid))
+    });
+    assert!(replaced, "a new demo server after three unanswered pings; log:\n{}", app.log());
+    assert!(app.log().contains("health check failed"), "the reason is logged");
+    let mut session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
+    let served = eventually(Duration::from_secs(10), || {
+        session.call("customers__get_customer", json!({"id": 1})).pointer("/result/isError") == Some(&json!(false))
+    });
+    assert!(served, "and it serves again");
+    let metrics = ureq::get(&format!("{}/metrics", app.base_url)).call().expect("metrics").into_string().expect("text");
+    assert!(metrics.contains("castellan_servers_memory_bytes "), "process memory is exported");
+}
+
+fn is_demo_server(pid: i32) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let text = String::from_utf8_lossy(&cmdline);
+    text.contains("demo-server") && !text.contains("supervise-child")
+}
+
+fn demo_server_pid(daemon: i32) -> i32 {
+    integration_tests::descendants(daemon).into_iter().find(|pid| is_demo_server(*pid)).expect("demo server")
+}

@@ -5,13 +5,21 @@ use std::net::SocketAddr;
 use super::scalars::{check_database_url, check_http_url, parse_origin};
 use super::{Decoder, Node};
 use crate::model::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_DATABASE_URL, DEFAULT_DRAIN_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
-    DatabaseSettings, ServerSettings,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_DATABASE_URL, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEALTH_INTERVAL, DEFAULT_LISTEN,
+    DEFAULT_MAX_BODY_BYTES, DatabaseSettings, ServerSettings,
 };
 use crate::template::expand;
 
-const SERVER_KEYS: &[&str] =
-    &["listen", "public_url", "max_body_bytes", "call_timeout", "drain_timeout", "allowed_origins", "allow_anonymous"];
+const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "public_url",
+    "max_body_bytes",
+    "call_timeout",
+    "drain_timeout",
+    "allowed_origins",
+    "allow_anonymous",
+    "health_interval",
+];
 
 pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> ServerSettings {
     let mut settings = ServerSettings {
@@ -22,6 +30,7 @@ pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> Server
         drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         allowed_origins: Vec::new(),
         allow_anonymous: false,
+        health_interval: DEFAULT_HEALTH_INTERVAL,
     };
     let fields = node.as_ref().and_then(|node| decoder.fields(node, SERVER_KEYS));
     if let Some(mut fields) = fields {
@@ -67,6 +76,11 @@ pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> Server
             && let Some(timeout) = decoder.duration(&node)
         {
             settings.drain_timeout = timeout;
+        }
+        if let Some(node) = fields.take("health_interval")
+            && let Some(interval) = decoder.positive_duration(&node)
+        {
+            settings.health_interval = interval;
         }
         if let Some(node) = fields.take("allow_anonymous")
             && let Some(allow) = decoder.boolean(&node)

@@ -33,6 +33,7 @@ fn default_server_settings() -> ServerSettings {
         drain_timeout: Duration::from_secs(10),
         allowed_origins: vec![],
         allow_anonymous: false,
+        health_interval: Duration::from_secs(15),
     }
 }
 
@@ -234,6 +235,7 @@ fn server_settings_are_read_and_defaults_derive_from_listen() {
         drain_timeout: Duration::ZERO,
         allowed_origins: vec!["https://app.example.com".into(), "http://localhost:3000".into()],
         allow_anonymous: true,
+        health_interval: Duration::from_secs(15),
     };
     assert_eq!(profile.server, expected, "server settings with public_url derived from listen");
 
