@@ -162,12 +162,13 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 /// RFC 9728 metadata for `/mcp` and `/mcp/{server}`. No authorization server is named until the
 /// built-in one exists; clients then know to use a pre-issued bearer key.
 async fn protected_resource(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    // RFC 9728: the metadata at the root describes the origin itself, a path-suffixed one the
+    // resource at that path. No authorization server is named until Castellan has one: an empty
+    // `authorization_servers` array is not allowed, so the member is left out.
     let base = state.public_url.trim_end_matches('/');
     let resource_path = request.path().trim_start_matches("/.well-known/oauth-protected-resource");
-    let resource_path = if resource_path.is_empty() { "/mcp" } else { resource_path };
     HttpResponse::Ok().json(json!({
         "resource": format!("{base}{resource_path}"),
-        "authorization_servers": [],
         "bearer_methods_supported": ["header"],
         "resource_name": "Castellan MCP gateway",
     }))

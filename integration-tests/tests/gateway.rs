@@ -162,6 +162,13 @@ fn missing_or_bad_credentials_get_a_401_challenge() {
         .into_json()
         .expect("json");
     assert_eq!(metadata["resource"], format!("{}/mcp", app.base_url));
+    assert!(metadata.get("authorization_servers").is_none(), "no empty list of authorization servers: {metadata}");
+    let root: Value = ureq::get(&format!("{}/.well-known/oauth-protected-resource", app.base_url))
+        .call()
+        .expect("root metadata")
+        .into_json()
+        .expect("json");
+    assert_eq!(root["resource"], app.base_url, "the root document describes the origin itself");
 }
 
 #[test]
