@@ -34,6 +34,17 @@ pub struct Profile {
     pub mcp_servers: BTreeMap<ServerName, McpServerSpec>,
     /// `rbac`: who may call which tool.
     pub rbac: RbacSettings,
+    /// `identity`: the built-in authorization server and federated issuers.
+    pub identity: IdentitySettings,
+}
+
+/// The public URL used when the profile gives none: `http://` + `listen`, except that a loopback IP
+/// becomes `localhost`, because browsers refuse passkeys on an IP-address origin.
+pub fn derived_public_url(listen: &str) -> String {
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(address) if address.ip().is_loopback() => format!("http://localhost:{}", address.port()),
+        _ => format!("http://{listen}"),
+    }
 }
 
 /// The `server` section.
@@ -42,7 +53,7 @@ pub struct ServerSettings {
     /// `listen`: the socket address to bind, e.g. `127.0.0.1:8080` (an IP, not a host name).
     pub listen: String,
     /// `public_url`: the URL clients use; issuer, resource identifier and passkey origin.
-    /// Defaults to `http://` + `listen`.
+    /// Defaults to [`derived_public_url`] of `listen`.
     pub public_url: String,
     /// `max_body_bytes`: the largest request body accepted.
     pub max_body_bytes: usize,
@@ -210,4 +221,87 @@ impl std::fmt::Display for Effect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The `identity` section: lifetimes of what the authorization server issues, client registration, and
+/// the external issuers whose tokens are accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentitySettings {
+    /// `access_token_ttl`: lifetime of an access token (JWT). Default 10 minutes.
+    pub access_token_ttl: Duration,
+    /// `refresh_token_ttl`: how long an unused refresh token stays valid. Default 14 days.
+    pub refresh_token_ttl: Duration,
+    /// `grant_ttl`: absolute lifetime of a grant (a refresh-token family), however often it is
+    /// refreshed. Default 90 days.
+    pub grant_ttl: Duration,
+    /// `session_ttl`: lifetime of a browser sign-in. Default 12 hours.
+    pub session_ttl: Duration,
+    /// `signing_key_rotation`: age at which the token signing key is replaced. Default 30 days.
+    pub signing_key_rotation: Duration,
+    /// `dynamic_registration`: RFC 7591 registration at `/oauth/register`. Default enabled.
+    pub dynamic_registration: bool,
+    /// `max_dynamic_clients`: registrations are refused beyond this many dynamic clients.
+    pub max_dynamic_clients: u64,
+    /// `client_metadata_documents`: accept `https://` client ids (Client ID Metadata Documents).
+    pub client_metadata_documents: bool,
+    /// `allow_private_addresses`: let client metadata document fetches reach loopback, private and
+    /// link-local addresses. For tests and closed networks only. Default false.
+    pub allow_private_addresses: bool,
+    /// `extra_ca_file`: a PEM file of certificate authorities trusted for outbound fetches in
+    /// addition to the system's (client metadata documents, federated issuers).
+    pub extra_ca_file: Option<PathBuf>,
+    /// `issuers`: external OpenID Connect issuers whose tokens are accepted.
+    pub issuers: Vec<ExternalIssuer>,
+}
+
+pub const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(600);
+pub const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(14 * 86_400);
+pub const DEFAULT_GRANT_TTL: Duration = Duration::from_secs(90 * 86_400);
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(12 * 3_600);
+pub const DEFAULT_SIGNING_KEY_ROTATION: Duration = Duration::from_secs(30 * 86_400);
+pub const DEFAULT_MAX_DYNAMIC_CLIENTS: u64 = 1_000;
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        IdentitySettings {
+            access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
+            refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
+            grant_ttl: DEFAULT_GRANT_TTL,
+            session_ttl: DEFAULT_SESSION_TTL,
+            signing_key_rotation: DEFAULT_SIGNING_KEY_ROTATION,
+            dynamic_registration: true,
+            max_dynamic_clients: DEFAULT_MAX_DYNAMIC_CLIENTS,
+            client_metadata_documents: true,
+            allow_private_addresses: false,
+            extra_ca_file: None,
+            issuers: Vec::new(),
+        }
+    }
+}
+
+/// One entry of `identity.issuers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalIssuer {
+    /// `issuer`: the issuer identifier, compared byte for byte with `iss` and the discovery document.
+    pub issuer: String,
+    /// `audience`: the `aud` value its access tokens must carry for Castellan.
+    pub audience: String,
+    /// `algorithms`: the signature algorithms accepted from it. Default `[RS256]`.
+    pub algorithms: Vec<String>,
+    /// `subject_claim`: the claim naming the user. Default `sub`.
+    pub subject_claim: String,
+    /// `tier_claim`: a claim (string or list of strings) mapped through `tier_map`.
+    pub tier_claim: Option<String>,
+    /// `tier_map`: claim value to tier; the highest matching tier wins.
+    pub tier_map: BTreeMap<String, Tier>,
+    /// `default_tier`: the tier when nothing in `tier_map` matches; absent means such tokens are refused.
+    pub default_tier: Option<Tier>,
+    /// `scope_claim`: the claim holding space-separated scopes. Default `scope`.
+    pub scope_claim: String,
+    /// `client_id`: Castellan's client id at this issuer, for browser sign-in through it.
+    pub client_id: Option<String>,
+    /// `client_secret`: its secret, if the issuer made Castellan a confidential client.
+    pub client_secret: Option<Template>,
+    /// `display_name`: the label on the sign-in page. Default: the issuer's host.
+    pub display_name: String,
 }

@@ -4,6 +4,7 @@
 //! We walk `serde_yaml_ng::Value` by hand rather than deriving `Deserialize` because serde stops at the
 //! first error and knows nothing of our rules; an operator fixing a profile wants the whole list.
 
+mod identity;
 mod mcp;
 mod rbac;
 mod scalars;
@@ -21,7 +22,7 @@ const MAX_PROBLEMS: usize = 100;
 
 /// The top-level sections the contract defines but this build does not enforce yet. We refuse them
 /// because silently ignoring, say, `rate_limits` would let an operator believe a policy is in force.
-const UNSUPPORTED_SECTIONS: &[&str] = &["rate_limits", "secrets", "hooks", "identity", "providers"];
+const UNSUPPORTED_SECTIONS: &[&str] = &["rate_limits", "secrets", "hooks", "providers"];
 
 pub(crate) struct Decoder<'a> {
     file: &'a str,
@@ -228,7 +229,7 @@ impl<'a> Decoder<'a> {
                     self.at_value(
                         node,
                         format!(
-                            "`${{secret:{name}}}` is not allowed here; secrets may appear only in the args, env, headers and url of an mcp_servers entry"
+                            "`${{secret:{name}}}` is not allowed here; secrets may appear only in the args, env, headers and url of an mcp_servers entry and in an issuer's client_secret"
                         ),
                     );
                 }
@@ -289,7 +290,7 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
         decoder.at_value(root, "the profile is empty; see docs/profile.md for the sections it may have");
         return None;
     }
-    let mut known = vec!["server", "database", "mcp_servers", "rbac"];
+    let mut known = vec!["server", "database", "mcp_servers", "rbac", "identity"];
     known.extend_from_slice(UNSUPPORTED_SECTIONS);
     let mut sections = decoder.fields(root, &known)?;
     for section in UNSUPPORTED_SECTIONS {
@@ -301,8 +302,9 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
     let database = server::decode_database(decoder, sections.take("database"));
     let mcp_servers = mcp::decode_mcp_servers(decoder, sections.take("mcp_servers"));
     let rbac = rbac::decode_rbac(decoder, sections.take("rbac"));
+    let identity = identity::decode_identity(decoder, sections.take("identity"));
     if decoder.has_problems() {
         return None;
     }
-    Some(Profile { server, database, mcp_servers, rbac })
+    Some(Profile { server, database, mcp_servers, rbac, identity })
 }

@@ -13,7 +13,7 @@ use crate::template::Template;
 const MAX_DURATION_MILLIS: u64 = 365 * 24 * 3_600_000;
 
 const DURATION_FORMAT: &str =
-    "write a whole number followed by ms, s, m or h (e.g. `500ms`, `2s`, `5m`, `1h`), or a number of seconds";
+    "write a whole number followed by ms, s, m, h or d (e.g. `500ms`, `2s`, `5m`, `1h`, `30d`), or a number of seconds";
 
 impl Decoder<'_> {
     /// A duration: `500ms`, `2s`, `5m`, `1h`, or an integer number of seconds.
@@ -102,7 +102,7 @@ impl Decoder<'_> {
     }
 }
 
-/// Parses `<digits><unit>` with unit `ms`, `s`, `m` or `h`; bare digits are seconds.
+/// Parses `<digits><unit>` with unit `ms`, `s`, `m`, `h` or `d`; bare digits are seconds.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(digits_end);
@@ -111,6 +111,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" | "" => 1000,
         "m" => 60_000,
         "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => return Err(format!("is not a duration; {DURATION_FORMAT}")),
     };
     if digits.is_empty() {

@@ -92,7 +92,7 @@ pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> Server
         }
     }
     if settings.public_url.is_empty() {
-        settings.public_url = format!("http://{}", settings.listen);
+        settings.public_url = crate::model::derived_public_url(&settings.listen);
     }
     settings
 }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use castellan_config::{
-    ChildProcess, DEFAULT_PROFILE_YAML, DatabaseSettings, Effect, McpServerSpec, NamePattern, PortSetting, Profile,
-    RbacRule, RbacSettings, RestartPolicy, ServerName, ServerSettings, Template, TemplatePart, Tier, Transport,
-    default_profile, parse_profile,
+    ChildProcess, DEFAULT_PROFILE_YAML, DatabaseSettings, Effect, IdentitySettings, McpServerSpec, NamePattern,
+    PortSetting, Profile, RbacRule, RbacSettings, RestartPolicy, ServerName, ServerSettings, Template, TemplatePart,
+    Tier, Transport, default_profile, parse_profile,
 };
 
 use crate::{parse_ok, parse_with, problem_lines};
@@ -27,7 +27,7 @@ fn literal_args(texts: &[&str]) -> Vec<Template> {
 fn default_server_settings() -> ServerSettings {
     ServerSettings {
         listen: "127.0.0.1:8080".into(),
-        public_url: "http://127.0.0.1:8080".into(),
+        public_url: "http://localhost:8080".into(),
         max_body_bytes: 4 * 1024 * 1024,
         call_timeout: Duration::from_secs(60),
         drain_timeout: Duration::from_secs(10),
@@ -85,6 +85,7 @@ fn expected_default_profile(data_dir: &str) -> Profile {
                 },
             ],
         },
+        identity: IdentitySettings::default(),
     }
 }
 
@@ -128,6 +129,10 @@ rbac:
   rules:                                # any matching deny wins; else any matching allow; else default
     - { effect: allow, min_tier: user, servers: ["*"], tools: ["*"] }
     - { effect: deny, max_tier: user, servers: ["customers"], tools: ["delete_*"] }
+identity:
+  issuers:                              # federation: tokens from these issuers are accepted
+    - { issuer: "https://example.okta.com/oauth2/default", audience: "castellan", tier_claim: groups,
+        tier_map: { platform-admins: admin, engineers: user } }
 "#;
 
 const INTERFACE_EXAMPLE_OUT_OF_SCOPE: &str = r#"rate_limits:
@@ -141,10 +146,6 @@ hooks:
     - { builtin: deny_arguments, pattern: "(?i)drop\\s+table" }
     - { command: ./policy/check.sh, timeout: 2s }
     - { http: "https://siem.example/hook", timeout: 1s, on_failure: deny }
-identity:
-  issuers:                              # federation: tokens from these issuers are accepted
-    - { issuer: "https://example.okta.com/oauth2/default", audience: "castellan", tier_claim: groups,
-        tier_map: { platform-admins: admin, engineers: user } }
 providers:
   anthropic: { api_key: "${secret:anthropic_key}" }
   openai: { api_key: "${secret:openai_key}", base_url: "https://api.openai.com/v1" }
@@ -153,7 +154,16 @@ providers:
 #[test]
 fn the_interface_example_parses_where_in_scope() {
     let profile = parse_ok(INTERFACE_EXAMPLE_IN_SCOPE);
-    assert_eq!(profile.server, default_server_settings(), "server section");
+    let server = ServerSettings { public_url: "http://127.0.0.1:8080".into(), ..default_server_settings() };
+    assert_eq!(profile.server, server, "server section");
+    let issuers = &profile.identity.issuers;
+    assert_eq!(issuers.len(), 1, "one federated issuer");
+    assert_eq!(issuers[0].issuer, "https://example.okta.com/oauth2/default", "issuer identifier kept byte for byte");
+    assert_eq!(issuers[0].audience, "castellan", "audience");
+    assert_eq!(issuers[0].tier_claim.as_deref(), Some("groups"), "tier claim");
+    assert_eq!(issuers[0].tier_map.get("platform-admins"), Some(&Tier::Admin), "tier map entry");
+    assert_eq!(issuers[0].algorithms, vec!["RS256".to_string()], "algorithms default to RS256");
+    assert_eq!(issuers[0].display_name, "example.okta.com", "display name defaults to the issuer host");
     assert_eq!(profile.database.url, "sqlite://castellan-data/castellan.db", "database url");
 
     let customers = &profile.mcp_servers[&name("customers")];
@@ -200,10 +210,9 @@ fn the_interface_example_parses_where_in_scope() {
 fn the_full_interface_example_is_refused_section_by_section() {
     let text = format!("{INTERFACE_EXAMPLE_IN_SCOPE}{INTERFACE_EXAMPLE_OUT_OF_SCOPE}");
     let expected = [
-        "p.yaml:20:1: rate_limits: section not supported by this build yet",
-        "p.yaml:24:1: secrets: section not supported by this build yet",
-        "p.yaml:26:1: hooks: section not supported by this build yet",
-        "p.yaml:31:1: identity: section not supported by this build yet",
+        "p.yaml:24:1: rate_limits: section not supported by this build yet",
+        "p.yaml:28:1: secrets: section not supported by this build yet",
+        "p.yaml:30:1: hooks: section not supported by this build yet",
         "p.yaml:35:1: providers: section not supported by this build yet",
     ];
     assert_eq!(problem_lines(&text), expected, "one problem per refused section, at its key");
@@ -430,5 +439,38 @@ fn parse_profile_takes_the_environment_as_a_function() {
     let env = |name: &str| (name == "LISTEN").then(|| "127.0.0.1:7000".to_string());
     let profile = parse_profile("server:\n  listen: ${LISTEN}\n", "x.yaml", &env).unwrap();
     assert_eq!(profile.server.listen, "127.0.0.1:7000", "listen from the environment");
-    assert_eq!(profile.server.public_url, "http://127.0.0.1:7000", "public_url follows the expanded listen");
+    assert_eq!(profile.server.public_url, "http://localhost:7000", "public_url follows the expanded listen, loopback as localhost");
+}
+
+#[test]
+fn identity_settings_parse_and_bad_values_are_reported_at_their_keys() {
+    let profile = parse_ok(
+        "identity:\n  access_token_ttl: 5m\n  signing_key_rotation: 7d\n  dynamic_registration: false\n  allow_private_addresses: true\n  issuers:\n    - { issuer: \"http://127.0.0.1:9999\", audience: castellan, algorithms: [ES256, RS256], default_tier: user, client_id: castellan-web }\n",
+    );
+    assert_eq!(profile.identity.access_token_ttl, Duration::from_secs(300), "access token ttl");
+    assert_eq!(profile.identity.signing_key_rotation, Duration::from_secs(7 * 86_400), "days are a unit");
+    assert!(!profile.identity.dynamic_registration, "registration switched off");
+    assert!(profile.identity.allow_private_addresses, "private addresses allowed");
+    assert_eq!(profile.identity.refresh_token_ttl, Duration::from_secs(14 * 86_400), "refresh ttl default");
+    let issuer = &profile.identity.issuers[0];
+    assert_eq!(issuer.algorithms, vec!["ES256".to_string(), "RS256".to_string()], "pinned algorithms");
+    assert_eq!(issuer.default_tier, Some(Tier::User), "default tier");
+    assert_eq!(issuer.client_id.as_deref(), Some("castellan-web"), "client id for browser sign-in");
+
+    let cases = [
+        ("identity:\n  issuers:\n    - { audience: x }\n", "p.yaml:3:7: identity.issuers[0]: an issuer needs `issuer`"),
+        (
+            "identity:\n  issuers:\n    - { issuer: \"https://a\", audience: x, algorithms: [HS256] }\n",
+            "p.yaml:3:56: identity.issuers[0].algorithms[0]: unsupported algorithm",
+        ),
+        ("identity:\n  access_token_ttl: 0s\n", "p.yaml:2:21: identity.access_token_ttl:"),
+        ("identity:\n  bogus: 1\n", "p.yaml:2:3: identity.bogus: unknown key"),
+    ];
+    for (text, expected_prefix) in cases {
+        let lines = problem_lines(text);
+        assert!(
+            lines.iter().any(|line| line.starts_with(expected_prefix)),
+            "{text:?} should report {expected_prefix:?}, got {lines:?}"
+        );
+    }
 }

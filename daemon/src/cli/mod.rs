@@ -143,8 +143,8 @@ async fn serve(global: &GlobalArgs, listen: Option<String>) -> Result<ExitCode, 
     crate::observability::init_logging();
     let (mut profile, source) = load_profile(global)?;
     if let Some(listen) = listen {
-        if profile.server.public_url == format!("http://{}", profile.server.listen) {
-            profile.server.public_url = format!("http://{listen}");
+        if profile.server.public_url == castellan_config::derived_public_url(&profile.server.listen) {
+            profile.server.public_url = castellan_config::derived_public_url(&listen);
         }
         profile.server.listen = listen;
     }
