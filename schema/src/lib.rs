@@ -9,6 +9,9 @@
 //!   exactly what was written and audit hashes recompute identically on both;
 //! - the audit trail in `mcp_tool_executions` is a hash chain (see [`audit`]); rows are only
 //!   appended through [`audit::insert_batch`], one transaction per batch;
+//! - single-use secrets (authorization codes, refresh tokens, flow states, enrolment links) are
+//!   spent by one conditional statement whose affected-row count picks the one winner, never by
+//!   a read followed by a write;
 //! - time is a parameter: no function here reads the clock.
 
 pub mod api_keys;
@@ -18,9 +21,12 @@ pub mod entity;
 mod error;
 pub mod meta;
 mod migration;
+pub mod oauth;
 mod scopes;
+pub mod sessions;
 mod time;
 pub mod users;
+pub mod webauthn;
 
 pub use connection::{connect, ping, redact_url};
 pub use error::{DbError, DbResult};

@@ -6,6 +6,8 @@ use sea_orm_migration::schema::{
     timestamp_with_time_zone_null,
 };
 
+use super::{index, unique_index};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -170,27 +172,4 @@ fn castellan_meta_table() -> TableCreateStatement {
         .col(text(CastellanMeta::Key).primary_key())
         .col(text(CastellanMeta::Value))
         .to_owned()
-}
-
-fn index<T, C, const N: usize>(name: &str, table: T, columns: [C; N]) -> IndexCreateStatement
-where
-    T: IntoIden + 'static,
-    C: IntoIndexColumn,
-{
-    let mut statement = Index::create();
-    statement.name(name).table(table).if_not_exists();
-    for column in columns {
-        statement.col(column);
-    }
-    statement
-}
-
-fn unique_index<T, C, const N: usize>(name: &str, table: T, columns: [C; N]) -> IndexCreateStatement
-where
-    T: IntoIden + 'static,
-    C: IntoIndexColumn,
-{
-    let mut statement = index(name, table, columns);
-    statement.unique();
-    statement
 }

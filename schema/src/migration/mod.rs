@@ -2,11 +2,13 @@
 //! transaction on both (SQLite DDL is transactional), so a failed start leaves no half schema.
 
 use sea_orm::DatabaseConnection;
+use sea_orm_migration::prelude::{Index, IndexCreateStatement, IntoIden, IntoIndexColumn};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 use crate::error::{DbError, DbResult};
 
 mod m20260101_000001_initial;
+mod m20261125_000002_identity;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -14,7 +16,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20260101_000001_initial::Migration)]
+        vec![Box::new(m20260101_000001_initial::Migration), Box::new(m20261125_000002_identity::Migration)]
     }
 }
 
@@ -25,4 +27,29 @@ pub async fn migrate(db: &DatabaseConnection) -> DbResult<()> {
         DbError::Unavailable(message) => DbError::Unavailable(message),
         other => DbError::Other(format!("applying migrations failed: {other}")),
     })
+}
+
+/// A named index on `columns`, created only when missing.
+pub(crate) fn index<T, C, const N: usize>(name: &str, table: T, columns: [C; N]) -> IndexCreateStatement
+where
+    T: IntoIden + 'static,
+    C: IntoIndexColumn,
+{
+    let mut statement = Index::create();
+    statement.name(name).table(table).if_not_exists();
+    for column in columns {
+        statement.col(column);
+    }
+    statement
+}
+
+/// [`index`], unique.
+pub(crate) fn unique_index<T, C, const N: usize>(name: &str, table: T, columns: [C; N]) -> IndexCreateStatement
+where
+    T: IntoIden + 'static,
+    C: IntoIndexColumn,
+{
+    let mut statement = index(name, table, columns);
+    statement.unique();
+    statement
 }

@@ -6,9 +6,15 @@
 mod api_keys_cases;
 mod audit_cases;
 mod connection_cases;
+mod identity_schema_cases;
 mod meta_cases;
+mod oauth_clients_cases;
+mod oauth_keys_cases;
+mod oauth_tokens_cases;
+mod sessions_cases;
 mod support;
 mod users_cases;
+mod webauthn_cases;
 
 /// Declares each case once per backend: `sqlite::NAME` and `postgres::NAME`.
 macro_rules! on_both_backends {
@@ -56,6 +62,28 @@ on_both_backends!(
     audit_cases::audit_verify_pages_through_many_rows,
     meta_cases::meta_get_set_overwrite,
     meta_cases::meta_set_if_absent_has_one_winner,
+    identity_schema_cases::identity_migration_up_down_up,
+    identity_schema_cases::revocation_ids_are_never_reused,
+    oauth_clients_cases::oauth_clients_create_find_list_count,
+    oauth_clients_cases::oauth_clients_delete_unused_dynamic,
+    oauth_clients_cases::oauth_remove_client_revokes_grants,
+    oauth_clients_cases::oauth_consents_upsert,
+    oauth_tokens_cases::oauth_grants_round_trip,
+    oauth_tokens_cases::oauth_code_redeemed_once_under_concurrency,
+    oauth_tokens_cases::oauth_code_expiry_and_unknown,
+    oauth_tokens_cases::oauth_refresh_tokens_rotate_replay_revoke,
+    oauth_tokens_cases::oauth_refresh_token_used_once_under_concurrency,
+    oauth_tokens_cases::oauth_revocation_log_polling,
+    oauth_tokens_cases::oauth_revoke_grant_once_under_concurrency,
+    oauth_keys_cases::signing_keys_order_retire_purge,
+    oauth_keys_cases::signing_keys_insert_retired,
+    sessions_cases::sessions_create_find_delete,
+    sessions_cases::sessions_expiry_is_exact_to_the_microsecond,
+    sessions_cases::flow_states_take_peek_kind_expiry,
+    sessions_cases::flow_states_taken_once_under_concurrency,
+    sessions_cases::enrolment_links_single_use,
+    sessions_cases::sessions_cascade_when_user_deleted,
+    webauthn_cases::webauthn_credentials_round_trip,
 );
 
 #[tokio::test]
