@@ -22,6 +22,12 @@ use sea_orm::DatabaseConnection;
 
 use crate::http::{AppState, configure};
 use crate::identity::Authenticator;
+use crate::identity::authority::Authority;
+use crate::identity::client_metadata::ClientMetadataResolver;
+use crate::identity::master_key::{MASTER_KEY_ENV, MasterKey};
+use crate::identity::outbound::{GuardedClient, OutboundPolicy};
+use crate::identity::revocations::{self, Revocations};
+use crate::identity::signing::{self, SigningKeys};
 use crate::mcp::GatewayRouter;
 use crate::mcp::gateway::Gateway;
 use crate::mcp::session::SessionStore;
@@ -94,6 +100,16 @@ impl Application {
         HealthMonitor::new(registry.clone(), reconciler.clone(), bus.clone(), profile.server.health_interval, memory)
             .start();
 
+        let authority = build_authority(profile, &db).await?;
+        let client_metadata = client_metadata_resolver(profile)?;
+        let passkeys = crate::web::passkeys::Passkeys::for_public_url(&profile.server.public_url);
+        if passkeys.is_none() {
+            tracing::warn!(
+                public_url = %profile.server.public_url,
+                "passkeys are unavailable: server.public_url must be a host name such as localhost, not an IP address"
+            );
+        }
+
         let gateway = Arc::new(Gateway::new(
             registry,
             policy_snapshot,
@@ -105,7 +121,7 @@ impl Application {
         ));
         let state = web::Data::new(AppState {
             gateway,
-            authenticator: Authenticator::new(db.clone()),
+            authenticator: Authenticator::new(db.clone(), Arc::clone(&authority)),
             metrics,
             db,
             public_url: profile.server.public_url.clone(),
@@ -113,6 +129,10 @@ impl Application {
             allow_anonymous: AtomicBool::new(profile.server.allow_anonymous),
             converged_once,
             migrations_applied: AtomicBool::new(true),
+            authority,
+            client_metadata,
+            passkeys,
+            registration_limiter: Default::default(),
         });
         let handles = LiveHandles {
             state: state.clone(),
@@ -157,6 +177,98 @@ impl Application {
         self.audit.drain().await;
         tracing::info!("shutdown complete");
         result
+    }
+}
+
+/// Where the master key file lives when `CASTELLAN_MASTER_KEY` is not set: `CASTELLAN_DATA_DIR`, else
+/// next to a SQLite database, else `./castellan-data`.
+fn master_key_file(profile: &Profile) -> PathBuf {
+    if let Ok(dir) = std::env::var("CASTELLAN_DATA_DIR")
+        && !dir.is_empty()
+    {
+        return PathBuf::from(dir).join("master.key");
+    }
+    let sqlite_file =
+        profile.database.url.strip_prefix("sqlite://").or_else(|| profile.database.url.strip_prefix("sqlite:"));
+    match sqlite_file
+        .map(|rest| rest.split('?').next().unwrap_or(rest))
+        .filter(|path| !path.is_empty() && !path.contains(":memory:"))
+    {
+        Some(path) => {
+            PathBuf::from(path).parent().map_or_else(|| PathBuf::from("master.key"), |dir| dir.join("master.key"))
+        }
+        None => PathBuf::from("castellan-data").join("master.key"),
+    }
+}
+
+/// The authorization server's state: master key, signing keys (created or rotated as due), the
+/// revoked set, and the background tasks that keep them current.
+async fn build_authority(profile: &Profile, db: &DatabaseConnection) -> Result<Arc<Authority>, StartError> {
+    let env_key = std::env::var(MASTER_KEY_ENV).ok();
+    let master = MasterKey::load(env_key.as_deref(), &master_key_file(profile))
+        .map_err(|error| StartError::Other(error.to_string()))?;
+    tracing::info!(fingerprint = %master.fingerprint, "master key loaded");
+    let identity = &profile.identity;
+    let keys = SigningKeys::start(
+        db.clone(),
+        Arc::new(master),
+        identity.signing_key_rotation,
+        identity.access_token_ttl,
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(|error| StartError::Other(format!("token signing keys: {error}")))?;
+    let keys = Arc::new(keys);
+    signing::spawn_maintenance(Arc::clone(&keys), Duration::from_secs(60));
+    let revocations = Arc::new(Revocations::new(db.clone()));
+    revocations.poll(chrono::Utc::now()).await?;
+    revocations::spawn_polling(Arc::clone(&revocations));
+    spawn_purge(db.clone());
+    Ok(Arc::new(Authority::new(db.clone(), profile.server.public_url.clone(), identity.clone(), keys, revocations)))
+}
+
+/// Hourly: expired codes, tokens, sessions and flows, and dynamic clients never used within a day.
+fn spawn_purge(db: DatabaseConnection) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            interval.tick().await;
+            let now = chrono::Utc::now();
+            match castellan_schema::oauth::purge_expired(&db, now).await {
+                Ok(removed) if removed > 0 => tracing::info!(removed, "expired authorization state removed"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "purging expired authorization state failed"),
+            }
+            let _ = castellan_schema::oauth::delete_unused_dynamic_clients(&db, now - chrono::Duration::days(1)).await;
+        }
+    });
+}
+
+/// The fetcher of Client ID Metadata Documents, with the SSRF guard the profile asks for.
+fn client_metadata_resolver(profile: &Profile) -> Result<Option<ClientMetadataResolver>, StartError> {
+    let identity = &profile.identity;
+    if !identity.client_metadata_documents {
+        return Ok(None);
+    }
+    let client = GuardedClient::new(OutboundPolicy {
+        allow_private_addresses: identity.allow_private_addresses,
+        require_https: true,
+        extra_root_certificates_pem: extra_certificates(profile)?,
+        connect_timeout: Duration::from_secs(3),
+        timeout: Duration::from_secs(5),
+        max_body_bytes: 5 * 1024,
+    })
+    .map_err(|error| StartError::Other(format!("client metadata fetcher: {error}")))?;
+    Ok(Some(ClientMetadataResolver::new(client)))
+}
+
+/// `identity.extra_ca_file`, read at start.
+pub fn extra_certificates(profile: &Profile) -> Result<Vec<Vec<u8>>, StartError> {
+    match &profile.identity.extra_ca_file {
+        Some(path) => std::fs::read(path)
+            .map(|pem| vec![pem])
+            .map_err(|error| StartError::Other(format!("identity.extra_ca_file {}: {error}", path.display()))),
+        None => Ok(Vec::new()),
     }
 }
 

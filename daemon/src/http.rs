@@ -15,7 +15,9 @@ use rand::RngCore;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
-use crate::identity::{AuthError, Authenticator, Principal};
+use crate::identity::authority::Authority;
+use crate::identity::client_metadata::ClientMetadataResolver;
+use crate::identity::{Audience, AuthError, Authenticator, Principal};
 use crate::mcp::gateway::Gateway;
 
 /// What every handler shares.
@@ -30,6 +32,13 @@ pub struct AppState {
     pub allow_anonymous: AtomicBool,
     pub converged_once: Arc<AtomicBool>,
     pub migrations_applied: AtomicBool,
+    /// The authorization server: issuer, keys, revocations, clients.
+    pub authority: Arc<Authority>,
+    /// Client ID Metadata Documents, when `identity.client_metadata_documents` is on.
+    pub client_metadata: Option<ClientMetadataResolver>,
+    /// WebAuthn, when `server.public_url` can be a passkey origin.
+    pub passkeys: Option<crate::web::passkeys::Passkeys>,
+    pub registration_limiter: crate::oauth::register::RegistrationLimiter,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -38,8 +47,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
-        .route("/.well-known/oauth-protected-resource", web::get().to(protected_resource))
-        .route("/.well-known/oauth-protected-resource/{tail:.*}", web::get().to(protected_resource))
+        .configure(crate::oauth::configure)
+        .configure(crate::web::configure)
         .route("/mcp", web::post().to(|request, body, state| mcp::post(request, body, state, None)))
         .route("/mcp", web::get().to(|request, state| mcp::get(request, state, None)))
         .route("/mcp", web::delete().to(|request, state| mcp::delete(request, state, None)))
@@ -89,41 +98,65 @@ pub fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
         || state.allowed_origins.load().iter().any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
 }
 
-/// Authenticates the request or builds the 401 with the RFC 9728 challenge.
-pub async fn authenticate(state: &AppState, request: &HttpRequest, trace_id: &str) -> Result<Principal, HttpResponse> {
+/// The challenge parameters shared by 401 and 403 answers (RFC 6750 §3, RFC 9728 §5.1). Every value
+/// is quoted and none contains a quote, so clients that scan for `name="..."` read them right.
+fn bearer_challenge(state: &AppState, request: &HttpRequest, error: Option<(&str, &str)>) -> String {
+    let metadata =
+        format!("{}/.well-known/oauth-protected-resource{}", state.public_url.trim_end_matches('/'), request.path());
+    let scope = crate::oauth::metadata::MCP_SCOPE;
+    match error {
+        None => format!("Bearer resource_metadata=\"{metadata}\", scope=\"{scope}\""),
+        Some((code, description)) => format!(
+            "Bearer error=\"{code}\", error_description=\"{}\", resource_metadata=\"{metadata}\", scope=\"{scope}\"",
+            description.replace(['"', '\\'], "'")
+        ),
+    }
+}
+
+/// Authenticates the request for an MCP endpoint, or builds the 401 with the RFC 9728 challenge,
+/// or the 403 `insufficient_scope` when the credential's scopes do not reach the MCP surface.
+pub async fn authenticate(
+    state: &AppState,
+    request: &HttpRequest,
+    trace_id: &str,
+    server: Option<&str>,
+) -> Result<Principal, HttpResponse> {
     let authorization = request.headers().get("authorization").and_then(|value| value.to_str().ok());
-    let outcome = state.authenticator.authenticate(authorization, Utc::now()).await;
+    let outcome = state.authenticator.authenticate(authorization, Audience::Mcp(server), Utc::now()).await;
     let label = match &outcome {
         Ok(_) => "ok",
         Err(AuthError::Missing) => "missing",
         Err(AuthError::Invalid) => "invalid",
         Err(AuthError::Expired) => "expired",
         Err(AuthError::Unavailable) => "unavailable",
+        Err(AuthError::Token(_)) => "invalid_token",
     };
     state.metrics.auth_decisions.get_or_create(&OutcomeLabels { outcome: label.to_string() }).inc();
     match outcome {
-        Ok(principal) => Ok(principal),
+        Ok(principal) if crate::identity::has_scope(&principal, crate::oauth::metadata::MCP_SCOPE) => Ok(principal),
+        Ok(principal) => {
+            tracing::info!(trace_id, subject = %principal.subject, "token lacks the mcp:tools scope");
+            let challenge =
+                bearer_challenge(state, request, Some(("insufficient_scope", "the token does not grant mcp:tools")));
+            Err(HttpResponse::Forbidden()
+                .insert_header(("WWW-Authenticate", challenge))
+                .json(json!({"error": "insufficient_scope"})))
+        }
         Err(AuthError::Missing) if state.allow_anonymous.load(Ordering::Relaxed) => Ok(Principal::anonymous()),
         Err(AuthError::Unavailable) => {
             tracing::error!(trace_id, "identity store unavailable");
             Err(json_error(503, "the identity store is unavailable; try again"))
         }
         Err(error) => {
-            tracing::info!(trace_id, outcome = label, "authentication refused");
-            let metadata = format!(
-                "{}/.well-known/oauth-protected-resource{}",
-                state.public_url.trim_end_matches('/'),
-                request.path()
-            );
+            tracing::info!(trace_id, outcome = label, reason = %error, "authentication refused");
+            let description = error.to_string();
             let challenge = match error {
-                AuthError::Missing => format!("Bearer resource_metadata=\"{metadata}\""),
-                _ => format!(
-                    "Bearer error=\"invalid_token\", error_description=\"{error}\", resource_metadata=\"{metadata}\""
-                ),
+                AuthError::Missing => bearer_challenge(state, request, None),
+                _ => bearer_challenge(state, request, Some(("invalid_token", &description))),
             };
             Err(HttpResponse::Unauthorized()
                 .insert_header(("WWW-Authenticate", challenge))
-                .json(json!({"error": error.to_string()})))
+                .json(json!({"error": description})))
         }
     }
 }
@@ -157,19 +190,4 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.render())
-}
-
-/// RFC 9728 metadata for `/mcp` and `/mcp/{server}`. No authorization server is named until the
-/// built-in one exists; clients then know to use a pre-issued bearer key.
-async fn protected_resource(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    // RFC 9728: the metadata at the root describes the origin itself, a path-suffixed one the
-    // resource at that path. No authorization server is named until Castellan has one: an empty
-    // `authorization_servers` array is not allowed, so the member is left out.
-    let base = state.public_url.trim_end_matches('/');
-    let resource_path = request.path().trim_start_matches("/.well-known/oauth-protected-resource");
-    HttpResponse::Ok().json(json!({
-        "resource": format!("{base}{resource_path}"),
-        "bearer_methods_supported": ["header"],
-        "resource_name": "Castellan MCP gateway",
-    }))
 }

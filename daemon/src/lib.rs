@@ -8,5 +8,7 @@ pub mod demo_server;
 pub mod http;
 pub mod identity;
 pub mod mcp;
+pub mod oauth;
 pub mod observability;
 pub mod reload;
+pub mod web;

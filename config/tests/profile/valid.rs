@@ -439,7 +439,10 @@ fn parse_profile_takes_the_environment_as_a_function() {
     let env = |name: &str| (name == "LISTEN").then(|| "127.0.0.1:7000".to_string());
     let profile = parse_profile("server:\n  listen: ${LISTEN}\n", "x.yaml", &env).unwrap();
     assert_eq!(profile.server.listen, "127.0.0.1:7000", "listen from the environment");
-    assert_eq!(profile.server.public_url, "http://localhost:7000", "public_url follows the expanded listen, loopback as localhost");
+    assert_eq!(
+        profile.server.public_url, "http://localhost:7000",
+        "public_url follows the expanded listen, loopback as localhost"
+    );
 }
 
 #[test]

@@ -24,6 +24,13 @@ pub enum UsersCommand {
     },
     /// List users.
     List,
+    /// Print a one-time link that lets the user enrol a passkey.
+    Enrol {
+        name: String,
+        /// How long the link stays valid, such as 24h or 30m.
+        #[arg(long, default_value = "24h")]
+        expires: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,8 +65,34 @@ pub async fn migrate(global: &GlobalArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// On the first start against an empty database: the `admin` user and a key printed once.
-pub async fn bootstrap_admin(db: &DatabaseConnection) -> Result<(), String> {
+/// Lifetime of the bootstrap admin's passkey enrolment link.
+const BOOTSTRAP_ENROLMENT_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Stores a new one-time enrolment link for `user_id` and returns its URL.
+pub async fn enrolment_link(
+    db: &DatabaseConnection,
+    public_url: &str,
+    user_id: i64,
+    lifetime: Duration,
+) -> Result<String, String> {
+    let token = crate::identity::credentials::generate(crate::identity::credentials::ENROLMENT_PREFIX);
+    let now = Utc::now();
+    let expires_at = now + chrono::Duration::from_std(lifetime).map_err(|_| "the lifetime is too long".to_string())?;
+    castellan_schema::sessions::create_enrolment_link(
+        db,
+        &crate::identity::credentials::hash(&token),
+        user_id,
+        expires_at,
+        now,
+    )
+    .await
+    .map_err(|error| error.to_string())?;
+    Ok(format!("{}/enrol?token={token}", public_url.trim_end_matches('/')))
+}
+
+/// On the first start against an empty database: the `admin` user, an API key and a passkey
+/// enrolment link, each printed once.
+pub async fn bootstrap_admin(db: &DatabaseConnection, public_url: &str) -> Result<(), String> {
     let users = castellan_schema::users::count(db).await.map_err(|error| error.to_string())?;
     if users > 0 {
         return Ok(());
@@ -80,6 +113,9 @@ pub async fn bootstrap_admin(db: &DatabaseConnection) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
     eprintln!("castellan: created user 'admin'. Bootstrap admin API key (shown once, store it now):");
     eprintln!("{}", key.secret);
+    let link = enrolment_link(db, public_url, user.id, BOOTSTRAP_ENROLMENT_TTL).await?;
+    eprintln!("castellan: passkey enrolment link for 'admin' (one use, valid 24h):");
+    eprintln!("{link}");
     Ok(())
 }
 
@@ -100,6 +136,17 @@ pub async fn users(global: &GlobalArgs, command: UsersCommand) -> Result<ExitCod
                 },
             )?;
             println!("created user {} (id {}, tier {})", user.name, user.id, user.tier);
+        }
+        UsersCommand::Enrol { name, expires } => {
+            let user = castellan_schema::users::find_by_name(&db, &name)
+                .await
+                .map_err(|error| error.to_string())?
+                .ok_or_else(|| format!("no user named '{name}'"))?;
+            let lifetime = parse_lifetime(&expires)
+                .ok_or_else(|| format!("cannot read --expires '{expires}': use e.g. 24h, 30m"))?;
+            let link = enrolment_link(&db, &profile.server.public_url, user.id, lifetime).await?;
+            eprintln!("passkey enrolment link for {} (one use):", user.name);
+            println!("{link}");
         }
         UsersCommand::List => {
             println!("{:<6} {:<24} {:<10} {:<8} SCOPES", "ID", "NAME", "TIER", "DISABLED");
@@ -171,7 +218,7 @@ pub async fn keys(global: &GlobalArgs, command: KeysCommand) -> Result<ExitCode,
 }
 
 /// `90d`, `12h`, `30m`, `45s`.
-fn parse_lifetime(text: &str) -> Option<Duration> {
+pub(super) fn parse_lifetime(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (number, unit) = text.split_at(split);

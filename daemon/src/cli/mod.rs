@@ -2,6 +2,7 @@
 
 mod admin;
 mod audit;
+mod clients;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Clients(clients::ClientsCommand),
     /// Read and verify the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -100,6 +104,7 @@ fn run_async(global: GlobalArgs, command: Command) -> ExitCode {
             Command::Migrate => admin::migrate(&global).await,
             Command::Users(command) => admin::users(&global, command).await,
             Command::Keys(command) => admin::keys(&global, command).await,
+            Command::Clients(command) => clients::run(&global, command).await,
             Command::Audit(command) => audit::run(&global, command).await,
             Command::DemoServer { http: None } => {
                 crate::demo_server::run_stdio().await.map_err(|error| error.to_string()).map(|_| ExitCode::SUCCESS)
@@ -149,7 +154,7 @@ async fn serve(global: &GlobalArgs, listen: Option<String>) -> Result<ExitCode, 
         profile.server.listen = listen;
     }
     let db = admin::open_database(&profile).await?;
-    admin::bootstrap_admin(&db).await?;
+    admin::bootstrap_admin(&db, &profile.server.public_url).await?;
     let application = Application::build(&profile, db).await.map_err(|error| error.to_string())?;
     tracing::info!(listen_addr = %application.address, "castellan listening");
     if let ProfileSource::File(path) = source {

@@ -2,9 +2,20 @@
 //! `Principal`. Knows nothing of HTTP; the HTTP layer maps `AuthError` to 401 in one place.
 
 pub mod api_keys;
+pub mod authority;
+pub mod client_metadata;
+pub mod credentials;
+pub mod grants;
+pub mod master_key;
+pub mod outbound;
+pub mod pkce;
+pub mod redirect_uri;
+pub mod revocations;
+pub mod signing;
+pub mod tokens;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use castellan_config::Tier;
@@ -17,6 +28,15 @@ use subtle::ConstantTimeEq;
 pub enum Credential {
     ApiKey {
         public_id: String,
+    },
+    /// An access token from Castellan's own authorization server.
+    OAuth {
+        client_id: String,
+        token_id: String,
+    },
+    /// An access token from a federated issuer (`identity.issuers`).
+    Federated {
+        issuer: String,
     },
     /// No credential, on a profile with `server.allow_anonymous`.
     Anonymous,
@@ -55,6 +75,31 @@ pub enum AuthError {
     Expired,
     #[error("the identity store is unavailable")]
     Unavailable,
+    /// A bearer token that failed a specific check; the reason is safe to show.
+    #[error("{0}")]
+    Token(tokens::TokenError),
+}
+
+/// The scope an endpoint needs, and whether a principal's scopes grant it. Fine scopes restrict: a
+/// credential that names any fine scope (`mcp:tools`, `ai:messages`, ...) reaches only what those
+/// name. A credential with no scopes, or only tier names, is limited by its tier alone.
+pub fn has_scope(principal: &Principal, needed: &str) -> bool {
+    let mut fine = principal.scopes.iter().filter(|scope| Tier::parse(scope).is_none() && *scope != "offline_access");
+    let mut any_fine = false;
+    let granted = fine.any(|scope| {
+        any_fine = true;
+        scope == needed
+    });
+    granted || !any_fine
+}
+
+/// The resources a request may present a token for: its `aud` must be one of these.
+#[derive(Debug, Clone, Copy)]
+pub enum Audience<'a> {
+    /// The MCP endpoint `/mcp` or `/mcp/{server}`.
+    Mcp(Option<&'a str>),
+    /// Any resource of this Castellan (userinfo).
+    AnyOwn,
 }
 
 /// How long a verified key stays cached: the bound on how late a revocation takes effect.
@@ -72,21 +117,30 @@ struct CachedKey {
 pub struct Authenticator {
     db: DatabaseConnection,
     cache: Mutex<HashMap<String, CachedKey>>,
+    authority: Arc<authority::Authority>,
 }
 
 impl Authenticator {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db, cache: Mutex::new(HashMap::new()) }
+    pub fn new(db: DatabaseConnection, authority: Arc<authority::Authority>) -> Self {
+        Self { db, cache: Mutex::new(HashMap::new()), authority }
     }
 
-    /// Authenticates the value of an `Authorization` header (or its absence).
-    pub async fn authenticate(&self, authorization: Option<&str>, now: DateTime<Utc>) -> Result<Principal, AuthError> {
+    /// Authenticates the value of an `Authorization` header (or its absence) for a resource.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        audience: Audience<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Principal, AuthError> {
         let header = authorization.ok_or(AuthError::Missing)?;
         let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Invalid)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(AuthError::Invalid);
         }
         let token = token.trim();
+        if token.split('.').count() == 3 {
+            return self.authority.authenticate_jwt(token, audience, now).await;
+        }
         if !api_keys::looks_like_key(token) {
             return Err(AuthError::Invalid);
         }

@@ -45,7 +45,7 @@ async fn admit(
     if !origin_allowed(state, request.headers()) {
         return Err(json_error(403, "forbidden: the Origin of this request is not allowed"));
     }
-    let principal = authenticate(state, request, &trace_id).await?;
+    let principal = authenticate(state, request, &trace_id, server.map(String::as_str)).await?;
     let scope = scope_for(state, server.map(String::as_str)).ok_or_else(|| json_error(404, "unknown server"))?;
     Ok((trace_id, principal, scope))
 }

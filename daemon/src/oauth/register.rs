@@ -1,0 +1,247 @@
+//! RFC 7591 dynamic client registration at `POST /oauth/register`. Registered clients are public
+//! (PKCE, no secret) unless they ask for a secret method. Flooding is bounded twice: a per-address
+//! rate and a cap on the number of dynamic clients (`identity.max_dynamic_clients`); dynamic clients
+//! never used are removed after a day.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use crate::http::AppState;
+use crate::identity::grants::{self, GrantError};
+use crate::identity::{credentials, redirect_uri};
+
+/// The largest registration request read.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+const MAX_REDIRECT_URIS: usize = 10;
+const MAX_TEXT_LEN: usize = 2_000;
+/// Per source address: a burst of this many registrations...
+const BURST: f64 = 10.0;
+/// ...refilled at this many per second (one every six seconds).
+const REFILL_PER_SECOND: f64 = 1.0 / 6.0;
+
+/// A token bucket per source address.
+#[derive(Default)]
+pub struct RegistrationLimiter {
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl RegistrationLimiter {
+    pub fn allow(&self, address: IpAddr, now: Instant) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() > 100_000 {
+            buckets.retain(|_, (_, at)| now.duration_since(*at).as_secs_f64() * REFILL_PER_SECOND < BURST);
+        }
+        let (tokens, at) = buckets.entry(address).or_insert((BURST, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * REFILL_PER_SECOND).min(BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn registration_error(status: u16, error: &str, description: &str) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
+    HttpResponse::build(status)
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({"error": error, "error_description": description}))
+}
+
+fn strings(value: Option<&Value>, name: &str) -> Result<Option<Vec<String>>, String> {
+    let Some(value) = value else { return Ok(None) };
+    let items = value.as_array().ok_or_else(|| format!("{name} must be an array of strings"))?;
+    items
+        .iter()
+        .map(|item| item.as_str().filter(|text| text.len() <= MAX_TEXT_LEN).map(str::to_string))
+        .collect::<Option<Vec<_>>>()
+        .map(Some)
+        .ok_or_else(|| format!("{name} must be an array of strings of at most {MAX_TEXT_LEN} characters"))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn register(request: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    if !state.authority.settings.dynamic_registration {
+        return registration_error(404, "not_found", "dynamic client registration is disabled");
+    }
+    let address = request.peer_addr().map(|peer| peer.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    if !state.registration_limiter.allow(address, Instant::now()) {
+        let mut response =
+            registration_error(429, "too_many_requests", "too many registrations from this address; wait a minute");
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("60"));
+        return response;
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return registration_error(413, "invalid_client_metadata", "the registration request is too large");
+    }
+    let metadata: Value = match serde_json::from_slice(&body) {
+        Ok(value @ Value::Object(_)) => value,
+        _ => return registration_error(400, "invalid_client_metadata", "the body must be a JSON object"),
+    };
+    let parsed = match parse_metadata(&metadata) {
+        Ok(parsed) => parsed,
+        Err((error, description)) => return registration_error(400, error, &description),
+    };
+    let now = Utc::now();
+    match castellan_schema::oauth::count_dynamic_clients(&state.db).await {
+        Ok(count) if count >= state.authority.settings.max_dynamic_clients => {
+            return registration_error(403, "access_denied", "this server accepts no more dynamic registrations");
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(%error, "counting clients failed");
+            return registration_error(503, "temporarily_unavailable", "try again");
+        }
+    }
+    let client_id = credentials::generate_id("dyn_");
+    let secret = parsed.confidential.then(|| credentials::generate(credentials::CLIENT_SECRET_PREFIX));
+    let secret_hash = secret.as_deref().map(credentials::hash);
+    let new_client = castellan_schema::oauth::NewOAuthClient {
+        client_id: &client_id,
+        name: &parsed.name,
+        tier: "user",
+        secret_hash: secret_hash.as_deref(),
+        grant_types: &parsed.grant_types,
+        redirect_uris: &parsed.redirect_uris,
+        scopes: &parsed.scopes,
+        dynamic: true,
+    };
+    if let Err(error) = castellan_schema::oauth::create_client(&state.db, &new_client, now).await {
+        tracing::error!(%error, "storing a registered client failed");
+        return registration_error(503, "temporarily_unavailable", "try again");
+    }
+    tracing::info!(client_id = %client_id, client_name = %parsed.name, "client registered");
+    let mut answer = json!({
+        "client_id": client_id,
+        "client_id_issued_at": now.timestamp(),
+        "client_name": parsed.name,
+        "redirect_uris": parsed.redirect_uris,
+        "grant_types": parsed.grant_types,
+        "response_types": ["code"],
+        "token_endpoint_auth_method": parsed.auth_method,
+    });
+    if let Some(object) = answer.as_object_mut() {
+        if !parsed.scopes.is_empty() {
+            object.insert("scope".into(), json!(parsed.scopes.join(" ")));
+        }
+        if let Some(secret) = secret {
+            object.insert("client_secret".into(), json!(secret));
+            object.insert("client_secret_expires_at".into(), json!(0));
+        }
+    }
+    HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(answer)
+}
+
+struct ParsedMetadata {
+    name: String,
+    redirect_uris: Vec<String>,
+    grant_types: Vec<String>,
+    scopes: Vec<String>,
+    auth_method: String,
+    confidential: bool,
+}
+
+fn parse_metadata(metadata: &Value) -> Result<ParsedMetadata, (&'static str, String)> {
+    let bad = |text: String| ("invalid_client_metadata", text);
+    let redirect_uris = strings(metadata.get("redirect_uris"), "redirect_uris").map_err(bad)?.unwrap_or_default();
+    if redirect_uris.is_empty() || redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(("invalid_redirect_uri", format!("give between 1 and {MAX_REDIRECT_URIS} redirect_uris")));
+    }
+    for uri in &redirect_uris {
+        redirect_uri::check_registrable(uri).map_err(|error| ("invalid_redirect_uri", error.to_string()))?;
+    }
+    let grant_types = strings(metadata.get("grant_types"), "grant_types")
+        .map_err(bad)?
+        .unwrap_or_else(|| vec!["authorization_code".into()]);
+    if let Some(other) =
+        grant_types.iter().find(|grant| !matches!(grant.as_str(), "authorization_code" | "refresh_token"))
+    {
+        return Err(bad(format!("grant type {other:?} cannot be registered dynamically")));
+    }
+    if !grant_types.iter().any(|grant| grant == "authorization_code") {
+        return Err(bad("grant_types must include authorization_code".into()));
+    }
+    let response_types =
+        strings(metadata.get("response_types"), "response_types").map_err(bad)?.unwrap_or_else(|| vec!["code".into()]);
+    if response_types.iter().any(|kind| kind != "code") {
+        return Err(bad("only the code response type is supported".into()));
+    }
+    let auth_method = match metadata.get("token_endpoint_auth_method") {
+        None => "none".to_string(),
+        Some(Value::String(method))
+            if matches!(method.as_str(), "none" | "client_secret_basic" | "client_secret_post") =>
+        {
+            method.clone()
+        }
+        Some(_) => {
+            return Err(bad(
+                "token_endpoint_auth_method must be none, client_secret_basic or client_secret_post".into()
+            ));
+        }
+    };
+    let scopes = match metadata.get("scope") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(scope)) => {
+            grants::parse_scope(Some(scope)).map_err(|error: GrantError| bad(error.to_string()))?
+        }
+        Some(_) => return Err(bad("scope must be a space-separated string".into())),
+    };
+    let name = match metadata.get("client_name") {
+        None | Some(Value::Null) => "unnamed client".to_string(),
+        Some(Value::String(name)) if !name.trim().is_empty() && name.len() <= 200 => name.trim().to_string(),
+        Some(_) => return Err(bad("client_name must be a non-empty string of at most 200 characters".into())),
+    };
+    Ok(ParsedMetadata { name, redirect_uris, grant_types, scopes, confidential: auth_method != "none", auth_method })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn the_limiter_allows_a_burst_then_refills_slowly() {
+        let limiter = RegistrationLimiter::default();
+        let address = IpAddr::from([10, 0, 0, 1]);
+        let start = Instant::now();
+        let allowed = (0..20).filter(|_| limiter.allow(address, start)).count();
+        assert_eq!(allowed, 10, "a burst of ten");
+        assert!(!limiter.allow(address, start + std::time::Duration::from_secs(1)), "one second refills less than one");
+        assert!(limiter.allow(address, start + std::time::Duration::from_secs(7)), "six seconds refill one");
+        assert!(limiter.allow(IpAddr::from([10, 0, 0, 2]), start), "another address has its own bucket");
+    }
+
+    #[test]
+    fn registration_metadata_is_checked() {
+        let good = json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "client_name": "x", "grant_types": ["authorization_code", "refresh_token"]});
+        let parsed = parse_metadata(&good).unwrap();
+        assert!(!parsed.confidential, "public by default");
+        let cases = [
+            (json!({}), "invalid_redirect_uri"),
+            (json!({"redirect_uris": ["http://evil.example/cb"]}), "invalid_redirect_uri"),
+            (
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "grant_types": ["client_credentials"]}),
+                "invalid_client_metadata",
+            ),
+            (
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "private_key_jwt"}),
+                "invalid_client_metadata",
+            ),
+            (json!({"redirect_uris": ["http://127.0.0.1/cb"], "response_types": ["token"]}), "invalid_client_metadata"),
+            (json!({"redirect_uris": "http://127.0.0.1/cb"}), "invalid_client_metadata"),
+        ];
+        for (metadata, expected) in cases {
+            assert_eq!(parse_metadata(&metadata).err().map(|(error, _)| error), Some(expected), "{metadata}");
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! `POST /oauth/token`, `/oauth/revoke`, `/oauth/introspect` and `/oauth/userinfo`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use serde_json::json;
+
+use super::{Form, client_credentials, grant_error, is_own_resource, no_store_json, read_form};
+use crate::http::AppState;
+use crate::identity::grants::{Client, GrantError};
+use crate::identity::{Audience, AuthError};
+
+/// Authenticates the calling client from the form and headers.
+async fn calling_client(
+    state: &AppState,
+    request: &HttpRequest,
+    form: &Form,
+) -> Result<(Client, bool), (GrantError, bool)> {
+    let presented = client_credentials(request, form).map_err(|error| (error, false))?;
+    let used_basic = presented.used_basic;
+    let client = state
+        .authority
+        .authenticate_client(&presented.client_id, presented.secret.as_deref())
+        .await
+        .map_err(|error| (error, used_basic))?;
+    Ok((client, used_basic))
+}
+
+/// The single `resource` parameter (RFC 8707), if any, checked to be one of ours.
+fn requested_resource<'f>(state: &AppState, form: &'f Form) -> Result<Option<&'f str>, GrantError> {
+    match form.get("resource") {
+        None => Ok(None),
+        Some(resource) if resource.contains('#') => Err(GrantError::InvalidTarget("a resource has no fragment".into())),
+        Some(resource) if is_own_resource(state, resource) => Ok(Some(resource)),
+        Some(_) => Err(GrantError::InvalidTarget("the resource is not served by this server".into())),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(grant_type))]
+pub async fn token(request: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let form = match read_form(&request, &body) {
+        Ok(form) => form,
+        Err(error) => return grant_error(&error, false),
+    };
+    let (client, used_basic) = match calling_client(&state, &request, &form).await {
+        Ok(found) => found,
+        Err((error, used_basic)) => return grant_error(&error, used_basic),
+    };
+    let grant_type = form.get("grant_type").unwrap_or_default();
+    tracing::Span::current().record("grant_type", grant_type);
+    let now = Utc::now();
+    let outcome = async {
+        let resource = requested_resource(&state, &form)?;
+        match grant_type {
+            "client_credentials" => {
+                let audience = resource.map_or_else(|| state.authority.mcp_resource(None), str::to_string);
+                state.authority.client_credentials(&client, form.get("scope"), &audience, now)
+            }
+            "authorization_code" => {
+                if !client.allows_grant("authorization_code") {
+                    return Err(GrantError::UnauthorizedClient("this client may not use authorization_code".into()));
+                }
+                let code = form.get("code").ok_or_else(|| GrantError::InvalidRequest("code is required".into()))?;
+                state
+                    .authority
+                    .exchange_code(&client, code, form.get("redirect_uri"), form.get("code_verifier"), resource, now)
+                    .await
+            }
+            "refresh_token" => {
+                let refresh = form
+                    .get("refresh_token")
+                    .ok_or_else(|| GrantError::InvalidRequest("refresh_token is required".into()))?;
+                state.authority.refresh(&client, refresh, form.get("scope"), resource, now).await
+            }
+            "" => Err(GrantError::InvalidRequest("grant_type is required".into())),
+            _ => Err(GrantError::UnsupportedGrantType),
+        }
+    }
+    .await;
+    match outcome {
+        Ok(issued) => {
+            state
+                .metrics
+                .auth_decisions
+                .get_or_create(&castellan_actors::metrics::OutcomeLabels { outcome: format!("token_{grant_type}") })
+                .inc();
+            no_store_json(issued.to_json())
+        }
+        Err(error) => {
+            tracing::info!(client_id = %client.client_id, error = error.code(), "token request refused");
+            grant_error(&error, used_basic)
+        }
+    }
+}
+
+/// RFC 7009: 200 whether or not the token was known.
+pub async fn revoke(request: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let form = match read_form(&request, &body) {
+        Ok(form) => form,
+        Err(error) => return grant_error(&error, false),
+    };
+    let (client, used_basic) = match calling_client(&state, &request, &form).await {
+        Ok(found) => found,
+        Err((error, used_basic)) => return grant_error(&error, used_basic),
+    };
+    let Some(token) = form.get("token") else {
+        return grant_error(&GrantError::InvalidRequest("token is required".into()), used_basic);
+    };
+    match state.authority.revoke(&client, token, Utc::now()).await {
+        Ok(()) => HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).finish(),
+        Err(error) => grant_error(&error, used_basic),
+    }
+}
+
+/// RFC 7662: confidential clients only, and only about their own tokens.
+pub async fn introspect(request: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let form = match read_form(&request, &body) {
+        Ok(form) => form,
+        Err(error) => return grant_error(&error, false),
+    };
+    let (client, used_basic) = match calling_client(&state, &request, &form).await {
+        Ok(found) => found,
+        Err((error, used_basic)) => return grant_error(&error, used_basic),
+    };
+    if !client.confidential {
+        return grant_error(&GrantError::InvalidClient, used_basic);
+    }
+    let Some(token) = form.get("token") else {
+        return grant_error(&GrantError::InvalidRequest("token is required".into()), used_basic);
+    };
+    match state.authority.introspect(&client, token, Utc::now()).await {
+        Ok(answer) => no_store_json(answer),
+        Err(error) => grant_error(&error, used_basic),
+    }
+}
+
+/// OIDC-style userinfo for the bearer of one of our access tokens (or any accepted credential).
+pub async fn userinfo(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let authorization = request.headers().get("authorization").and_then(|value| value.to_str().ok());
+    match state.authenticator.authenticate(authorization, Audience::AnyOwn, Utc::now()).await {
+        Ok(principal) => no_store_json(json!({
+            "sub": principal.subject,
+            "preferred_username": principal.subject,
+            "tier": principal.tier.as_str(),
+            "scope": principal.scopes.join(" "),
+        })),
+        Err(AuthError::Unavailable) => crate::http::json_error(503, "the identity store is unavailable; try again"),
+        Err(error) => {
+            let challenge = match error {
+                AuthError::Missing => "Bearer".to_string(),
+                other => format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    other.to_string().replace('"', "'")
+                ),
+            };
+            HttpResponse::Unauthorized()
+                .insert_header(("WWW-Authenticate", challenge))
+                .json(json!({"error": "invalid_token"}))
+        }
+    }
+}
