@@ -100,6 +100,11 @@ impl Application {
         HealthMonitor::new(registry.clone(), reconciler.clone(), bus.clone(), profile.server.health_interval, memory)
             .start();
 
+        let listener = TcpListener::bind(&profile.server.listen)
+            .map_err(|source| StartError::Listen { address: profile.server.listen.clone(), source })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { address: profile.server.listen.clone(), source })?;
         let authority = build_authority(profile, &db).await?;
         let client_metadata = client_metadata_resolver(profile)?;
         let passkeys = crate::web::passkeys::Passkeys::for_public_url(&profile.server.public_url);
@@ -126,6 +131,7 @@ impl Application {
             db,
             public_url: profile.server.public_url.clone(),
             allowed_origins: ArcSwap::from_pointee(profile.server.allowed_origins.clone()),
+            listen_origin: format!("http://{address}"),
             allow_anonymous: AtomicBool::new(profile.server.allow_anonymous),
             converged_once,
             migrations_applied: AtomicBool::new(true),
@@ -142,11 +148,6 @@ impl Application {
         };
         apply_servers(&handles, profile);
 
-        let listener = TcpListener::bind(&profile.server.listen)
-            .map_err(|source| StartError::Listen { address: profile.server.listen.clone(), source })?;
-        let address = listener
-            .local_addr()
-            .map_err(|source| StartError::Listen { address: profile.server.listen.clone(), source })?;
         let max_body = profile.server.max_body_bytes;
         let app_state = state.clone();
         let server = HttpServer::new(move || {

@@ -28,6 +28,9 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub public_url: String,
     pub allowed_origins: ArcSwap<Vec<String>>,
+    /// `http://` + the bound socket address: clients that reach Castellan by its address rather than
+    /// its public URL send this origin.
+    pub listen_origin: String,
     /// `server.allow_anonymous`: serve requests without a credential as the anonymous tier.
     pub allow_anonymous: AtomicBool,
     pub converged_once: Arc<AtomicBool>,
@@ -95,6 +98,7 @@ pub fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
         .and_then(|scheme_end| own[scheme_end + 3..].find('/').map(|path| &own[..scheme_end + 3 + path]))
         .unwrap_or(own);
     origin.eq_ignore_ascii_case(own_origin)
+        || origin.eq_ignore_ascii_case(&state.listen_origin)
         || state.allowed_origins.load().iter().any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
 }
 
@@ -149,6 +153,12 @@ pub async fn authenticate(
         }
         Err(error) => {
             tracing::info!(trace_id, outcome = label, reason = %error, "authentication refused");
+            state.gateway.bus.publish(castellan_actors::Event::AuthDecision {
+                outcome: label.to_string(),
+                subject: None,
+                reason: error.to_string(),
+                trace_id: trace_id.to_string(),
+            });
             let description = error.to_string();
             let challenge = match error {
                 AuthError::Missing => bearer_challenge(state, request, None),

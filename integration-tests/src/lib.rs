@@ -152,6 +152,9 @@ impl Drop for TempDir {
 }
 
 /// The default test profile: the demo server as `customers`, the default RBAC rules.
+/// The master key every test daemon uses (`CASTELLAN_MASTER_KEY`).
+pub const TEST_MASTER_KEY: &str = "4f1c2a7e9b3d5f60718293a4b5c6d7e8f90112233445566778899aabbccddeef";
+
 pub const DEFAULT_TEST_PROFILE: &str = r#"
 server:
   listen: 127.0.0.1:0
@@ -172,8 +175,13 @@ rbac:
 /// A running daemon.
 pub struct TestApp {
     pub child: Child,
+    /// `http://127.0.0.1:PORT`: for plain HTTP calls.
     pub base_url: String,
+    /// `http://localhost:PORT`: the issuer and passkey origin (what OAuth clients and browsers use).
+    pub public_url: String,
     pub admin_key: String,
+    /// The bootstrap admin's passkey enrolment link, as printed at first start.
+    pub admin_enrolment_link: String,
     pub database: TestDatabase,
     pub dir: TempDir,
     pub profile_path: PathBuf,
@@ -225,6 +233,9 @@ pub fn spawn_app_with(options: AppOptions) -> TestApp {
         .env("CASTELLAN_PROFILE", &profile_path)
         .env("CASTELLAN_DATABASE_URL", options.shared_database.as_ref().unwrap_or(&database.url))
         .env("CASTELLAN_LOG", "info")
+        // One fixed master key for every test daemon: replicas sharing a database must share it,
+        // and the key file would otherwise land in the test runner's working directory.
+        .env("CASTELLAN_MASTER_KEY", TEST_MASTER_KEY)
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -235,17 +246,26 @@ pub fn spawn_app_with(options: AppOptions) -> TestApp {
     let mut child = command.spawn().expect("castellan starts");
     let log = Arc::new(Mutex::new(String::new()));
     let (key_sender, key_receiver) = std::sync::mpsc::channel::<String>();
+    let (link_sender, link_receiver) = std::sync::mpsc::channel::<String>();
     let stderr = child.stderr.take().expect("stderr");
     let sink = Arc::clone(&log);
     std::thread::spawn(move || {
         let mut expect_key = false;
+        let mut expect_link = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if expect_key {
                 let _ = key_sender.send(line.trim().to_string());
                 expect_key = false;
             }
+            if expect_link {
+                let _ = link_sender.send(line.trim().to_string());
+                expect_link = false;
+            }
             if line.contains("Bootstrap admin API key") {
                 expect_key = true;
+            }
+            if line.contains("passkey enrolment link for 'admin'") {
+                expect_link = true;
             }
             if std::env::var("CASTELLAN_TEST_ECHO").is_ok() {
                 eprintln!("[castellan] {line}");
@@ -260,8 +280,22 @@ pub fn spawn_app_with(options: AppOptions) -> TestApp {
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("no bootstrap key; log:\n{}", log.lock().expect("log")))
     };
-    let app =
-        TestApp { child, base_url: format!("http://127.0.0.1:{port}"), admin_key, database, dir, profile_path, log };
+    let admin_enrolment_link = if options.shared_database.is_some() {
+        String::new()
+    } else {
+        link_receiver.recv_timeout(Duration::from_secs(10)).unwrap_or_default()
+    };
+    let app = TestApp {
+        child,
+        base_url: format!("http://127.0.0.1:{port}"),
+        public_url: format!("http://localhost:{port}"),
+        admin_key,
+        admin_enrolment_link,
+        database,
+        dir,
+        profile_path,
+        log,
+    };
     app.wait_ready(Duration::from_secs(60));
     app
 }
@@ -292,6 +326,32 @@ impl TestApp {
             .env("CASTELLAN_DATABASE_URL", &self.database.url)
             .output()
             .expect("castellan cli runs")
+    }
+
+    /// Registers an OAuth client with `castellan clients add NAME ARGS...`; returns its id and, for a
+    /// confidential client, its secret.
+    pub fn oauth_client(&self, name: &str, args: &[&str]) -> (String, Option<String>) {
+        let mut command = vec!["clients", "add", name];
+        command.extend_from_slice(args);
+        let output = self.cli(&command);
+        assert!(output.status.success(), "clients add: {}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let field = |name: &str| {
+            stdout
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("{name}: ")).map(|value| value.trim().to_string()))
+        };
+        (field("client_id").expect("client_id printed"), field("client_secret"))
+    }
+
+    /// A one-time passkey enrolment link for `user` (created with `users add` first), on the
+    /// localhost origin that passkeys need.
+    pub fn enrolment_link(&self, user: &str) -> String {
+        let output = self.cli(&["users", "enrol", user]);
+        assert!(output.status.success(), "users enrol: {}", String::from_utf8_lossy(&output.stderr));
+        let link = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let path = link.split_once("/enrol?").map(|(_, query)| format!("/enrol?{query}")).expect("an enrolment URL");
+        format!("{}{path}", self.public_url)
     }
 
     /// Creates a user with `tier` and returns a fresh API key for it.

@@ -161,14 +161,18 @@ fn missing_or_bad_credentials_get_a_401_challenge() {
         .expect("metadata")
         .into_json()
         .expect("json");
-    assert_eq!(metadata["resource"], format!("{}/mcp", app.base_url));
-    assert!(metadata.get("authorization_servers").is_none(), "no empty list of authorization servers: {metadata}");
+    assert_eq!(metadata["resource"], format!("{}/mcp", app.public_url), "the resource is named by the public URL");
+    assert_eq!(
+        metadata["authorization_servers"],
+        json!([app.public_url]),
+        "the built-in authorization server, named by the same issuer string: {metadata}"
+    );
     let root: Value = ureq::get(&format!("{}/.well-known/oauth-protected-resource", app.base_url))
         .call()
         .expect("root metadata")
         .into_json()
         .expect("json");
-    assert_eq!(root["resource"], app.base_url, "the root document describes the origin itself");
+    assert_eq!(root["resource"], app.public_url, "the root document describes the origin itself");
 }
 
 #[test]

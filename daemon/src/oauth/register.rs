@@ -142,16 +142,19 @@ pub async fn register(request: HttpRequest, body: web::Bytes, state: web::Data<A
     HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(answer)
 }
 
-struct ParsedMetadata {
-    name: String,
-    redirect_uris: Vec<String>,
-    grant_types: Vec<String>,
-    scopes: Vec<String>,
-    auth_method: String,
-    confidential: bool,
+/// A registration request that passed every check.
+#[derive(Debug)]
+pub struct ParsedMetadata {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub auth_method: String,
+    pub confidential: bool,
 }
 
-fn parse_metadata(metadata: &Value) -> Result<ParsedMetadata, (&'static str, String)> {
+/// Checks RFC 7591 client metadata; the error is (RFC 7591 error code, description).
+pub fn parse_metadata(metadata: &Value) -> Result<ParsedMetadata, (&'static str, String)> {
     let bad = |text: String| ("invalid_client_metadata", text);
     let redirect_uris = strings(metadata.get("redirect_uris"), "redirect_uris").map_err(bad)?.unwrap_or_default();
     if redirect_uris.is_empty() || redirect_uris.len() > MAX_REDIRECT_URIS {
