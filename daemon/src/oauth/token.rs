@@ -78,15 +78,25 @@ pub async fn token(request: HttpRequest, body: web::Bytes, state: web::Data<AppS
     .await;
     match outcome {
         Ok(issued) => {
-            state
-                .metrics
-                .auth_decisions
-                .get_or_create(&castellan_actors::metrics::OutcomeLabels { outcome: format!("token_{grant_type}") })
-                .inc();
+            let outcome = format!("token_{grant_type}");
+            let labels = castellan_actors::metrics::OutcomeLabels { outcome: outcome.clone() };
+            state.metrics.auth_decisions.get_or_create(&labels).inc();
+            state.gateway.bus.publish(castellan_actors::Event::AuthDecision {
+                outcome,
+                subject: Some(client.client_id.clone()),
+                reason: "token issued".into(),
+                trace_id: crate::http::trace_id_for(&request),
+            });
             no_store_json(issued.to_json())
         }
         Err(error) => {
             tracing::info!(client_id = %client.client_id, error = error.code(), "token request refused");
+            state.gateway.bus.publish(castellan_actors::Event::AuthDecision {
+                outcome: "token_refused".into(),
+                subject: Some(client.client_id.clone()),
+                reason: error.code().into(),
+                trace_id: crate::http::trace_id_for(&request),
+            });
             grant_error(&error, used_basic)
         }
     }
