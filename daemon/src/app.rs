@@ -139,6 +139,7 @@ impl Application {
             client_metadata,
             passkeys,
             registration_limiter: Default::default(),
+            metadata_fetch_limiter: Default::default(),
         });
         let handles = LiveHandles {
             state: state.clone(),

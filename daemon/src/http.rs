@@ -42,6 +42,8 @@ pub struct AppState {
     /// WebAuthn, when `server.public_url` can be a passkey origin.
     pub passkeys: Option<crate::web::passkeys::Passkeys>,
     pub registration_limiter: crate::oauth::register::RegistrationLimiter,
+    /// Per-address bound on authorization requests that name a metadata-document client id.
+    pub metadata_fetch_limiter: crate::oauth::register::RegistrationLimiter,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {

@@ -87,6 +87,13 @@ pub async fn authorize(request: HttpRequest, state: web::Data<AppState>) -> Http
         Err(reason) => return error_page(400, &reason),
     };
     let Some(client_id) = form.get("client_id") else { return error_page(400, "the request names no client_id") };
+    // A metadata-document client id makes Castellan fetch a URL: bound how often one address can ask.
+    if crate::identity::client_metadata::looks_like_client_id_url(client_id) {
+        let address = request.peer_addr().map(|peer| peer.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        if !state.metadata_fetch_limiter.allow(address, std::time::Instant::now()) {
+            return error_page(429, "too many sign-in requests from this address; wait a minute");
+        }
+    }
     let client = match resolve_client(&state, client_id).await {
         Ok(Some(client)) => client,
         Ok(None) => return error_page(400, "the client is not registered with this server"),

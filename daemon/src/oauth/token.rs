@@ -17,6 +17,16 @@ async fn calling_client(
 ) -> Result<(Client, bool), (GrantError, bool)> {
     let presented = client_credentials(request, form).map_err(|error| (error, false))?;
     let used_basic = presented.used_basic;
+    // A Client ID Metadata Document client is public: it identifies itself by its URL, never a secret.
+    if crate::identity::client_metadata::looks_like_client_id_url(&presented.client_id) {
+        if presented.secret.is_some() {
+            return Err((GrantError::InvalidClient, used_basic));
+        }
+        return match super::authorize::resolve_client(state, &presented.client_id).await {
+            Ok(Some(client)) => Ok((client, used_basic)),
+            Ok(None) | Err(_) => Err((GrantError::InvalidClient, used_basic)),
+        };
+    }
     let client = state
         .authority
         .authenticate_client(&presented.client_id, presented.secret.as_deref())
