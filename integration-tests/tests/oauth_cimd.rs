@@ -1,0 +1,171 @@
+//! Client ID Metadata Documents end to end: a client whose id is an https URL (served on loopback
+//! with a throwaway CA that the profile trusts) is fetched, shown on the consent page, gets a code in
+//! headless Chromium, redeems it as a public client, and calls a tool with the token.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+
+use integration_tests::mcp::{Session, bearer};
+use integration_tests::{AppOptions, DEFAULT_TEST_PROFILE, Database, TestApp, repo_root, spawn_app_with, tools_dir};
+use serde_json::{Value, json};
+
+/// RFC 7636 appendix B: a verifier and its S256 challenge.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+struct Fixture {
+    child: Child,
+    client_id: String,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_document_server(ca_out: &std::path::Path, redirect_uri: &str) -> Fixture {
+    let mut child = Command::new(tools_dir().join("py2/bin/python"))
+        .arg(repo_root().join("integration-tests/fixtures/cimd_server.py"))
+        .args(["--ca-out", ca_out.to_str().unwrap(), "--redirect-uri", redirect_uri])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cimd_server.py starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines.next().expect("a line from cimd_server.py").expect("utf-8");
+    let base = line.strip_prefix("cimd listening on ").unwrap_or_else(|| panic!("unexpected: {line}")).to_string();
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    Fixture { child, client_id: format!("{base}/client.json") }
+}
+
+/// Runs integration-tests/clients/passkey_browser.py with a JSON job.
+fn browser(job: &Value) -> Value {
+    let mut child = Command::new(tools_dir().join("py2/bin/python"))
+        .arg(repo_root().join("integration-tests/clients/passkey_browser.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("passkey_browser.py starts");
+    child.stdin.take().unwrap().write_all(job.to_string().as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "browser failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("browser prints JSON")
+}
+
+fn app_trusting(ca: &std::path::Path, allow_private: bool) -> TestApp {
+    let profile = format!(
+        "{DEFAULT_TEST_PROFILE}identity:\n  allow_private_addresses: {allow_private}\n  extra_ca_file: {}\n",
+        ca.display()
+    );
+    spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile))
+}
+
+fn authorize_url(app: &TestApp, client_id: &str, redirect_uri: &str) -> String {
+    let query = [
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+        ("state", "s1"),
+        ("scope", "mcp:tools"),
+    ]
+    .iter()
+    .map(|(name, value)| format!("{name}={}", urlencode(value)))
+    .collect::<Vec<_>>()
+    .join("&");
+    format!("{}/oauth/authorize?{query}", app.public_url)
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (byte as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn query_value(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| value.replace("%3A", ":").replace("%2F", "/"))
+    })
+}
+
+#[test]
+fn a_metadata_document_client_signs_in_redeems_its_code_and_calls_a_tool() {
+    let dir = tempdir();
+    let ca = dir.join("ca.pem");
+    let redirect_uri = format!("http://127.0.0.1:{}/cb", integration_tests::free_port());
+    let document = start_document_server(&ca, &redirect_uri);
+    let app = app_trusting(&ca, true);
+
+    let job = json!({
+        "enrol": app.admin_enrolment_link,
+        "steps": [{"authorize": authorize_url(&app, &document.client_id, &redirect_uri), "callback": redirect_uri}],
+    });
+    let outcome = browser(&job);
+    let result = &outcome["results"][0];
+    assert!(result["error_page"].is_null(), "the authorization finished: {outcome}");
+    let callback = result["url"].as_str().unwrap();
+    assert_eq!(query_value(callback, "iss").as_deref(), Some(app.public_url.as_str()), "RFC 9207 iss: {callback}");
+    let code = query_value(callback, "code").expect("a code");
+
+    let token = ureq::post(&format!("{}/oauth/token", app.base_url)).send_form(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", &redirect_uri),
+        ("code_verifier", VERIFIER),
+        ("client_id", &document.client_id),
+    ]);
+    let token: Value = token.expect("the public metadata-document client redeems its code").into_json().unwrap();
+    let access = token["access_token"].as_str().expect("an access token");
+    assert!(token["refresh_token"].is_string(), "a refresh token too: {token}");
+
+    let mut session = Session::open(&format!("{}/mcp", app.base_url), &bearer(access));
+    assert!(session.tool_names().contains(&"customers__list_customers".to_string()), "the token lists tools");
+    let called = session.call("customers__get_customer", json!({"id": 1}));
+    assert!(called["result"].is_object(), "the token calls a tool: {called}");
+    let rows = app.audit_rows();
+    assert_eq!(rows.last().unwrap()["user_id"], "admin", "the call is audited as the signed-in person: {rows:?}");
+
+    let secret_attempt = ureq::post(&format!("{}/oauth/token", app.base_url)).send_form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", token["refresh_token"].as_str().unwrap()),
+        ("client_id", &document.client_id),
+        ("client_secret", "anything"),
+    ]);
+    let status = secret_attempt.err().and_then(|error| error.into_response()).map(|response| response.status());
+    assert_eq!(status, Some(401), "a metadata-document client never authenticates with a secret");
+}
+
+#[test]
+fn without_the_private_address_allowance_a_loopback_document_is_never_fetched() {
+    let dir = tempdir();
+    let ca = dir.join("ca.pem");
+    let redirect_uri = format!("http://127.0.0.1:{}/cb", integration_tests::free_port());
+    let document = start_document_server(&ca, &redirect_uri);
+    let app = app_trusting(&ca, false);
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let response = match agent.get(&authorize_url(&app, &document.client_id, &redirect_uri)).call() {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(error) => panic!("{error}"),
+    };
+    assert_eq!(response.status(), 400, "refused with a page");
+    assert!(response.header("location").is_none(), "never redirected to the client");
+    let body = response.into_string().unwrap();
+    assert!(body.contains("not allowed") || body.contains("address"), "the page says why: {body}");
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("castellan-cimd-{}", integration_tests::random_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
