@@ -219,4 +219,80 @@ mod tests {
         assert!(jsonwebtoken::decode::<Value>(&token, &decoding, &validation).is_ok(), "round trip verifies");
         assert!(pkcs8_from_seed(&[1u8; 31]).is_none(), "a short seed is refused");
     }
+
+    async fn database() -> (DatabaseConnection, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("castellan-signing-{}", crate::identity::credentials::generate_id("")));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = castellan_schema::connect(&format!("sqlite://{}/keys.db", dir.display())).await.unwrap();
+        castellan_schema::migrate(&db).await.unwrap();
+        (db, dir)
+    }
+
+    fn claims(kid_time: DateTime<Utc>) -> crate::identity::tokens::AccessClaims {
+        crate::identity::tokens::AccessClaims {
+            iss: "http://localhost:1".into(),
+            sub: "s".into(),
+            aud: "http://localhost:1/mcp".into(),
+            exp: kid_time.timestamp() + 600,
+            iat: kid_time.timestamp(),
+            jti: "j".into(),
+            client_id: "c".into(),
+            scope: "mcp:tools".into(),
+            tier: "user".into(),
+            gid: None,
+            auth_time: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_rotate_on_schedule_and_retired_keys_verify_until_their_tokens_expire() {
+        let (db, dir) = database().await;
+        let master = Arc::new(MasterKey::from_bytes(&[3u8; 32]));
+        let rotation = Duration::from_secs(86_400);
+        let ttl = Duration::from_secs(600);
+        let start = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+        let keys = SigningKeys::start(db.clone(), Arc::clone(&master), rotation, ttl, start).await.unwrap();
+        let first = keys.active().unwrap().kid.clone();
+
+        keys.maintain(start + chrono::Duration::hours(23)).await.unwrap();
+        assert_eq!(keys.active().unwrap().kid, first, "not due yet: the same key signs");
+
+        let rotated_at = start + chrono::Duration::hours(24);
+        let just_before = rotated_at - chrono::Duration::seconds(60);
+        let old_token = crate::identity::tokens::mint(&keys.active().unwrap(), &claims(just_before)).unwrap();
+        keys.maintain(rotated_at).await.unwrap();
+        let second = keys.active().unwrap().kid.clone();
+        assert_ne!(second, first, "due: a new key signs");
+        let published: Vec<String> = keys.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| key["kid"].as_str().unwrap().to_string())
+            .collect();
+        assert!(published.contains(&first) && published.contains(&second), "both keys are published: {published:?}");
+        let verified = crate::identity::tokens::verify(
+            &keys,
+            &old_token,
+            "http://localhost:1",
+            &["http://localhost:1/mcp"],
+            rotated_at,
+        );
+        assert!(verified.is_ok(), "a token signed by the retired key still verifies: {verified:?}");
+
+        // The retired key is kept for the token lifetime plus two minutes, then forgotten.
+        keys.maintain(rotated_at + chrono::Duration::seconds(600 + 119)).await.unwrap();
+        assert!(keys.verifying_key(&first).is_some(), "still within the retention");
+        keys.maintain(rotated_at + chrono::Duration::seconds(600 + 121)).await.unwrap();
+        assert!(keys.verifying_key(&first).is_none(), "forgotten after the retention");
+        assert_eq!(keys.jwks()["keys"].as_array().unwrap().len(), 1, "only the current key is published");
+
+        let stored = castellan_schema::oauth::list_signing_keys(&db, rotated_at).await.unwrap();
+        assert!(stored.iter().all(|row| row.sealed_private_key.starts_with("v1.")), "private keys are stored sealed");
+
+        let wrong = Arc::new(MasterKey::from_bytes(&[4u8; 32]));
+        let refused = SigningKeys::start(db.clone(), wrong, rotation, ttl, rotated_at).await;
+        assert!(matches!(refused, Err(SigningKeyError::Sealed { .. })), "another master key cannot start");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
