@@ -250,6 +250,9 @@ pub struct IdentitySettings {
     /// `extra_ca_file`: a PEM file of certificate authorities trusted for outbound fetches in
     /// addition to the system's (client metadata documents, federated issuers).
     pub extra_ca_file: Option<PathBuf>,
+    /// `key_refetch_interval`: the least time between two key-set fetches of one federated issuer
+    /// caused by tokens with an unknown `kid` (and between retries of a failed discovery). Default 30 s.
+    pub key_refetch_interval: Duration,
     /// `issuers`: external OpenID Connect issuers whose tokens are accepted.
     pub issuers: Vec<ExternalIssuer>,
 }
@@ -260,6 +263,7 @@ pub const DEFAULT_GRANT_TTL: Duration = Duration::from_secs(90 * 86_400);
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(12 * 3_600);
 pub const DEFAULT_SIGNING_KEY_ROTATION: Duration = Duration::from_secs(30 * 86_400);
 pub const DEFAULT_MAX_DYNAMIC_CLIENTS: u64 = 1_000;
+pub const DEFAULT_KEY_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
 impl Default for IdentitySettings {
     fn default() -> Self {
@@ -274,6 +278,7 @@ impl Default for IdentitySettings {
             client_metadata_documents: true,
             allow_private_addresses: false,
             extra_ca_file: None,
+            key_refetch_interval: DEFAULT_KEY_REFETCH_INTERVAL,
             issuers: Vec::new(),
         }
     }

@@ -24,6 +24,7 @@ use crate::http::{AppState, configure};
 use crate::identity::Authenticator;
 use crate::identity::authority::Authority;
 use crate::identity::client_metadata::ClientMetadataResolver;
+use crate::identity::federation::{FederatedIssuers, FederationTiming};
 use crate::identity::master_key::{MASTER_KEY_ENV, MasterKey};
 use crate::identity::outbound::{GuardedClient, OutboundPolicy};
 use crate::identity::revocations::{self, Revocations};
@@ -226,7 +227,39 @@ async fn build_authority(profile: &Profile, db: &DatabaseConnection) -> Result<A
     revocations.poll(chrono::Utc::now()).await?;
     revocations::spawn_polling(Arc::clone(&revocations));
     spawn_purge(db.clone());
-    Ok(Arc::new(Authority::new(db.clone(), profile.server.public_url.clone(), identity.clone(), keys, revocations)))
+    let federation = federated_issuers(profile)?;
+    Ok(Arc::new(Authority::new(
+        db.clone(),
+        profile.server.public_url.clone(),
+        identity.clone(),
+        keys,
+        revocations,
+        federation,
+    )))
+}
+
+/// The external issuers of `identity.issuers`, discovered in the background (a failure is logged and
+/// retried, never fatal). Operators name these servers, so private addresses are allowed; plain http
+/// is accepted on loopback only (checked per request by the federation module).
+fn federated_issuers(profile: &Profile) -> Result<Option<Arc<FederatedIssuers>>, StartError> {
+    let identity = &profile.identity;
+    if identity.issuers.is_empty() {
+        return Ok(None);
+    }
+    let client = GuardedClient::new(OutboundPolicy {
+        allow_private_addresses: true,
+        require_https: false,
+        extra_root_certificates_pem: extra_certificates(profile)?,
+        connect_timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(10),
+        max_body_bytes: 512 * 1024,
+    })
+    .map_err(|error| StartError::Other(format!("federated issuers' HTTP client: {error}")))?;
+    let timing = FederationTiming { on_demand_fetch_interval: identity.key_refetch_interval, ..Default::default() };
+    let issuers = FederatedIssuers::new(&identity.issuers, client, timing).map_err(StartError::Other)?;
+    let issuers = Arc::new(issuers);
+    issuers.spawn_refresh();
+    Ok(Some(issuers))
 }
 
 /// Hourly: expired codes, tokens, sessions and flows, and dynamic clients never used within a day.

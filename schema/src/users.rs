@@ -1,6 +1,7 @@
 //! The `users` table: create and look up principals.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder,
@@ -63,6 +64,24 @@ pub async fn create(
     .await
     .map_err(|error| DbError::from_db_err(error, &format!("user {name:?}")))?;
     UserRow::try_from(model)
+}
+
+/// Sets the tier of user `id` (a federated sign-in brings the tier its identity provider maps to
+/// each time). An unknown tier is [`DbError::Other`]; no such user is [`DbError::NotFound`].
+#[tracing::instrument(skip_all, fields(user.id = id, user.tier = %tier))]
+pub async fn update_tier(db: &DatabaseConnection, id: i64, tier: &str) -> DbResult<()> {
+    if !TIERS.contains(&tier) {
+        return Err(DbError::Other(format!("unknown tier {tier:?}: expected one of {}", TIERS.join(", "))));
+    }
+    let result = entity::Entity::update_many()
+        .col_expr(entity::Column::Tier, Expr::value(tier))
+        .filter(entity::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(DbError::NotFound(format!("user {id}")));
+    }
+    Ok(())
 }
 
 /// The user called `name`, if any.

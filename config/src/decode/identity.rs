@@ -14,6 +14,7 @@ const IDENTITY_KEYS: &[&str] = &[
     "grant_ttl",
     "session_ttl",
     "signing_key_rotation",
+    "key_refetch_interval",
     "dynamic_registration",
     "max_dynamic_clients",
     "client_metadata_documents",
@@ -51,6 +52,7 @@ pub(super) fn decode_identity(decoder: &mut Decoder, node: Option<Node>) -> Iden
         ("grant_ttl", &mut settings.grant_ttl),
         ("session_ttl", &mut settings.session_ttl),
         ("signing_key_rotation", &mut settings.signing_key_rotation),
+        ("key_refetch_interval", &mut settings.key_refetch_interval),
     ];
     for (key, slot) in durations {
         if let Some(node) = fields.take(key)

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 
+use super::federation::FederatedIssuers;
 use super::revocations::Revocations;
 use super::signing::SigningKeys;
 use super::tokens::{self, AccessClaims, TokenError};
@@ -23,9 +24,26 @@ pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a looked-up client row is reused: the bound on how late `clients rm` takes effect.
 pub const CLIENT_CACHE_TTL: Duration = Duration::from_secs(30);
 
-struct CachedToken {
-    claims: AccessClaims,
-    principal: Principal,
+/// A verified bearer token: one of ours, or a federated issuer's (refused once its key is withdrawn).
+#[derive(Clone)]
+enum CachedToken {
+    Own { claims: AccessClaims, principal: Principal },
+    Federated { issuer_index: usize, kid: String, expires_at: i64, principal: Principal },
+}
+
+impl CachedToken {
+    fn expires_at(&self) -> i64 {
+        match self {
+            CachedToken::Own { claims, .. } => claims.exp,
+            CachedToken::Federated { expires_at, .. } => *expires_at,
+        }
+    }
+}
+
+/// The one claim read before a token is verified: which issuer to verify it against.
+#[derive(serde::Deserialize)]
+struct UnverifiedIssuer {
+    iss: Option<String>,
 }
 
 /// Everything the authorization server and the token check share. One per process.
@@ -36,6 +54,8 @@ pub struct Authority {
     pub settings: IdentitySettings,
     pub keys: Arc<SigningKeys>,
     pub revocations: Arc<Revocations>,
+    /// The external issuers of `identity.issuers`, when there are any.
+    pub federation: Option<Arc<FederatedIssuers>>,
     tokens: Mutex<HashMap<[u8; 32], CachedToken>>,
     clients: Mutex<HashMap<String, (Instant, OAuthClientRow)>>,
     last_key_reload: Mutex<Option<Instant>>,
@@ -48,6 +68,7 @@ impl Authority {
         settings: IdentitySettings,
         keys: Arc<SigningKeys>,
         revocations: Arc<Revocations>,
+        federation: Option<Arc<FederatedIssuers>>,
     ) -> Self {
         Authority {
             db,
@@ -55,6 +76,7 @@ impl Authority {
             settings,
             keys,
             revocations,
+            federation,
             tokens: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
             last_key_reload: Mutex::new(None),
@@ -82,7 +104,8 @@ impl Authority {
         }
     }
 
-    /// Verifies a JWT bearer token for `audience`.
+    /// Verifies a JWT bearer token for `audience`. The unverified `iss` only picks the verifier: ours,
+    /// a configured federated issuer's, or none (`WrongIssuer`).
     pub async fn authenticate_jwt(
         &self,
         token: &str,
@@ -90,19 +113,15 @@ impl Authority {
         now: DateTime<Utc>,
     ) -> Result<Principal, AuthError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some((claims, principal)) = self.cached(&digest) {
-            // The signature was verified when the entry was made; time, audience and revocation
-            // change and are checked on every request.
-            if claims.exp + tokens::LEEWAY_SECONDS <= now.timestamp() {
-                return Err(AuthError::Token(TokenError::Expired));
-            }
-            if !self.audience_accepts(audience, &claims.aud) {
-                return Err(AuthError::Token(TokenError::WrongAudience));
-            }
-            if self.revocations.is_revoked(claims.gid.as_deref(), &claims.jti) {
-                return Err(AuthError::Token(TokenError::Revoked));
-            }
-            return Ok(principal);
+        if let Some(cached) = self.cached(&digest) {
+            return self.recheck(cached, audience, now);
+        }
+        let iss = jsonwebtoken::dangerous::insecure_decode_claims::<UnverifiedIssuer>(token)
+            .map_err(|_| AuthError::Token(TokenError::Malformed))?
+            .iss
+            .unwrap_or_default();
+        if iss != self.issuer {
+            return self.authenticate_federated(&iss, token, digest, now).await;
         }
         let claims = self.verify_own(token, now).await.map_err(AuthError::Token)?;
         if !self.audience_accepts(audience, &claims.aud) {
@@ -118,7 +137,56 @@ impl Authority {
             scopes: claims.scopes(),
             credential: Credential::OAuth { client_id: claims.client_id.clone(), token_id: claims.jti.clone() },
         };
-        self.remember(digest, claims, principal.clone());
+        self.remember(digest, CachedToken::Own { claims, principal: principal.clone() });
+        Ok(principal)
+    }
+
+    /// A cached token: the signature was verified when the entry was made; time, audience,
+    /// revocation and (for federated tokens) the key's publication change and are checked each time.
+    fn recheck(&self, cached: CachedToken, audience: Audience<'_>, now: DateTime<Utc>) -> Result<Principal, AuthError> {
+        if cached.expires_at() + tokens::LEEWAY_SECONDS <= now.timestamp() {
+            return Err(AuthError::Token(TokenError::Expired));
+        }
+        match cached {
+            CachedToken::Own { claims, principal } => {
+                if !self.audience_accepts(audience, &claims.aud) {
+                    return Err(AuthError::Token(TokenError::WrongAudience));
+                }
+                if self.revocations.is_revoked(claims.gid.as_deref(), &claims.jti) {
+                    return Err(AuthError::Token(TokenError::Revoked));
+                }
+                Ok(principal)
+            }
+            CachedToken::Federated { issuer_index, kid, principal, .. } => {
+                let published =
+                    self.federation.as_ref().is_some_and(|federation| federation.still_publishes(issuer_index, &kid));
+                if published { Ok(principal) } else { Err(AuthError::Token(TokenError::UnknownKey)) }
+            }
+        }
+    }
+
+    /// A token from a configured federated issuer. Its audience is the issuer's configured one,
+    /// whatever endpoint of ours it is presented to; there is nothing of ours to revoke.
+    async fn authenticate_federated(
+        &self,
+        iss: &str,
+        token: &str,
+        digest: [u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Principal, AuthError> {
+        let federation = self.federation.as_ref().ok_or(AuthError::Token(TokenError::WrongIssuer))?;
+        let issuer_index = federation.index_of(iss).ok_or(AuthError::Token(TokenError::WrongIssuer))?;
+        let verified = federation.verify_access_token(issuer_index, token, now).await?;
+        let principal = verified.identity.into_principal(iss);
+        self.remember(
+            digest,
+            CachedToken::Federated {
+                issuer_index,
+                kid: verified.kid,
+                expires_at: verified.expires_at,
+                principal: principal.clone(),
+            },
+        );
         Ok(principal)
     }
 
@@ -144,21 +212,21 @@ impl Authority {
         true
     }
 
-    fn cached(&self, digest: &[u8; 32]) -> Option<(AccessClaims, Principal)> {
+    fn cached(&self, digest: &[u8; 32]) -> Option<CachedToken> {
         let cache = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.get(digest).map(|entry| (entry.claims.clone(), entry.principal.clone()))
+        cache.get(digest).cloned()
     }
 
-    fn remember(&self, digest: [u8; 32], claims: AccessClaims, principal: Principal) {
+    fn remember(&self, digest: [u8; 32], entry: CachedToken) {
         let mut cache = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.len() >= TOKEN_CACHE_MAX {
             let now = Utc::now().timestamp();
-            cache.retain(|_, entry| entry.claims.exp > now);
+            cache.retain(|_, entry| entry.expires_at() > now);
             if cache.len() >= TOKEN_CACHE_MAX {
                 cache.clear();
             }
         }
-        cache.insert(digest, CachedToken { claims, principal });
+        cache.insert(digest, entry);
     }
 
     /// The client row for `client_id`, from a short-lived cache.

@@ -272,7 +272,8 @@ impl Authority {
         match code_verifier {
             Some(verifier) if pkce::verifier_matches(verifier, &row.code_challenge) => {}
             Some(_) => return Err(GrantError::InvalidGrant("code_verifier does not match the code challenge".into())),
-            None => return Err(GrantError::InvalidRequest("code_verifier is required".into())),
+            // RFC 7636 §4.6 and docs/identity-notes.md §4.2: a missing verifier is a failed PKCE check.
+            None => return Err(GrantError::InvalidGrant("code_verifier is required".into())),
         }
         let audience = match resource {
             Some(resource) if row.resources.iter().any(|granted| granted == resource) => resource.to_string(),

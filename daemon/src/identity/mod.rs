@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod authority;
 pub mod client_metadata;
 pub mod credentials;
+pub mod federation;
 pub mod grants;
 pub mod master_key;
 pub mod outbound;
@@ -80,17 +81,22 @@ pub enum AuthError {
     Token(tokens::TokenError),
 }
 
-/// The scope an endpoint needs, and whether a principal's scopes grant it. Fine scopes restrict: a
-/// credential that names any fine scope (`mcp:tools`, `ai:messages`, ...) reaches only what those
-/// name. A credential with no scopes, or only tier names, is limited by its tier alone.
+/// The scopes that name a surface of Castellan; each governed endpoint needs one of them.
+pub const SURFACE_SCOPES: [&str; 2] = ["mcp:tools", "ai:messages"];
+
+/// Whether a principal's scopes grant the surface scope an endpoint needs.
+///
+/// Access tokens from Castellan's own authorization server carry OAuth scopes in the strict sense:
+/// the token reaches an endpoint only if its `scope` names what the endpoint needs (a client that
+/// asked for `service` alone was never granted `mcp:tools`). API keys and federated tokens carry
+/// scopes of their own vocabulary (tier names that narrow the tier, an external issuer's `openid
+/// profile`, ...): they are restricted only when they name surface scopes, and then to those.
 pub fn has_scope(principal: &Principal, needed: &str) -> bool {
-    let mut fine = principal.scopes.iter().filter(|scope| Tier::parse(scope).is_none() && *scope != "offline_access");
-    let mut any_fine = false;
-    let granted = fine.any(|scope| {
-        any_fine = true;
-        scope == needed
-    });
-    granted || !any_fine
+    if matches!(principal.credential, Credential::OAuth { .. }) {
+        return principal.scopes.iter().any(|scope| scope == needed);
+    }
+    let mut surfaces = principal.scopes.iter().filter(|scope| SURFACE_SCOPES.contains(&scope.as_str())).peekable();
+    surfaces.peek().is_none() || surfaces.any(|scope| scope == needed)
 }
 
 /// The resources a request may present a token for: its `aud` must be one of these.
@@ -203,6 +209,44 @@ pub fn effective_tier(user_tier: Tier, key_scopes: &[String]) -> Tier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_tokens_need_the_scope_itself_other_credentials_are_restricted_only_by_surface_scopes() {
+        let principal = |scopes: &[&str], credential: Credential| Principal {
+            subject: "s".into(),
+            tier: Tier::User,
+            scopes: scopes.iter().map(|scope| scope.to_string()).collect(),
+            credential,
+        };
+        let oauth = || Credential::OAuth { client_id: "c".into(), token_id: "t".into() };
+        let key = || Credential::ApiKey { public_id: "k".into() };
+        let cases = [
+            (principal(&["mcp:tools"], oauth()), true, "our token with the scope"),
+            (principal(&["user", "mcp:tools"], oauth()), true, "our token with a tier and the scope"),
+            (principal(&["service"], oauth()), false, "our token with a tier alone"),
+            (principal(&["offline_access"], oauth()), false, "our token with offline_access alone"),
+            (principal(&[], oauth()), false, "our token without scopes"),
+            (principal(&[], key()), true, "an API key without scopes"),
+            (principal(&["user"], key()), true, "an API key narrowed to a tier"),
+            (principal(&["ai:messages"], key()), false, "an API key for another surface"),
+            (principal(&["ai:messages", "mcp:tools"], key()), true, "an API key for both"),
+            (principal(&["unknown"], key()), true, "an API key with a scope that names no surface"),
+            (
+                principal(&["openid", "profile"], Credential::Federated { issuer: "i".into() }),
+                true,
+                "a federated token with the issuer's own scopes",
+            ),
+            (
+                principal(&["ai:messages"], Credential::Federated { issuer: "i".into() }),
+                false,
+                "a federated token for another surface",
+            ),
+            (principal(&[], Credential::Federated { issuer: "i".into() }), true, "a federated token without scopes"),
+        ];
+        for (principal, expected, what) in cases {
+            assert_eq!(has_scope(&principal, "mcp:tools"), expected, "{what}");
+        }
+    }
 
     #[test]
     fn key_scopes_narrow_the_tier_but_never_raise_it() {

@@ -53,6 +53,16 @@ pub enum TokenError {
     Expired,
     #[error("the token has been revoked")]
     Revoked,
+    #[error("the token is signed with an algorithm its issuer is not trusted to use")]
+    AlgorithmNotAllowed,
+    #[error("the token is an ID token; present an access token")]
+    IdToken,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token does not name its subject")]
+    MissingSubject,
+    #[error("the token's claims map to no tier at this server")]
+    NoTier,
 }
 
 /// Signs `claims` with the active key.

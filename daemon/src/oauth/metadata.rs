@@ -27,7 +27,6 @@ pub fn authorization_server_document(state: &AppState) -> Value {
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": ["mcp:tools", "offline_access", "admin", "user", "service", "a2a", "mcp", "anonymous"],
-        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
         "authorization_response_iss_parameter_supported": true,
         "client_id_metadata_document_supported": state.authority.settings.client_metadata_documents,
         "protected_resources": [state.authority.mcp_resource(None)],

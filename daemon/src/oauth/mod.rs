@@ -74,6 +74,17 @@ pub struct ClientCredentials {
     pub used_basic: bool,
 }
 
+/// Whether the request tried HTTP Basic client authentication, well formed or not. RFC 6749 §5.2:
+/// a client that used the Authorization header gets the `WWW-Authenticate` challenge with its 401,
+/// also when the header could not even be decoded.
+pub fn attempted_basic(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.split_whitespace().next().is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic")))
+}
+
 /// Reads client authentication (RFC 6749 §2.3). Using two methods at once is an error; a body
 /// `client_id` next to Basic is tolerated when it names the same client (some libraries send both).
 pub fn client_credentials(request: &HttpRequest, form: &Form) -> Result<ClientCredentials, GrantError> {
@@ -146,4 +157,27 @@ pub fn is_own_resource(state: &AppState, resource: &str) -> bool {
     resource
         .strip_prefix(&format!("{gateway}/"))
         .is_some_and(|server| state.gateway.configured_servers.load().contains(server))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_basic_authorization_header_is_an_attempt_at_basic_authentication() {
+        let cases = [
+            (Some("Basic dXNlcjpwYXNz"), true),
+            (Some("Basic !!!not-base64"), true),
+            (Some("basic"), true),
+            (Some("Bearer abc"), false),
+            (None, false),
+        ];
+        for (header, expected) in cases {
+            let mut request = actix_web::test::TestRequest::default();
+            if let Some(header) = header {
+                request = request.insert_header(("authorization", header));
+            }
+            assert_eq!(attempted_basic(&request.to_http_request()), expected, "{header:?}");
+        }
+    }
 }

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde_json::json;
 
-use super::{Form, client_credentials, grant_error, is_own_resource, no_store_json, read_form};
+use super::{Form, attempted_basic, client_credentials, grant_error, is_own_resource, no_store_json, read_form};
 use crate::http::AppState;
 use crate::identity::grants::{Client, GrantError};
 use crate::identity::{Audience, AuthError};
@@ -15,7 +15,7 @@ async fn calling_client(
     request: &HttpRequest,
     form: &Form,
 ) -> Result<(Client, bool), (GrantError, bool)> {
-    let presented = client_credentials(request, form).map_err(|error| (error, false))?;
+    let presented = client_credentials(request, form).map_err(|error| (error, attempted_basic(request)))?;
     let used_basic = presented.used_basic;
     // A Client ID Metadata Document client is public: it identifies itself by its URL, never a secret.
     if crate::identity::client_metadata::looks_like_client_id_url(&presented.client_id) {

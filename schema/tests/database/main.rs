@@ -45,6 +45,7 @@ on_both_backends!(
     connection_cases::migrations_apply_twice_idempotently,
     users_cases::users_create_find_list_count,
     users_cases::users_duplicate_name_and_unknown_tier,
+    users_cases::users_update_tier,
     api_keys_cases::api_keys_insert_find_list,
     api_keys_cases::api_keys_revoke_and_touch,
     api_keys_cases::api_keys_conflicts_and_missing_user,

@@ -46,3 +46,20 @@ pub async fn users_duplicate_name_and_unknown_tier(database: TestDatabase) {
     }
     assert_eq!(users::count(db).await.expect("count"), 7);
 }
+
+pub async fn users_update_tier(database: TestDatabase) {
+    let db = &database.db;
+    let alice = users::create(db, "alice", "user", &scopes(&["mcp:tools"]), instant(0)).await.expect("create alice");
+    let bob = users::create(db, "bob", "user", &[], instant(0)).await.expect("create bob");
+    users::update_tier(db, alice.id, "admin").await.expect("raise alice");
+    let found = users::find_by_id(db, alice.id).await.expect("find alice").expect("alice exists");
+    assert_eq!(found, users::UserRow { tier: "admin".into(), ..alice.clone() }, "only the tier changed");
+    users::update_tier(db, alice.id, "service").await.expect("lower alice");
+    assert_eq!(users::find_by_id(db, alice.id).await.expect("find").expect("alice").tier, "service", "lowered");
+    assert_eq!(users::find_by_id(db, bob.id).await.expect("find").expect("bob"), bob, "bob is untouched");
+    let unknown = users::update_tier(db, alice.id, "superuser").await;
+    assert!(matches!(unknown, Err(DbError::Other(_))), "an unknown tier is refused, got {unknown:?}");
+    assert_eq!(users::find_by_id(db, alice.id).await.expect("find").expect("alice").tier, "service", "unchanged");
+    let missing = users::update_tier(db, bob.id + 100, "user").await;
+    assert!(matches!(missing, Err(DbError::NotFound(_))), "no such user is NotFound, got {missing:?}");
+}
