@@ -3,14 +3,14 @@
 As a library (for the other clients): `enrol(page, link)` creates a passkey through an enrolment
 link; `authorize(page, url, callback_prefix, decision)` follows an authorization request through
 sign-in and consent until the browser reaches the client's redirect URI (or an error page) and
-returns where it ended.
+returns where it ended (and the consent page's text, if one was shown).
 
 As a program: reads a JSON job on stdin and prints one JSON result, for the Rust tests:
 
     {"enrol": "<enrolment link>" | null,
      "steps": [{"authorize": "<url>", "callback": "<redirect uri prefix>", "decision": "allow",
                 "fresh_session": false}]}
-    -> {"credentials": [...], "results": [{"url": "...", "error_page": "<text>" | null}]}
+    -> {"credentials": [...], "results": [{"url": "...", "error_page": "<text>" | null, "consent": "<text>" | null}]}
 """
 
 from __future__ import annotations
@@ -52,20 +52,21 @@ async def authorize(page, url: str, callback: str, decision: str = "allow", time
         pass  # the redirect to a callback nobody serves "fails"; the URL is what matters
     deadline = time.monotonic() + timeout
     clicked_signin = clicked_consent = False
+    consent_text = None
     seen = len(page.navigations)
     while time.monotonic() < deadline:
         # A redirect to a callback that nobody serves ends on an error page of another origin, so
         # look at the committed navigations as well as the current URL.
         for url in page.navigations[seen:]:
             if url.startswith(callback):
-                return {"url": url, "error_page": None}
+                return {"url": url, "error_page": None, "consent": consent_text}
         try:
             current = await page.url()
         except CDPError:
             await asyncio.sleep(0.05)
             continue
         if current.startswith(callback):
-            return {"url": current, "error_page": None}
+            return {"url": current, "error_page": None, "consent": consent_text}
         try:
             state = await page.evaluate(
             "(() => { if (document.querySelector('#passkey-signin') && document.body.dataset.ready === '1') return 'login';"
@@ -77,12 +78,13 @@ async def authorize(page, url: str, callback: str, decision: str = "allow", time
             state = "other"
         if state == "error":
             text = await page.evaluate("document.body.innerText")
-            return {"url": current, "error_page": text}
+            return {"url": current, "error_page": text, "consent": consent_text}
         if state == "login" and not clicked_signin:
             clicked_signin = True
             await page.evaluate("document.querySelector('#passkey-signin').click()")
         elif state == "consent" and not clicked_consent:
             clicked_consent = True
+            consent_text = await page.evaluate("document.body.innerText")
             await page.evaluate(f"document.querySelector('#{'allow' if decision == 'allow' else 'deny'}').click()")
         await asyncio.sleep(0.05)
     raise TimeoutError(f"authorization did not reach {callback}; at {await page.url()}\n{page.console_text()}")

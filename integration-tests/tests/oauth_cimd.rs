@@ -113,6 +113,16 @@ fn a_metadata_document_client_signs_in_redeems_its_code_and_calls_a_tool() {
     let outcome = browser(&job);
     let result = &outcome["results"][0];
     assert!(result["error_page"].is_null(), "the authorization finished: {outcome}");
+    let consent = result["consent"].as_str().expect("a first authorization asks for consent");
+    for (shown, what) in [
+        ("Metadata Document Client", "the client's name from its document"),
+        ("Published at localhost", "the host of the client id URL"),
+        ("127.0.0.1", "the redirect host"),
+        ("runs on this computer", "the warning for a redirect to this machine"),
+        ("mcp:tools", "the scope"),
+    ] {
+        assert!(consent.contains(shown), "the consent page shows {what}: {consent}");
+    }
     let callback = result["url"].as_str().unwrap();
     assert_eq!(query_value(callback, "iss").as_deref(), Some(app.public_url.as_str()), "RFC 9207 iss: {callback}");
     let code = query_value(callback, "code").expect("a code");
