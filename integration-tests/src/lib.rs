@@ -2,6 +2,7 @@
 //! (a SQLite file or a new PostgreSQL database), wait until it is ready, and talk to it.
 
 pub mod mcp;
+pub mod oauth;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
