@@ -172,6 +172,24 @@ fn without_the_private_address_allowance_a_loopback_document_is_never_fetched() 
     assert!(response.header("location").is_none(), "never redirected to the client");
     let body = response.into_string().unwrap();
     assert!(body.contains("not allowed") || body.contains("address"), "the page says why: {body}");
+
+    // The token endpoint resolves URL client ids too: the same per-address bound applies there.
+    let statuses: Vec<u16> = (0..12)
+        .map(|_| {
+            let attempt = ureq::post(&format!("{}/oauth/token", app.base_url)).send_form(&[
+                ("grant_type", "authorization_code"),
+                ("code", "cas_ac_x"),
+                ("client_id", &document.client_id),
+            ]);
+            match attempt {
+                Ok(response) => response.status(),
+                Err(ureq::Error::Status(status, _)) => status,
+                Err(error) => panic!("{error}"),
+            }
+        })
+        .collect();
+    assert!(statuses.iter().take(9).all(|status| *status == 401), "refused clients first: {statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "then the address is slowed down: {statuses:?}");
 }
 
 fn tempdir() -> std::path::PathBuf {

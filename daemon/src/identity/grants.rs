@@ -38,6 +38,9 @@ pub enum GrantError {
     UnsupportedResponseType,
     #[error("access_denied")]
     AccessDenied,
+    /// Too many requests from one address for something that costs an outbound fetch.
+    #[error("temporarily_unavailable: too many requests; wait a minute")]
+    TooManyRequests,
     #[error("server_error")]
     ServerError,
 }
@@ -54,6 +57,7 @@ impl GrantError {
             GrantError::InvalidTarget(_) => "invalid_target",
             GrantError::UnsupportedResponseType => "unsupported_response_type",
             GrantError::AccessDenied => "access_denied",
+            GrantError::TooManyRequests => "temporarily_unavailable",
             GrantError::ServerError => "server_error",
         }
     }

@@ -129,6 +129,7 @@ pub fn grant_error(error: &GrantError, used_basic: bool) -> HttpResponse {
     let status = match error {
         GrantError::InvalidClient => StatusCode::UNAUTHORIZED,
         GrantError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        GrantError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::BAD_REQUEST,
     };
     let mut body = json!({"error": error.code()});

@@ -22,6 +22,10 @@ async fn calling_client(
         if presented.secret.is_some() {
             return Err((GrantError::InvalidClient, used_basic));
         }
+        let address = request.peer_addr().map(|peer| peer.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        if !state.metadata_fetch_limiter.allow(address, std::time::Instant::now()) {
+            return Err((GrantError::TooManyRequests, used_basic));
+        }
         return match super::authorize::resolve_client(state, &presented.client_id).await {
             Ok(Some(client)) => Ok((client, used_basic)),
             Ok(None) | Err(_) => Err((GrantError::InvalidClient, used_basic)),
