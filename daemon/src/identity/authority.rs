@@ -56,7 +56,9 @@ pub struct Authority {
     pub revocations: Arc<Revocations>,
     /// The external issuers of `identity.issuers`, when there are any.
     pub federation: Option<Arc<FederatedIssuers>>,
-    tokens: Mutex<HashMap<[u8; 32], CachedToken>>,
+    tokens: Mutex<HashMap<[u8; 32], Arc<CachedToken>>>,
+    /// `{issuer}/mcp`, built once.
+    gateway_resource: String,
     clients: Mutex<HashMap<String, (Instant, OAuthClientRow)>>,
     last_key_reload: Mutex<Option<Instant>>,
 }
@@ -72,6 +74,7 @@ impl Authority {
     ) -> Self {
         Authority {
             db,
+            gateway_resource: format!("{issuer}/mcp"),
             issuer,
             settings,
             keys,
@@ -94,13 +97,13 @@ impl Authority {
     /// Whether `aud` is acceptable for a request to `audience`. A token for `/mcp` (the whole gateway)
     /// also opens `/mcp/{server}`, which is a subset of it; a token for one server opens only that one.
     fn audience_accepts(&self, audience: Audience<'_>, aud: &str) -> bool {
-        let gateway = self.mcp_resource(None);
+        // On every request: compare without building strings.
+        let gateway = self.gateway_resource.as_str();
+        let server_part = aud.strip_prefix(gateway).and_then(|rest| rest.strip_prefix('/'));
         match audience {
             Audience::Mcp(None) => aud == gateway,
-            Audience::Mcp(Some(server)) => aud == gateway || aud == self.mcp_resource(Some(server)),
-            Audience::AnyOwn => {
-                aud == gateway || aud.strip_prefix(&format!("{gateway}/")).is_some_and(|rest| !rest.is_empty())
-            }
+            Audience::Mcp(Some(server)) => aud == gateway || server_part == Some(server),
+            Audience::AnyOwn => aud == gateway || server_part.is_some_and(|rest| !rest.is_empty()),
         }
     }
 
@@ -114,7 +117,7 @@ impl Authority {
     ) -> Result<Principal, AuthError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(cached) = self.cached(&digest) {
-            return self.recheck(cached, audience, now);
+            return self.recheck(&cached, audience, now);
         }
         let iss = jsonwebtoken::dangerous::insecure_decode_claims::<UnverifiedIssuer>(token)
             .map_err(|_| AuthError::Token(TokenError::Malformed))?
@@ -143,7 +146,12 @@ impl Authority {
 
     /// A cached token: the signature was verified when the entry was made; time, audience,
     /// revocation and (for federated tokens) the key's publication change and are checked each time.
-    fn recheck(&self, cached: CachedToken, audience: Audience<'_>, now: DateTime<Utc>) -> Result<Principal, AuthError> {
+    fn recheck(
+        &self,
+        cached: &CachedToken,
+        audience: Audience<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Principal, AuthError> {
         if cached.expires_at() + tokens::LEEWAY_SECONDS <= now.timestamp() {
             return Err(AuthError::Token(TokenError::Expired));
         }
@@ -155,12 +163,12 @@ impl Authority {
                 if self.revocations.is_revoked(claims.gid.as_deref(), &claims.jti) {
                     return Err(AuthError::Token(TokenError::Revoked));
                 }
-                Ok(principal)
+                Ok(principal.clone())
             }
             CachedToken::Federated { issuer_index, kid, principal, .. } => {
                 let published =
-                    self.federation.as_ref().is_some_and(|federation| federation.still_publishes(issuer_index, &kid));
-                if published { Ok(principal) } else { Err(AuthError::Token(TokenError::UnknownKey)) }
+                    self.federation.as_ref().is_some_and(|federation| federation.still_publishes(*issuer_index, kid));
+                if published { Ok(principal.clone()) } else { Err(AuthError::Token(TokenError::UnknownKey)) }
             }
         }
     }
@@ -212,7 +220,7 @@ impl Authority {
         true
     }
 
-    fn cached(&self, digest: &[u8; 32]) -> Option<CachedToken> {
+    fn cached(&self, digest: &[u8; 32]) -> Option<Arc<CachedToken>> {
         let cache = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.get(digest).cloned()
     }
@@ -226,7 +234,7 @@ impl Authority {
                 cache.clear();
             }
         }
-        cache.insert(digest, entry);
+        cache.insert(digest, Arc::new(entry));
     }
 
     /// The client row for `client_id`, from a short-lived cache.
