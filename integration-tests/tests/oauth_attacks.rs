@@ -312,16 +312,15 @@ fn client_metadata_document_urls_on_private_addresses_are_never_fetched() {
     let redirect = "https://evil.example/cb";
     // The token endpoint resolves URL client ids too: the same guard holds there (and the same
     // per-address bound, so this counts towards the burst below).
-    for client_id in [&private[1]] {
-        let pairs = [("grant_type", "authorization_code"), ("code", "cas_code_x"), ("client_id", client_id.as_str())];
-        let reply = post(&format!("{}/oauth/token", app.base_url), &[("content-type", FORM)], &form_body(&pairs));
-        assert_token_error(
-            &reply,
-            401,
-            "invalid_client",
-            &format!("a private client_id URL at the token endpoint: {client_id}"),
-        );
-    }
+    let client_id = &private[1];
+    let pairs = [("grant_type", "authorization_code"), ("code", "cas_code_x"), ("client_id", client_id.as_str())];
+    let reply = post(&format!("{}/oauth/token", app.base_url), &[("content-type", FORM)], &form_body(&pairs));
+    assert_token_error(
+        &reply,
+        401,
+        "invalid_client",
+        &format!("a private client_id URL at the token endpoint: {client_id}"),
+    );
     for client_id in &private {
         let request = AuthorizationRequest::new(client_id, redirect);
         let reply = get(&request.url(&app.base_url));
