@@ -43,9 +43,22 @@ async def clear_session(page) -> None:
     await page.send("Network.clearBrowserCookies")
 
 
-async def authorize(page, url: str, callback: str, decision: str = "allow", timeout: float = 20.0) -> dict:
-    """Follows an authorization URL: signs in with the passkey if asked, answers the consent page,
-    and returns {"url": final URL, "error_page": text or None}."""
+# Which page the tab is on: Castellan's sign-in page (with its sign-in control wired), its consent
+# page, an error page, or anything else (a redirect in flight, an external issuer).
+PAGE_STATE = """(() => {{
+  if (document.querySelector('#{sign_in}') && document.body.dataset.ready === '1') return 'login';
+  if (document.querySelector('#allow')) return 'consent';
+  const h = document.querySelector('h1');
+  if (h && h.textContent.includes('cannot continue')) return 'error';
+  return 'other';
+}})()"""
+
+
+async def authorize(page, url: str, callback: str, decision: str = "allow", timeout: float = 20.0,
+                    sign_in: str = "passkey-signin") -> dict:
+    """Follows an authorization URL: on the sign-in page clicks `#sign_in` (the passkey button, or a
+    federated issuer's link such as `federated-0`), answers the consent page, and returns
+    {"url": final URL, "error_page": text or None, "consent": consent page text or None}."""
     try:
         await page.goto(url)
     except BrowserError:
@@ -68,12 +81,8 @@ async def authorize(page, url: str, callback: str, decision: str = "allow", time
         if current.startswith(callback):
             return {"url": current, "error_page": None, "consent": consent_text}
         try:
-            state = await page.evaluate(
-            "(() => { if (document.querySelector('#passkey-signin') && document.body.dataset.ready === '1') return 'login';"
-            " if (document.querySelector('#allow')) return 'consent';"
-            " const h = document.querySelector('h1');"
-            " if (h && h.textContent.includes('cannot continue')) return 'error';"
-            " return 'other'; })()") if not current.startswith("chrome-error") else "other"
+            state = ("other" if current.startswith("chrome-error")
+                     else await page.evaluate(PAGE_STATE.format(sign_in=sign_in)))
         except (CDPError, JSError):
             state = "other"
         if state == "error":
@@ -81,7 +90,7 @@ async def authorize(page, url: str, callback: str, decision: str = "allow", time
             return {"url": current, "error_page": text, "consent": consent_text}
         if state == "login" and not clicked_signin:
             clicked_signin = True
-            await page.evaluate("document.querySelector('#passkey-signin').click()")
+            await page.evaluate(f"document.querySelector('#{sign_in}').click()")
         elif state == "consent" and not clicked_consent:
             clicked_consent = True
             consent_text = await page.evaluate("document.body.innerText")

@@ -501,3 +501,67 @@ pub fn run_python_client(venv: &str, script: &str, args: &[&str]) -> Value {
     );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{script:?} printed no JSON: {stdout}"))
 }
+
+/// Runs a Python client script from `integration-tests/clients/` with the py2 venv, `job` as JSON on
+/// its stdin, and returns the JSON object it prints.
+pub fn run_python_job(script: &str, job: &Value) -> Value {
+    use std::io::Write;
+    let python = tools_dir().join("py2/bin/python");
+    let mut child = Command::new(&python)
+        .arg(repo_root().join("integration-tests/clients").join(script))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!("{} cannot start ({error}); run scripts/install-test-deps.sh", python.display())
+        });
+    child.stdin.take().expect("stdin").write_all(job.to_string().as_bytes()).expect("write the job");
+    let output = child.wait_with_output().expect("the script finishes");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{script} printed no JSON: {stdout}"))
+}
+
+/// A Python fixture server from `integration-tests/fixtures/`, run with the py2 venv and killed on drop.
+pub struct Fixture {
+    child: Child,
+    /// What followed `ready_prefix` on the fixture's first stderr line (its base URL).
+    pub url: String,
+}
+
+impl Fixture {
+    /// Starts `integration-tests/fixtures/{script}` and waits for its first stderr line, which must
+    /// start with `ready_prefix`; later stderr lines are drained and discarded.
+    pub fn start(script: &str, args: &[&str], ready_prefix: &str) -> Fixture {
+        let mut child = Command::new(tools_dir().join("py2/bin/python"))
+            .arg(repo_root().join("integration-tests/fixtures").join(script))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("{script} cannot start ({error}); run scripts/install-test-deps.sh"));
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let line = lines.next().unwrap_or_else(|| panic!("no line from {script}")).expect("utf-8");
+        let url = line
+            .strip_prefix(ready_prefix)
+            .unwrap_or_else(|| panic!("unexpected first line from {script}: {line}"))
+            .trim()
+            .to_string();
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        Fixture { child, url }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -3,8 +3,6 @@
 //! revocation endpoints (status, headers and body visible, redirects never followed), and
 //! hand-assembled JWTs for the forgery cases.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
@@ -15,7 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::mcp::Reply;
-use crate::{TestApp, free_port, mcp, repo_root, tools_dir};
+use crate::{TestApp, free_port, mcp};
 
 /// One HTTP answer, whatever its status.
 #[derive(Debug)]
@@ -394,27 +392,7 @@ pub fn authorize_in_browser(app: &TestApp, requests: &[&AuthorizationRequest]) -
 
 /// Runs `integration-tests/clients/passkey_browser.py` with `job` on stdin; returns what it prints.
 pub fn run_passkey_browser(job: &Value) -> Value {
-    let python = tools_dir().join("py2/bin/python");
-    let script = repo_root().join("integration-tests/clients/passkey_browser.py");
-    let mut child = Command::new(&python)
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| {
-            panic!("{} cannot start ({error}); run scripts/install-test-deps.sh", python.display())
-        });
-    child.stdin.take().expect("stdin").write_all(job.to_string().as_bytes()).expect("write the job");
-    let output = child.wait_with_output().expect("the browser script finishes");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "passkey_browser.py failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("passkey_browser.py printed no JSON: {stdout}"))
+    crate::run_python_job("passkey_browser.py", job)
 }
 
 /// base64url without padding.

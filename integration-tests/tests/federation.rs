@@ -4,14 +4,10 @@
 //! with 401 `invalid_token`, its keys rotate in the middle of a test with exactly one refetch, and a
 //! person signs in through it in headless Chromium and then uses Castellan's own token.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use integration_tests::mcp::{Reply, Session, bearer, initialize_body, post_raw, standard_headers};
-use integration_tests::{
-    AppOptions, DEFAULT_TEST_PROFILE, Database, TestApp, eventually, repo_root, spawn_app_with, tools_dir,
-};
+use integration_tests::{AppOptions, DEFAULT_TEST_PROFILE, Database, Fixture, TestApp, eventually, spawn_app_with};
 use serde_json::{Value, json};
 
 /// The API audience the issuer's access tokens carry for Castellan, and Castellan's client id at the
@@ -23,36 +19,19 @@ const FETCH_INTERVAL_SECONDS: u64 = 4;
 
 /// The fake issuer, killed on drop.
 struct FakeIssuer {
-    child: Child,
+    /// Kept for its lifetime: dropping it stops the issuer.
+    _fixture: Fixture,
     url: String,
-}
-
-impl Drop for FakeIssuer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl FakeIssuer {
     fn start() -> FakeIssuer {
-        let mut child = Command::new(tools_dir().join("py2/bin/python"))
-            .arg(repo_root().join("integration-tests/fixtures/fake_issuer.py"))
-            .args(["--audience", AUDIENCE, "--client-id", CLIENT_ID])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("fake_issuer.py starts (run scripts/install-test-deps.sh)");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let line = lines.next().expect("a line from fake_issuer.py").expect("utf-8");
-        let url = line
-            .strip_prefix("fake-issuer listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from the fake issuer: {line}"))
-            .trim()
-            .to_string();
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-        FakeIssuer { child, url }
+        let fixture = Fixture::start(
+            "fake_issuer.py",
+            &["--audience", AUDIENCE, "--client-id", CLIENT_ID],
+            "fake-issuer listening on ",
+        );
+        FakeIssuer { url: fixture.url.clone(), _fixture: fixture }
     }
 
     fn admin(&self, path: &str, body: Value) -> Value {
@@ -342,17 +321,7 @@ fn urlencode(text: &str) -> String {
 
 /// Runs integration-tests/clients/federated_browser.py with a JSON job.
 fn browser(job: &Value) -> Value {
-    let mut child = Command::new(tools_dir().join("py2/bin/python"))
-        .arg(repo_root().join("integration-tests/clients/federated_browser.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("federated_browser.py starts");
-    child.stdin.take().expect("stdin").write_all(job.to_string().as_bytes()).expect("job written");
-    let output = child.wait_with_output().expect("browser finishes");
-    assert!(output.status.success(), "browser failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("browser prints JSON")
+    integration_tests::run_python_job("federated_browser.py", job)
 }
 
 #[test]

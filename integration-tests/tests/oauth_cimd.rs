@@ -2,58 +2,28 @@
 //! with a throwaway CA that the profile trusts) is fetched, shown on the consent page, gets a code in
 //! headless Chromium, redeems it as a public client, and calls a tool with the token.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-
 use integration_tests::mcp::{Session, bearer};
-use integration_tests::{AppOptions, DEFAULT_TEST_PROFILE, Database, TestApp, repo_root, spawn_app_with, tools_dir};
+use integration_tests::{AppOptions, DEFAULT_TEST_PROFILE, Database, Fixture, TestApp, spawn_app_with};
 use serde_json::{Value, json};
 
 /// RFC 7636 appendix B: a verifier and its S256 challenge.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
-struct Fixture {
-    child: Child,
+struct DocumentServer {
+    _fixture: Fixture,
     client_id: String,
 }
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_document_server(ca_out: &std::path::Path, redirect_uri: &str) -> Fixture {
-    let mut child = Command::new(tools_dir().join("py2/bin/python"))
-        .arg(repo_root().join("integration-tests/fixtures/cimd_server.py"))
-        .args(["--ca-out", ca_out.to_str().unwrap(), "--redirect-uri", redirect_uri])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cimd_server.py starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = lines.next().expect("a line from cimd_server.py").expect("utf-8");
-    let base = line.strip_prefix("cimd listening on ").unwrap_or_else(|| panic!("unexpected: {line}")).to_string();
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    Fixture { child, client_id: format!("{base}/client.json") }
+fn start_document_server(ca_out: &std::path::Path, redirect_uri: &str) -> DocumentServer {
+    let args = ["--ca-out", ca_out.to_str().unwrap(), "--redirect-uri", redirect_uri];
+    let fixture = Fixture::start("cimd_server.py", &args, "cimd listening on ");
+    DocumentServer { client_id: format!("{}/client.json", fixture.url), _fixture: fixture }
 }
 
 /// Runs integration-tests/clients/passkey_browser.py with a JSON job.
 fn browser(job: &Value) -> Value {
-    let mut child = Command::new(tools_dir().join("py2/bin/python"))
-        .arg(repo_root().join("integration-tests/clients/passkey_browser.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("passkey_browser.py starts");
-    child.stdin.take().unwrap().write_all(job.to_string().as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "browser failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("browser prints JSON")
+    integration_tests::run_python_job("passkey_browser.py", job)
 }
 
 fn app_trusting(ca: &std::path::Path, allow_private: bool) -> TestApp {

@@ -381,7 +381,8 @@ fn classify(error: &reqwest::Error, host: &str) -> OutboundError {
     }
 }
 
-fn error_chain(error: &(dyn StdError + 'static)) -> String {
+/// An error with its causes, for logs (never for responses: causes may name internal detail).
+pub(crate) fn error_chain(error: &(dyn StdError + 'static)) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(current) = cause {

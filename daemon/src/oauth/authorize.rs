@@ -116,19 +116,7 @@ pub async fn authorize(request: HttpRequest, state: web::Data<AppState>) -> Http
     };
     let now = Utc::now();
     let flow_id = credentials::generate(credentials::FLOW_PREFIX);
-    let stored = serde_json::to_string(&pending).unwrap_or_default();
-    let expires = now + chrono::Duration::seconds(FLOW_TTL_SECONDS);
-    if let Err(error) = castellan_schema::sessions::put_flow_state(
-        &state.db,
-        &credentials::hash(&flow_id),
-        FLOW_KIND,
-        None,
-        &stored,
-        expires,
-        now,
-    )
-    .await
-    {
+    if let Err(error) = session::put_flow(&state, &flow_id, FLOW_KIND, None, &pending, FLOW_TTL_SECONDS, now).await {
         tracing::error!(%error, "storing an authorization request failed");
         return error_redirect(&state, &redirect, client_state, &GrantError::ServerError);
     }

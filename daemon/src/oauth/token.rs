@@ -39,6 +39,18 @@ async fn calling_client(
     Ok((client, used_basic))
 }
 
+/// Reads the form and authenticates the client, or the error response to send.
+async fn form_and_client(
+    state: &AppState,
+    request: &HttpRequest,
+    body: &[u8],
+) -> Result<(Form, Client, bool), HttpResponse> {
+    let form = read_form(request, body).map_err(|error| grant_error(&error, false))?;
+    let (client, used_basic) =
+        calling_client(state, request, &form).await.map_err(|(error, used_basic)| grant_error(&error, used_basic))?;
+    Ok((form, client, used_basic))
+}
+
 /// The single `resource` parameter (RFC 8707), if any, checked to be one of ours.
 fn requested_resource<'f>(state: &AppState, form: &'f Form) -> Result<Option<&'f str>, GrantError> {
     match form.get("resource") {
@@ -51,13 +63,9 @@ fn requested_resource<'f>(state: &AppState, form: &'f Form) -> Result<Option<&'f
 
 #[tracing::instrument(skip_all, fields(grant_type))]
 pub async fn token(request: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
-    let form = match read_form(&request, &body) {
-        Ok(form) => form,
-        Err(error) => return grant_error(&error, false),
-    };
-    let (client, used_basic) = match calling_client(&state, &request, &form).await {
+    let (form, client, used_basic) = match form_and_client(&state, &request, &body).await {
         Ok(found) => found,
-        Err((error, used_basic)) => return grant_error(&error, used_basic),
+        Err(response) => return response,
     };
     let grant_type = form.get("grant_type").unwrap_or_default();
     tracing::Span::current().record("grant_type", grant_type);
@@ -118,13 +126,9 @@ pub async fn token(request: HttpRequest, body: web::Bytes, state: web::Data<AppS
 
 /// RFC 7009: 200 whether or not the token was known.
 pub async fn revoke(request: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
-    let form = match read_form(&request, &body) {
-        Ok(form) => form,
-        Err(error) => return grant_error(&error, false),
-    };
-    let (client, used_basic) = match calling_client(&state, &request, &form).await {
+    let (form, client, used_basic) = match form_and_client(&state, &request, &body).await {
         Ok(found) => found,
-        Err((error, used_basic)) => return grant_error(&error, used_basic),
+        Err(response) => return response,
     };
     let Some(token) = form.get("token") else {
         return grant_error(&GrantError::InvalidRequest("token is required".into()), used_basic);
@@ -137,13 +141,9 @@ pub async fn revoke(request: HttpRequest, body: web::Bytes, state: web::Data<App
 
 /// RFC 7662: confidential clients only, and only about their own tokens.
 pub async fn introspect(request: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
-    let form = match read_form(&request, &body) {
-        Ok(form) => form,
-        Err(error) => return grant_error(&error, false),
-    };
-    let (client, used_basic) = match calling_client(&state, &request, &form).await {
+    let (form, client, used_basic) = match form_and_client(&state, &request, &body).await {
         Ok(found) => found,
-        Err((error, used_basic)) => return grant_error(&error, used_basic),
+        Err(response) => return response,
     };
     if !client.confidential {
         return grant_error(&GrantError::InvalidClient, used_basic);

@@ -107,22 +107,7 @@ pub async fn start(state: web::Data<AppState>, index: web::Path<usize>, query: w
         binding_hash: credentials::hash(&binding),
     };
     let now = Utc::now();
-    let stored = match serde_json::to_string(&pending) {
-        Ok(stored) => stored,
-        Err(_) => return error_page(500, "the sign-in could not be started"),
-    };
-    let expires = now + chrono::Duration::seconds(FLOW_TTL_SECONDS);
-    if let Err(error) = castellan_schema::sessions::put_flow_state(
-        &state.db,
-        &credentials::hash(&oidc_state),
-        FLOW_KIND,
-        None,
-        &stored,
-        expires,
-        now,
-    )
-    .await
-    {
+    if let Err(error) = session::put_flow(&state, &oidc_state, FLOW_KIND, None, &pending, FLOW_TTL_SECONDS, now).await {
         tracing::error!(%error, "storing a federated sign-in failed");
         return error_page(503, "the sign-in could not be started; try again");
     }

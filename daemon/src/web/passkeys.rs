@@ -61,18 +61,7 @@ async fn put_ceremony(
     now: DateTime<Utc>,
 ) -> Result<String, HttpResponse> {
     let ceremony = credentials::generate(credentials::FLOW_PREFIX);
-    let expires = now + chrono::Duration::seconds(CEREMONY_TTL_SECONDS);
-    castellan_schema::sessions::put_flow_state(
-        &state.db,
-        &credentials::hash(&ceremony),
-        kind,
-        user_id,
-        &value.to_string(),
-        expires,
-        now,
-    )
-    .await
-    .map_err(|error| {
+    session::put_flow(state, &ceremony, kind, user_id, value, CEREMONY_TTL_SECONDS, now).await.map_err(|error| {
         tracing::error!(%error, "storing a passkey ceremony failed");
         json_failure(503, "try again")
     })?;

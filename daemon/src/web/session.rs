@@ -52,3 +52,20 @@ pub async fn start(
 pub fn csrf_token(session_token: &str, flow_id: &str) -> String {
     credentials::hash(&format!("csrf:{session_token}:{flow_id}"))
 }
+
+/// Stores short-lived, single-use server-side state (a ceremony, a pending authorization, a
+/// federated sign-in) under the hash of `id`, for `ttl_seconds`. Any replica can take it back.
+pub async fn put_flow(
+    state: &AppState,
+    id: &str,
+    kind: &str,
+    user_id: Option<i64>,
+    value: &impl serde::Serialize,
+    ttl_seconds: i64,
+    now: DateTime<Utc>,
+) -> Result<(), castellan_schema::DbError> {
+    let stored = serde_json::to_string(value).map_err(|error| castellan_schema::DbError::Other(error.to_string()))?;
+    let expires = now + chrono::Duration::seconds(ttl_seconds);
+    castellan_schema::sessions::put_flow_state(&state.db, &credentials::hash(id), kind, user_id, &stored, expires, now)
+        .await
+}

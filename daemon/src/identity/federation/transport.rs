@@ -71,16 +71,7 @@ fn transport_error(url: &Url, error: &reqwest::Error) -> OutboundError {
     }
 }
 
-pub(super) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(current) = cause {
-        text.push_str(": ");
-        text.push_str(&current.to_string());
-        cause = current.source();
-    }
-    text
-}
+pub(super) use crate::identity::outbound::error_chain;
 
 #[cfg(test)]
 mod tests {
