@@ -16,7 +16,6 @@ import argparse
 import base64
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -27,7 +26,8 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import BINARY, CALL, ROOT, free_port, post, wait_http  # noqa: E402
+import run  # noqa: E402
+from run import BINARY, CALL, ROOT, free_port, post  # noqa: E402
 
 
 def oha(url: str, method: str, body: str | None, headers: dict, seconds: int, rate: int | None, connections: int) -> dict:
@@ -51,42 +51,11 @@ def oha(url: str, method: str, body: str | None, headers: dict, seconds: int, ra
     }
 
 
-class Daemon:
-    def __init__(self, backend_url: str, workdir: str):
-        self.port = free_port()
-        self.profile = os.path.join(workdir, "profile.yaml")
-        with open(self.profile, "w") as handle:
-            handle.write(f"""
-server:
-  listen: 127.0.0.1:{self.port}
-database:
-  url: "sqlite://{workdir}/castellan.db"
-mcp_servers:
-  customers:
-    url: {backend_url}
-rbac:
-  default: deny
-  rules:
-    - {{ name: users-may-use-tools, effect: allow, min_tier: user, servers: ["*"], tools: ["*"] }}
-""")
-        self.env = dict(os.environ, CASTELLAN_PROFILE=self.profile, CASTELLAN_LOG="warn", CASTELLAN_MASTER_KEY="ab" * 32)
-        self.env.pop("CASTELLAN_DATABASE_URL", None)
-        self.log_path = os.path.join(workdir, "castellan.log")
-        self.log = open(self.log_path, "w+")
-        self.process = subprocess.Popen([BINARY, "serve"], env=self.env, stdout=subprocess.DEVNULL, stderr=self.log)
-        self.base = f"http://127.0.0.1:{self.port}"
-        wait_http(f"{self.base}/readyz", 60)
-        self.key = self._bootstrap_key()
+class Daemon(run.Daemon):
+    """`run.Daemon` (SQLite in `workdir`) plus OAuth clients and tokens."""
 
-    def _bootstrap_key(self) -> str:
-        for _ in range(100):
-            self.log.flush()
-            with open(self.log_path) as handle:
-                match = re.search(r"Bootstrap admin API key[^\n]*\n\s*(cas_\S+)", handle.read())
-            if match:
-                return match.group(1)
-            time.sleep(0.1)
-        raise SystemExit("no bootstrap key in the daemon's log")
+    def __init__(self, backend_url: str, workdir: str):
+        super().__init__(backend_url, f"sqlite://{workdir}/castellan.db", workdir)
 
     def client(self, name: str, tier: str) -> tuple:
         output = subprocess.run([BINARY, "clients", "add", name, "--tier", tier], env=self.env,
@@ -101,25 +70,6 @@ rbac:
         request.add_header("Content-Type", "application/x-www-form-urlencoded")
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())["access_token"]
-
-    def session_headers(self, credential: str) -> dict:
-        headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-                   "authorization": f"Bearer {credential}"}
-        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}
-        _, response_headers, _ = post(f"{self.base}/mcp/customers", init, headers)
-        session = {k.lower(): v for k, v in response_headers.items()}["mcp-session-id"]
-        headers.update({"mcp-session-id": session, "mcp-protocol-version": "2025-11-25"})
-        post(f"{self.base}/mcp/customers", {"jsonrpc": "2.0", "method": "notifications/initialized"}, headers)
-        return headers
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
 
 
 def basic(client_id: str, secret: str) -> str:

@@ -103,7 +103,9 @@ rbac:
 """)
         self.log_path = os.path.join(workdir, "castellan.log")
         env = dict(os.environ, CASTELLAN_PROFILE=profile, CASTELLAN_LOG="warn")
+        env.setdefault("CASTELLAN_MASTER_KEY", "ab" * 32)
         env.pop("CASTELLAN_DATABASE_URL", None)
+        self.env = env
         self.log = open(self.log_path, "w+")
         self.process = subprocess.Popen([BINARY, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=self.log)
         self.base = f"http://127.0.0.1:{self.port}"
@@ -121,9 +123,10 @@ rbac:
             time.sleep(0.1)
         raise SystemExit("no bootstrap key in the daemon's log")
 
-    def session_headers(self) -> dict:
+    def session_headers(self, credential: str | None = None) -> dict:
+        """Opens an MCP session on /mcp/customers with `credential` (default: the bootstrap key)."""
         headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-                   "authorization": f"Bearer {self.key}"}
+                   "authorization": f"Bearer {credential or self.key}"}
         init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
                 "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}
         _, response_headers, _ = post(f"{self.base}/mcp/customers", init, headers)
