@@ -18,6 +18,8 @@ pub enum RedirectUriError {
     Fragment(String),
     #[error("redirect URI {0:?} must not carry a user name or password")]
     Userinfo(String),
+    #[error("redirect URI {given:?} is not written in canonical form; register it as {canonical:?}")]
+    NotCanonical { given: String, canonical: String },
 }
 
 fn is_loopback_host(url: &Url) -> bool {
@@ -37,6 +39,11 @@ pub fn check_registrable(uri: &str) -> Result<(), RedirectUriError> {
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(RedirectUriError::Userinfo(uri.to_string()));
+    }
+    // Redirect URIs are compared as strings, so only the form the URL parser writes back is accepted:
+    // no control characters, no missing `//`, no upper-case host, no default port spelled out.
+    if parsed.as_str() != uri {
+        return Err(RedirectUriError::NotCanonical { given: uri.to_string(), canonical: parsed.to_string() });
     }
     match parsed.scheme() {
         "https" if parsed.host().is_some() => Ok(()),
@@ -148,6 +155,12 @@ mod tests {
             ("/relative", false),
             ("javascript:alert(1)", false),
             ("com.example.app:/cb", false),
+            ("https:.ue.-.....-\0", false),
+            ("https:app.example.com/cb", false),
+            ("https://App.example.com/cb", false),
+            ("https://app.example.com:443/cb", false),
+            ("https://app.example.com", false),
+            ("http://127.0.0.1:3000/c b", false),
         ];
         for (uri, expected) in cases {
             assert_eq!(check_registrable(uri).is_ok(), expected, "{uri}");
