@@ -9,7 +9,9 @@ As a program: reads a JSON job on stdin and prints one JSON result, for the Rust
 
     {"enrol": "<enrolment link>" | null,
      "steps": [{"authorize": "<url>", "callback": "<redirect uri prefix>", "decision": "allow",
-                "fresh_session": false}]}
+                "fresh_session": false}],
+     "sign_out": "<home page URL>" | null,    (signs out there at the end, reporting the cookie it had)
+     "probe": "<URL>" | null}                 (fetched with that cookie just before signing out)
     -> {"credentials": [...], "results": [{"url": "...", "error_page": "<text>" | null, "consent": "<text>" | null}]}
 """
 
@@ -19,6 +21,7 @@ import asyncio
 import json
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -114,8 +117,23 @@ async def run(job: dict) -> dict:
             if not results[-1]["error_page"]:
                 # Leave the unreachable callback's error page before the next request.
                 await page.goto("about:blank")
+        session = probe_before = None
+        if job.get("sign_out"):
+            cookies = (await page.send("Network.getCookies"))["cookies"]
+            session = next((c["value"] for c in cookies if c["name"] == "castellan_session"), None)
+            if job.get("probe"):
+                # The same cookie presented elsewhere (another replica) before signing out.
+                request = urllib.request.Request(job["probe"], headers={"Cookie": f"castellan_session={session}"})
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    probe_before = "Signed in as" in response.read().decode()
+            await page.goto(job["sign_out"])
+            await page.wait_for("document.querySelector('#sign-out') !== null")
+            await page.evaluate("document.querySelector('#sign-out').click()")
+            await page.wait_for("document.querySelector('#signed-in') === null && document.querySelector('h1') !== null")
         credentials = await page.credentials()
         return {
+            "session_cookie": session,
+            "probe_signed_in_before_sign_out": probe_before,
             "credentials": [{"rpId": c.get("rpId"), "resident": c.get("isResidentCredential"),
                              "signCount": c.get("signCount")} for c in credentials],
             "results": results,

@@ -1,6 +1,6 @@
 //! Identity state shared through the database: two replicas on one PostgreSQL database trust each
 //! other's tokens and keys, see each other's revocations, and finish each other's passkey ceremonies;
-//! bad enrolment links are refused.
+//! bad enrolment links are refused; signing out ends a browser session on every replica.
 
 use std::time::Duration;
 
@@ -143,4 +143,29 @@ fn the_bootstrap_enrolment_link_opens_enrolment_and_bad_links_are_refused() {
         ureq::post(&format!("{}/webauthn/register/start", app.base_url)).send_json(json!({"token": "cas_en_unknown"})),
     );
     assert_eq!(started.0, 400, "no ceremony without a valid link: {}", started.1);
+}
+
+#[test]
+fn a_browser_session_works_on_every_replica_and_signing_out_ends_it_everywhere() {
+    let first = spawn_app(Database::Postgres);
+    let second = second_replica(&first);
+    let job = json!({
+        "enrol": first.admin_enrolment_link,
+        "steps": [],
+        "probe": format!("{}/", second.base_url),
+        "sign_out": format!("{}/", first.public_url),
+    });
+    let outcome = integration_tests::run_python_job("passkey_browser.py", &job);
+    assert_eq!(outcome["probe_signed_in_before_sign_out"], true, "the session opened the other replica: {outcome}");
+    let cookie = outcome["session_cookie"].as_str().expect("the browser had a session cookie").to_string();
+    assert!(cookie.starts_with("cas_ss_"), "a session credential: {outcome}");
+    let home = |app: &TestApp| {
+        status_of(ureq::get(&format!("{}/", app.base_url)).set("Cookie", &format!("castellan_session={cookie}")).call())
+            .1
+    };
+    assert!(
+        !home(&second).contains("Signed in as"),
+        "after signing out the old cookie opens nothing on another replica"
+    );
+    assert!(!home(&first).contains("Signed in as"), "nor on the replica that ended it");
 }

@@ -11,6 +11,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/", web::get().to(passkeys::home))
         .route("/login", web::get().to(passkeys::login_page))
+        .route("/logout", web::post().to(passkeys::logout))
         // The callback first: `{index}` would match it too.
         .route("/login/federated/callback", web::get().to(federated::callback))
         .route("/login/federated/{index}", web::get().to(federated::start))

@@ -348,11 +348,30 @@ pub async fn home(request: HttpRequest, state: web::Data<AppState>) -> HttpRespo
             StatusCode::OK,
             "Castellan",
             &format!(
-                "<h1>Castellan</h1><p id=\"signed-in\">Signed in as <b>{}</b> ({}).</p>",
+                "<h1>Castellan</h1><p id=\"signed-in\">Signed in as <b>{}</b> ({}).</p>\
+<form method=\"post\" action=\"/logout\"><button id=\"sign-out\">Sign out</button></form>",
                 escape(&user.name),
                 escape(&user.tier)
             ),
         ),
         None => page(StatusCode::OK, "Castellan", "<h1>Castellan</h1><p><a href=\"/login\">Sign in</a></p>"),
     }
+}
+
+/// `POST /logout`: ends this browser's session everywhere (the row is deleted, so no replica accepts
+/// the cookie any more) and clears the cookie.
+pub async fn logout(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if !crate::http::origin_allowed(&state, request.headers()) {
+        return error_page(403, "this form was submitted from another site");
+    }
+    if let Some((_, session_row, _)) = session::current_user(&state, &request, Utc::now()).await
+        && let Err(error) = castellan_schema::sessions::delete_session(&state.db, &session_row.session_hash).await
+    {
+        tracing::error!(%error, "ending a session failed");
+        return error_page(503, "signing out failed; try again");
+    }
+    let mut removal = actix_web::cookie::Cookie::new(session::COOKIE_NAME, "");
+    removal.set_path("/");
+    removal.make_removal();
+    HttpResponse::SeeOther().insert_header(("Location", "/")).cookie(removal).finish()
 }
