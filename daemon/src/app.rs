@@ -22,6 +22,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::http::{AppState, configure};
 use crate::identity::Authenticator;
+use crate::identity::address_limiter::AddressLimiter;
 use crate::identity::authority::Authority;
 use crate::identity::client_metadata::ClientMetadataResolver;
 use crate::identity::federation::{FederatedIssuers, FederationTiming};
@@ -139,8 +140,9 @@ impl Application {
             authority,
             client_metadata,
             passkeys,
-            registration_limiter: Default::default(),
-            metadata_fetch_limiter: Default::default(),
+            registration_limiter: AddressLimiter::for_registrations(),
+            metadata_fetch_limiter: AddressLimiter::for_registrations(),
+            flow_limiter: AddressLimiter::for_flows(),
         });
         let handles = LiveHandles {
             state: state.clone(),

@@ -41,9 +41,11 @@ pub struct AppState {
     pub client_metadata: Option<ClientMetadataResolver>,
     /// WebAuthn, when `server.public_url` can be a passkey origin.
     pub passkeys: Option<crate::web::passkeys::Passkeys>,
-    pub registration_limiter: crate::oauth::register::RegistrationLimiter,
+    pub registration_limiter: crate::identity::address_limiter::AddressLimiter,
     /// Per-address bound on authorization requests that name a metadata-document client id.
-    pub metadata_fetch_limiter: crate::oauth::register::RegistrationLimiter,
+    pub metadata_fetch_limiter: crate::identity::address_limiter::AddressLimiter,
+    /// Per-address bound on new passkey ceremonies and authorization flows (each is a stored row).
+    pub flow_limiter: crate::identity::address_limiter::AddressLimiter,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {

@@ -103,6 +103,22 @@ impl TestDatabase {
         assert!(output.status.success(), "{sql}: {}", String::from_utf8_lossy(&output.stderr));
     }
 
+    /// The first column of the first row of `sql`, as text (read behind Castellan's back).
+    pub fn query_scalar(&self, sql: &str) -> String {
+        let output = match &self.postgres_name {
+            Some(_) => Command::new("psql").args([&self.url, "-qAt", "-c", sql]).output(),
+            None => {
+                let path = self.url.trim_start_matches("sqlite://").to_string();
+                let script =
+                    "import sqlite3, sys\nprint(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])";
+                Command::new("python3").args(["-c", script, &path, sql]).output()
+            }
+        }
+        .expect("the SQL client runs");
+        assert!(output.status.success(), "{sql}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
     pub fn bring_up(&self) {
         if let Some(name) = &self.postgres_name {
             psql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));

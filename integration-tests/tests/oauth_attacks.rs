@@ -908,3 +908,23 @@ fn base64_standard(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[test]
+fn stored_flows_from_one_address_are_rate_limited() {
+    let app = spawn_app(Database::Sqlite);
+    let start = |app: &TestApp| match ureq::post(&format!("{}/webauthn/login/start", app.base_url)).send_json(json!({}))
+    {
+        Ok(response) => response.status(),
+        Err(ureq::Error::Status(status, _)) => status,
+        Err(error) => panic!("{error}"),
+    };
+    let statuses: Vec<u16> = (0..31).map(|_| start(&app)).collect();
+    assert!(statuses[..30].iter().all(|status| *status == 200), "a burst of 30 ceremonies: {statuses:?}");
+    assert_eq!(statuses[30], 429, "the 31st ceremony from one address is refused before anything is stored");
+    let started: u64 = app
+        .database
+        .query_scalar("SELECT count(*) FROM auth_flow_states WHERE kind = 'webauthn-login'")
+        .parse()
+        .expect("a count");
+    assert_eq!(started, 30, "only the admitted ceremonies were stored");
+}

@@ -1,6 +1,7 @@
 //! Who is calling: principals, API keys, and the authenticator that turns a bearer credential into a
 //! `Principal`. Knows nothing of HTTP; the HTTP layer maps `AuthError` to 401 in one place.
 
+pub mod address_limiter;
 pub mod api_keys;
 pub mod authority;
 pub mod client_metadata;

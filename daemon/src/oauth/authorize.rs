@@ -114,6 +114,9 @@ pub async fn authorize(request: HttpRequest, state: web::Data<AppState>) -> Http
         Ok(pending) => pending,
         Err(error) => return error_redirect(&state, &redirect, client_state, &error),
     };
+    if !session::may_start_flow(&state, &request) {
+        return error_page(429, "too many sign-in requests from this address; wait a moment");
+    }
     let now = Utc::now();
     let flow_id = credentials::generate(credentials::FLOW_PREFIX);
     if let Err(error) = session::put_flow(&state, &flow_id, FLOW_KIND, None, &pending, FLOW_TTL_SECONDS, now).await {

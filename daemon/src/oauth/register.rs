@@ -3,9 +3,7 @@
 //! rate and a cap on the number of dynamic clients (`identity.max_dynamic_clients`); dynamic clients
 //! never used are removed after a day.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -20,35 +18,6 @@ use crate::identity::{credentials, redirect_uri};
 const MAX_BODY_BYTES: usize = 16 * 1024;
 const MAX_REDIRECT_URIS: usize = 10;
 const MAX_TEXT_LEN: usize = 2_000;
-/// Per source address: a burst of this many registrations...
-const BURST: f64 = 10.0;
-/// ...refilled at this many per second (one every six seconds).
-const REFILL_PER_SECOND: f64 = 1.0 / 6.0;
-
-/// A token bucket per source address.
-#[derive(Default)]
-pub struct RegistrationLimiter {
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
-}
-
-impl RegistrationLimiter {
-    pub fn allow(&self, address: IpAddr, now: Instant) -> bool {
-        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() > 100_000 {
-            buckets.retain(|_, (_, at)| now.duration_since(*at).as_secs_f64() * REFILL_PER_SECOND < BURST);
-        }
-        let (tokens, at) = buckets.entry(address).or_insert((BURST, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * REFILL_PER_SECOND).min(BURST);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 fn registration_error(status: u16, error: &str, description: &str) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
     HttpResponse::build(status)
@@ -211,18 +180,6 @@ pub fn parse_metadata(metadata: &Value) -> Result<ParsedMetadata, (&'static str,
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-
-    #[test]
-    fn the_limiter_allows_a_burst_then_refills_slowly() {
-        let limiter = RegistrationLimiter::default();
-        let address = IpAddr::from([10, 0, 0, 1]);
-        let start = Instant::now();
-        let allowed = (0..20).filter(|_| limiter.allow(address, start)).count();
-        assert_eq!(allowed, 10, "a burst of ten");
-        assert!(!limiter.allow(address, start + std::time::Duration::from_secs(1)), "one second refills less than one");
-        assert!(limiter.allow(address, start + std::time::Duration::from_secs(7)), "six seconds refill one");
-        assert!(limiter.allow(IpAddr::from([10, 0, 0, 2]), start), "another address has its own bucket");
-    }
 
     #[test]
     fn registration_metadata_is_checked() {

@@ -80,8 +80,16 @@ pub struct StartQuery {
 
 /// `GET /login/federated/{index}?flow=...`: redirects to the issuer's authorization endpoint.
 #[tracing::instrument(skip_all, fields(issuer.index = *index))]
-pub async fn start(state: web::Data<AppState>, index: web::Path<usize>, query: web::Query<StartQuery>) -> HttpResponse {
+pub async fn start(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    index: web::Path<usize>,
+    query: web::Query<StartQuery>,
+) -> HttpResponse {
     let index = index.into_inner();
+    if !session::may_start_flow(&state, &request) {
+        return error_page(429, "too many sign-in requests from this address; wait a moment");
+    }
     let Some(federation) = state.authority.federation.as_ref() else {
         return sign_in_failure(&SignInError::NotOffered);
     };

@@ -174,8 +174,15 @@ pub struct RegisterStart {
 }
 
 /// `POST /webauthn/register/start`: options for `navigator.credentials.create`.
-pub async fn register_start(state: web::Data<AppState>, body: web::Json<RegisterStart>) -> HttpResponse {
+pub async fn register_start(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<RegisterStart>,
+) -> HttpResponse {
     let Some(passkeys) = state.passkeys.as_ref() else { return json_failure(503, "passkeys are unavailable") };
+    if !session::may_start_flow(&state, &request) {
+        return json_failure(429, "too many passkey ceremonies from this address; wait a moment");
+    }
     let now = Utc::now();
     let user_id = castellan_schema::sessions::find_enrolment_link(&state.db, &credentials::hash(&body.token), now)
         .await
@@ -262,8 +269,11 @@ async fn signed_in(state: &AppState, user_id: i64, next: String, now: DateTime<U
 }
 
 /// `POST /webauthn/login/start`: a discoverable-credential challenge (no user name asked).
-pub async fn login_start(state: web::Data<AppState>) -> HttpResponse {
+pub async fn login_start(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let Some(passkeys) = state.passkeys.as_ref() else { return json_failure(503, "passkeys are unavailable") };
+    if !session::may_start_flow(&state, &request) {
+        return json_failure(429, "too many passkey ceremonies from this address; wait a moment");
+    }
     let Ok((options, authentication)) = passkeys.webauthn.start_discoverable_authentication() else {
         return json_failure(500, "cannot start the passkey ceremony");
     };

@@ -69,3 +69,10 @@ pub async fn put_flow(
     castellan_schema::sessions::put_flow_state(&state.db, &credentials::hash(id), kind, user_id, &stored, expires, now)
         .await
 }
+
+/// Whether this request's address may start another stored flow (ceremony, authorization request,
+/// federated sign-in) now; see `identity::address_limiter`.
+pub fn may_start_flow(state: &AppState, request: &HttpRequest) -> bool {
+    let address = request.peer_addr().map(|peer| peer.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    state.flow_limiter.allow(address, std::time::Instant::now())
+}
