@@ -112,6 +112,15 @@ fn set_parent_death_signal(process: &mut tokio::process::Command) {
     }
 }
 
+#[allow(unsafe_code)]
+fn unblock_signals_in_child(command: &mut std::process::Command) {
+    // SAFETY: the closure runs between fork and exec and only calls pthread_sigmask(3), which is
+    // async-signal-safe; it touches no allocator and no lock.
+    unsafe {
+        command.pre_exec(|| SigSet::all().thread_unblock().map_err(std::io::Error::from));
+    }
+}
+
 /// The supervisor's main loop; returns the exit code for the process.
 ///
 /// Runs in its own process (`castellan supervise-child -- PROGRAM ARGS`), single-threaded, with every
@@ -129,8 +138,12 @@ pub fn run_child_supervisor(program: OsString, args: Vec<OsString>) -> i32 {
         return 125;
     }
     let _ = nix::sys::prctl::set_child_subreaper(true);
-    // Rust resets the signal mask of the child it spawns, so the program starts with a clean one.
-    let program_child = match std::process::Command::new(&program).args(&args).process_group(0).spawn() {
+    // A spawned program inherits the signal mask, and ours blocks the signals we wait for: without
+    // unblocking them SIGTERM would never reach it and every stop would end in SIGKILL.
+    let mut command = std::process::Command::new(&program);
+    command.args(&args).process_group(0);
+    unblock_signals_in_child(&mut command);
+    let program_child = match command.spawn() {
         Ok(child) => child,
         Err(error) => {
             eprintln!("castellan supervise-child: cannot start {}: {error}", program.to_string_lossy());

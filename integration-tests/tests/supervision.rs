@@ -80,3 +80,26 @@ fn is_demo_server(pid: i32) -> bool {
 fn demo_server_pid(daemon: i32) -> i32 {
     integration_tests::descendants(daemon).into_iter().find(|pid| is_demo_server(*pid)).expect("demo server")
 }
+
+#[test]
+fn a_stop_reaches_the_program_as_sigterm_before_any_sigkill() {
+    let dir = std::env::temp_dir().join(format!("castellan-stop-{}", integration_tests::random_suffix()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let marker = dir.join("terminated");
+    let script = format!("trap 'echo clean > {}; exit 0' TERM; while :; do sleep 0.05; done", marker.display());
+    let mut supervisor = std::process::Command::new(integration_tests::castellan_binary())
+        .args(["supervise-child", "--", "/bin/sh", "-c", &script])
+        .env_clear()
+        .spawn()
+        .expect("supervise-child starts");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(supervisor.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .expect("signal the supervisor");
+    let status = supervisor.wait().expect("the supervisor exits");
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(0), "the program exited on its own after SIGTERM, not by SIGKILL: {status:?}");
+    assert!(took < std::time::Duration::from_secs(2), "well within the 3 s grace: {took:?}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap_or_default().trim(), "clean", "the program's TERM handler ran");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
