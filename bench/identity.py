@@ -17,7 +17,6 @@ import base64
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402
-from run import BINARY, CALL, ROOT, free_port, post  # noqa: E402
+from run import BINARY, CALL, ROOT, post  # noqa: E402
 
 
 def oha(url: str, method: str, body: str | None, headers: dict, seconds: int, rate: int | None, connections: int) -> dict:
@@ -145,25 +144,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks-identity-latest.md"))
     args = parser.parse_args()
-    if not os.path.exists(BINARY):
-        raise SystemExit("build first: cargo build --release -p castellan")
-    if shutil.which("oha") is None:
-        raise SystemExit("oha is not on PATH: cargo install oha --version 1.12.1 --locked")
-    backend_port = free_port()
-    backend = subprocess.Popen([BINARY, "demo-server", "--http", f"127.0.0.1:{backend_port}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    backend_url = f"http://127.0.0.1:{backend_port}/mcp"
-    try:
-        for _ in range(100):
-            try:
-                post(backend_url, CALL, {"content-type": "application/json"})
-                break
-            except Exception:
-                time.sleep(0.1)
-        results = measure(args, backend_url)
-    finally:
-        backend.send_signal(signal.SIGTERM)
-        backend.wait(timeout=10)
+    run.check_tools()
+    results = run.with_backend(lambda backend_url: measure(args, backend_url))
     text = report(results, args)
     with open(args.out, "w") as handle:
         handle.write(text)

@@ -210,18 +210,15 @@ def table(results: dict, rate: int) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rate", type=int, default=500)
-    parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--databases", default="sqlite,postgres")
-    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks-latest.md"))
-    args = parser.parse_args()
+def check_tools() -> None:
     if not os.path.exists(BINARY):
         raise SystemExit("build first: cargo build --release -p castellan")
     if shutil.which("oha") is None:
-        raise SystemExit("oha is not on PATH: cargo install oha --locked")
+        raise SystemExit("oha is not on PATH: cargo install oha --version 1.12.1 --locked")
+
+
+def with_backend(measure):
+    """Runs `measure(backend_url)` with `castellan demo-server --http` serving, and stops it after."""
     backend_port = free_port()
     backend = subprocess.Popen([BINARY, "demo-server", "--http", f"127.0.0.1:{backend_port}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -233,10 +230,23 @@ def main() -> None:
                 break
             except Exception:
                 time.sleep(0.1)
-        results = {database: run(database, args, backend_url) for database in args.databases.split(",")}
+        return measure(backend_url)
     finally:
         backend.send_signal(signal.SIGTERM)
         backend.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks-latest.md"))
+    args = parser.parse_args()
+    check_tools()
+    results = with_backend(lambda backend_url: {database: run(database, args, backend_url)
+                                                for database in args.databases.split(",")})
     text = (f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, "
             f"{args.seconds} s per measurement, {args.connections} connections, one tools/call (get_customer) per request.\n\n"
             + table(results, args.rate) + "\n")
