@@ -21,11 +21,12 @@ use std::path::Path;
 pub use model::{
     ChildProcess, DEFAULT_CALL_TIMEOUT, DEFAULT_DATABASE_URL, DEFAULT_DRAIN_TIMEOUT, DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES, DatabaseSettings, Effect, ExternalIssuer, IdentitySettings, McpServerSpec, PortSetting,
-    Profile, RbacRule, RbacSettings, RestartPolicy, ServerSettings, Transport, derived_public_url,
+    Profile, RbacRule, RbacSettings, RestartPolicy, SecretValidation, SecretsSettings, ServerSettings, Transport,
+    derived_public_url,
 };
 pub use names::{NamePattern, SERVER_NAME_MAX_LEN, ServerName};
 pub use problem::{DOCUMENT_PATH, Problem};
-pub use template::{RenderError, Template, TemplatePart};
+pub use template::{RenderError, Template, TemplatePart, is_secret_name};
 pub use tier::{Tier, UnknownTier};
 
 use decode::{Decoder, Node, decode_profile};

@@ -36,6 +36,30 @@ pub struct Profile {
     pub rbac: RbacSettings,
     /// `identity`: the built-in authorization server and federated issuers.
     pub identity: IdentitySettings,
+    /// `secrets`: how `${secret:NAME}` references are resolved.
+    pub secrets: SecretsSettings,
+}
+
+/// The `secrets` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SecretsSettings {
+    /// `validation`: what a reference to a secret that is not set does.
+    pub validation: SecretValidation,
+    /// `master_key_file`: where the master key lives when `CASTELLAN_MASTER_KEY` is not set.
+    /// Default: `master.key` in `CASTELLAN_DATA_DIR`, else next to a SQLite database.
+    pub master_key_file: Option<PathBuf>,
+}
+
+/// `secrets.validation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecretValidation {
+    /// A server that references a missing secret is not started, with an error naming the secret.
+    #[default]
+    Strict,
+    /// The server starts with the reference replaced by an empty string, and a warning is logged.
+    Warn,
+    /// As `warn`, without the warning.
+    Skip,
 }
 
 /// The public URL used when the profile gives none: `http://` + `listen`, except that a loopback IP

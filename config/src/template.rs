@@ -200,8 +200,8 @@ pub(crate) fn is_env_var_name(name: &str) -> bool {
         && bytes.all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
 }
 
-/// `[A-Za-z0-9_.-]+`, the names `castellan secrets set` accepts.
-pub(crate) fn is_secret_name(name: &str) -> bool {
+/// Whether `name` may be a secret name (`[A-Za-z0-9_.-]+`), the names `castellan secrets set` accepts.
+pub fn is_secret_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'))
 }
 

@@ -12,7 +12,7 @@ use actix::prelude::*;
 use actix_web::{App, HttpServer, web};
 use arc_swap::ArcSwap;
 use castellan_actors::health_monitor::HealthMonitor;
-use castellan_actors::mcp_server::{SecretLookup, ServerContext};
+use castellan_actors::mcp_server::ServerContext;
 use castellan_actors::port_allocator::PortAllocator;
 use castellan_actors::reconciler::{ApplyServers, Reconciler, Shutdown};
 use castellan_actors::upstream::http::upstream_http_client;
@@ -26,13 +26,14 @@ use crate::identity::address_limiter::AddressLimiter;
 use crate::identity::authority::Authority;
 use crate::identity::client_metadata::ClientMetadataResolver;
 use crate::identity::federation::{FederatedIssuers, FederationTiming};
-use crate::identity::master_key::{MASTER_KEY_ENV, MasterKey};
+use crate::identity::master_key::MasterKey;
 use crate::identity::outbound::{GuardedClient, OutboundPolicy};
 use crate::identity::revocations::{self, Revocations};
 use crate::identity::signing::{self, SigningKeys};
 use crate::mcp::GatewayRouter;
 use crate::mcp::gateway::Gateway;
 use crate::mcp::session::SessionStore;
+use crate::secrets::{SecretStore, load_master_key};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -84,13 +85,18 @@ impl Application {
         let policy = policy_engine.start();
         let self_executable = std::env::current_exe()
             .map_err(|error| StartError::Other(format!("cannot find own executable: {error}")))?;
-        let no_secrets: SecretLookup = Arc::new(|_: &str| None);
+        let master = Arc::new(load_master_key(profile).map_err(|error| StartError::Other(error.to_string()))?);
+        tracing::info!(fingerprint = %master.fingerprint, "master key loaded");
+        let secrets = Arc::new(SecretStore::new(db.clone(), Arc::clone(&master), profile.secrets.validation));
+        let loaded = secrets.reload().await.map_err(|error| StartError::Other(format!("secret store: {error}")))?;
+        tracing::info!(secrets = loaded, "secret store loaded");
+        crate::secrets::spawn_refresh(Arc::clone(&secrets));
         let context = Arc::new(ServerContext {
             registry: registry.clone(),
             bus: bus.clone(),
             metrics: metrics.clone(),
             router: Arc::new(GatewayRouter { sessions: Arc::clone(&sessions) }),
-            secrets: no_secrets,
+            secrets: secrets.lookup(),
             port_allocator: PortAllocator::default().start(),
             http_client: upstream_http_client().map_err(|error| StartError::Other(error.to_string()))?,
             handshake_timeout: Duration::from_secs(30),
@@ -107,7 +113,7 @@ impl Application {
         let address = listener
             .local_addr()
             .map_err(|source| StartError::Listen { address: profile.server.listen.clone(), source })?;
-        let authority = build_authority(profile, &db).await?;
+        let authority = build_authority(profile, &db, master).await?;
         let client_metadata = client_metadata_resolver(profile)?;
         let passkeys = crate::web::passkeys::Passkeys::for_public_url(&profile.server.public_url);
         if passkeys.is_none() {
@@ -140,6 +146,7 @@ impl Application {
             authority,
             client_metadata,
             passkeys,
+            secrets,
             registration_limiter: AddressLimiter::for_registrations(),
             metadata_fetch_limiter: AddressLimiter::for_registrations(),
             flow_limiter: AddressLimiter::for_flows(),
@@ -185,38 +192,17 @@ impl Application {
     }
 }
 
-/// Where the master key file lives when `CASTELLAN_MASTER_KEY` is not set: `CASTELLAN_DATA_DIR`, else
-/// next to a SQLite database, else `./castellan-data`.
-fn master_key_file(profile: &Profile) -> PathBuf {
-    if let Ok(dir) = std::env::var("CASTELLAN_DATA_DIR")
-        && !dir.is_empty()
-    {
-        return PathBuf::from(dir).join("master.key");
-    }
-    let sqlite_file =
-        profile.database.url.strip_prefix("sqlite://").or_else(|| profile.database.url.strip_prefix("sqlite:"));
-    match sqlite_file
-        .map(|rest| rest.split('?').next().unwrap_or(rest))
-        .filter(|path| !path.is_empty() && !path.contains(":memory:"))
-    {
-        Some(path) => {
-            PathBuf::from(path).parent().map_or_else(|| PathBuf::from("master.key"), |dir| dir.join("master.key"))
-        }
-        None => PathBuf::from("castellan-data").join("master.key"),
-    }
-}
-
 /// The authorization server's state: master key, signing keys (created or rotated as due), the
 /// revoked set, and the background tasks that keep them current.
-async fn build_authority(profile: &Profile, db: &DatabaseConnection) -> Result<Arc<Authority>, StartError> {
-    let env_key = std::env::var(MASTER_KEY_ENV).ok();
-    let master = MasterKey::load(env_key.as_deref(), &master_key_file(profile))
-        .map_err(|error| StartError::Other(error.to_string()))?;
-    tracing::info!(fingerprint = %master.fingerprint, "master key loaded");
+async fn build_authority(
+    profile: &Profile,
+    db: &DatabaseConnection,
+    master: Arc<MasterKey>,
+) -> Result<Arc<Authority>, StartError> {
     let identity = &profile.identity;
     let keys = SigningKeys::start(
         db.clone(),
-        Arc::new(master),
+        master,
         identity.signing_key_rotation,
         identity.access_token_ttl,
         chrono::Utc::now(),
@@ -321,6 +307,7 @@ pub fn apply_servers(handles: &LiveHandles, profile: &Profile) {
     handles.state.gateway.server_call_timeouts.store(Arc::new(timeouts));
     handles.state.allowed_origins.store(Arc::new(profile.server.allowed_origins.clone()));
     handles.state.allow_anonymous.store(profile.server.allow_anonymous, Ordering::Relaxed);
+    handles.state.secrets.set_validation(profile.secrets.validation);
     handles.reconciler.do_send(ApplyServers(profile.mcp_servers.clone()));
     handles.state.migrations_applied.store(true, Ordering::Release);
 }

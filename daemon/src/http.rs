@@ -41,6 +41,8 @@ pub struct AppState {
     pub client_metadata: Option<ClientMetadataResolver>,
     /// WebAuthn, when `server.public_url` can be a passkey origin.
     pub passkeys: Option<crate::web::passkeys::Passkeys>,
+    /// The secret store behind `${secret:NAME}`.
+    pub secrets: Arc<crate::secrets::SecretStore>,
     pub registration_limiter: crate::identity::address_limiter::AddressLimiter,
     /// Per-address bound on authorization requests that name a metadata-document client id.
     pub metadata_fetch_limiter: crate::identity::address_limiter::AddressLimiter,

@@ -11,4 +11,5 @@ pub mod mcp;
 pub mod oauth;
 pub mod observability;
 pub mod reload;
+pub mod secrets;
 pub mod web;

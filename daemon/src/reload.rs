@@ -32,6 +32,10 @@ pub fn watch_profile(path: PathBuf, current: Profile, handles: LiveHandles) {
                         tracing::warn!(profile = %source, "listen address and database changes take effect at the next restart");
                     }
                     handles.policy.do_send(ApplyPolicy(profile.rbac.clone()));
+                    // Secrets set since the last refresh are there for servers this change starts.
+                    if let Err(error) = handles.state.secrets.reload().await {
+                        tracing::warn!(%error, "re-reading the secret store failed; keeping the values in memory");
+                    }
                     apply_servers(&handles, &profile);
                     handles.bus.publish(Event::ProfileApplied { source: source.clone() });
                     tracing::info!(profile = %source, "profile reloaded");

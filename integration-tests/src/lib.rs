@@ -337,12 +337,24 @@ impl TestApp {
 
     /// Runs a castellan CLI command against this app's profile and database.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(castellan_binary())
+        self.cli_with_stdin(args, "")
+    }
+
+    /// Runs a castellan CLI command with `input` on its stdin (for `secrets set`).
+    pub fn cli_with_stdin(&self, args: &[&str], input: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = Command::new(castellan_binary())
             .args(args)
             .env("CASTELLAN_PROFILE", &self.profile_path)
             .env("CASTELLAN_DATABASE_URL", &self.database.url)
-            .output()
-            .expect("castellan cli runs")
+            .env("CASTELLAN_MASTER_KEY", TEST_MASTER_KEY)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("castellan cli runs");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("castellan cli finishes")
     }
 
     /// Registers an OAuth client with `castellan clients add NAME ARGS...`; returns its id and, for a

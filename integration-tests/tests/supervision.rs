@@ -103,3 +103,66 @@ fn a_stop_reaches_the_program_as_sigterm_before_any_sigkill() {
     assert_eq!(std::fs::read_to_string(&marker).unwrap_or_default().trim(), "clean", "the program's TERM handler ran");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+/// The `everything` server's environment as the child itself reports it.
+fn child_env(session: &mut Session, server: &str) -> Option<serde_json::Map<String, Value>> {
+    let answer = session.call(&format!("{server}__get-env"), json!({}));
+    let text = answer.pointer("/result/content/0/text").and_then(Value::as_str)?;
+    serde_json::from_str(text).ok()
+}
+
+#[test]
+fn a_child_gets_only_the_secrets_its_own_entry_names() {
+    let base = profile_with_everything();
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&base));
+    for (name, value) in [("alpha_token", "alpha-value-7f3a"), ("beta_token", "beta-value-91c2")] {
+        let stored = app.cli_with_stdin(&["secrets", "set", name], &format!("{value}\n"));
+        assert!(stored.status.success(), "secrets set: {}", String::from_utf8_lossy(&stored.stderr));
+    }
+    let listed = app.cli(&["secrets", "list"]);
+    let listing = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(listing.contains("alpha_token") && listing.contains("beta_token"), "names are listed: {listing}");
+    assert!(!listing.contains("alpha-value") && !listing.contains("beta-value"), "values never are: {listing}");
+    let stored: String = app.database.query_scalar("SELECT group_concat(sealed_value) FROM secrets");
+    assert!(!stored.contains("alpha-value") && !stored.contains("beta-value"), "values are sealed at rest");
+
+    // One entry names alpha, a second entry (the same program) names beta.
+    let everything =
+        base.split("  everything:\n").nth(1).expect("the everything entry").split("rbac:\n").next().unwrap();
+    let second = format!("  second:\n{everything}")
+        .replace(", stdio]\n", ", stdio]\n    env: { OTHER: \"${secret:beta_token}\" }\n");
+    let first = base.replace(", stdio]\n", ", stdio]\n    env: { TOKEN: \"${secret:alpha_token}\" }\n");
+    let changed = first.replace("rbac:\n", &format!("{second}rbac:\n"));
+    std::fs::write(&app.profile_path, &changed).expect("rewrite the profile");
+
+    let mut seen = (None, None);
+    let ready = eventually(Duration::from_secs(30), || {
+        let mut session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
+        seen = (child_env(&mut session, "everything"), child_env(&mut session, "second"));
+        matches!(&seen, (Some(first), Some(_)) if first.contains_key("TOKEN"))
+    });
+    assert!(ready, "both servers run with their secrets: {seen:?}\n{}", app.log());
+    let (first_env, second_env) = (seen.0.unwrap_or_default(), seen.1.unwrap_or_default());
+    assert_eq!(first_env.get("TOKEN"), Some(&json!("alpha-value-7f3a")), "its own secret reaches the child");
+    assert_eq!(second_env.get("OTHER"), Some(&json!("beta-value-91c2")), "the other entry gets its own");
+    let first_text = serde_json::to_string(&first_env).unwrap_or_default();
+    let second_text = serde_json::to_string(&second_env).unwrap_or_default();
+    assert!(!first_text.contains("beta-value"), "the first child never sees the second's secret: {first_text}");
+    assert!(!second_text.contains("alpha-value"), "nor the second the first's: {second_text}");
+}
+
+#[test]
+fn a_server_naming_a_missing_secret_is_not_started_and_the_log_names_the_secret() {
+    let profile =
+        profile_with_everything().replace(", stdio]\n", ", stdio]\n    env: { TOKEN: \"${secret:never_set}\" }\n");
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile));
+    let mut session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
+    let names = session.tool_names();
+    assert!(names.iter().all(|name| !name.starts_with("everything__")), "strict: the server is not started: {names:?}");
+    assert!(names.iter().any(|name| name.starts_with("customers__")), "the other servers run: {names:?}");
+    assert!(
+        eventually(Duration::from_secs(10), || app.log().contains("secret `never_set` is not set")),
+        "the log names the missing secret:\n{}",
+        app.log()
+    );
+}

@@ -23,6 +23,7 @@ pub mod meta;
 mod migration;
 pub mod oauth;
 mod scopes;
+pub mod secrets;
 pub mod sessions;
 mod time;
 pub mod users;

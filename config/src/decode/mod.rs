@@ -22,7 +22,7 @@ const MAX_PROBLEMS: usize = 100;
 
 /// The top-level sections the contract defines but this build does not enforce yet. We refuse them
 /// because silently ignoring, say, `rate_limits` would let an operator believe a policy is in force.
-const UNSUPPORTED_SECTIONS: &[&str] = &["rate_limits", "secrets", "hooks", "providers"];
+const UNSUPPORTED_SECTIONS: &[&str] = &["rate_limits", "hooks", "providers"];
 
 pub(crate) struct Decoder<'a> {
     file: &'a str,
@@ -284,13 +284,42 @@ pub(crate) fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// The `secrets` section.
+fn decode_secrets(decoder: &mut Decoder, node: Option<Node>) -> crate::model::SecretsSettings {
+    use crate::model::{SecretValidation, SecretsSettings};
+    let mut settings = SecretsSettings::default();
+    let Some(mut fields) = node.as_ref().and_then(|node| decoder.fields(node, &["validation", "master_key_file"]))
+    else {
+        return settings;
+    };
+    if let Some(node) = fields.take("validation")
+        && let Some(mode) = decoder.nonempty_plain(&node)
+    {
+        settings.validation = match mode.as_str() {
+            "strict" => SecretValidation::Strict,
+            "warn" => SecretValidation::Warn,
+            "skip" => SecretValidation::Skip,
+            _ => {
+                decoder.at_value(&node, "expected strict, warn or skip");
+                SecretValidation::Strict
+            }
+        };
+    }
+    if let Some(node) = fields.take("master_key_file")
+        && let Some(path) = decoder.nonempty_plain(&node)
+    {
+        settings.master_key_file = Some(std::path::PathBuf::from(path));
+    }
+    settings
+}
+
 /// Decodes the whole document. The root must be a mapping of known sections.
 pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profile> {
     if matches!(root.value, Value::Null) {
         decoder.at_value(root, "the profile is empty; see docs/profile.md for the sections it may have");
         return None;
     }
-    let mut known = vec!["server", "database", "mcp_servers", "rbac", "identity"];
+    let mut known = vec!["server", "database", "mcp_servers", "rbac", "identity", "secrets"];
     known.extend_from_slice(UNSUPPORTED_SECTIONS);
     let mut sections = decoder.fields(root, &known)?;
     for section in UNSUPPORTED_SECTIONS {
@@ -303,8 +332,9 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
     let mcp_servers = mcp::decode_mcp_servers(decoder, sections.take("mcp_servers"));
     let rbac = rbac::decode_rbac(decoder, sections.take("rbac"));
     let identity = identity::decode_identity(decoder, sections.take("identity"));
+    let secrets = decode_secrets(decoder, sections.take("secrets"));
     if decoder.has_problems() {
         return None;
     }
-    Some(Profile { server, database, mcp_servers, rbac, identity })
+    Some(Profile { server, database, mcp_servers, rbac, identity, secrets })
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use castellan_config::{
     ChildProcess, DEFAULT_PROFILE_YAML, DatabaseSettings, Effect, IdentitySettings, McpServerSpec, NamePattern,
-    PortSetting, Profile, RbacRule, RbacSettings, RestartPolicy, ServerName, ServerSettings, Template, TemplatePart,
-    Tier, Transport, default_profile, parse_profile,
+    PortSetting, Profile, RbacRule, RbacSettings, RestartPolicy, SecretValidation, SecretsSettings, ServerName,
+    ServerSettings, Template, TemplatePart, Tier, Transport, default_profile, parse_profile,
 };
 
 use crate::{parse_ok, parse_with, problem_lines};
@@ -86,6 +86,7 @@ fn expected_default_profile(data_dir: &str) -> Profile {
             ],
         },
         identity: IdentitySettings::default(),
+        secrets: SecretsSettings::default(),
     }
 }
 
@@ -129,6 +130,8 @@ rbac:
   rules:                                # any matching deny wins; else any matching allow; else default
     - { effect: allow, min_tier: user, servers: ["*"], tools: ["*"] }
     - { effect: deny, max_tier: user, servers: ["customers"], tools: ["delete_*"] }
+secrets:
+  validation: strict                    # strict | warn | skip: a referenced secret that is not set
 identity:
   issuers:                              # federation: tokens from these issuers are accepted
     - { issuer: "https://example.okta.com/oauth2/default", audience: "castellan", tier_claim: groups,
@@ -139,8 +142,6 @@ const INTERFACE_EXAMPLE_OUT_OF_SCOPE: &str = r#"rate_limits:
   burst_multiplier: 3
   tier_multipliers: { admin: 10, user: 1, service: 5, a2a: 5, mcp: 5, anonymous: 0.5 }
   per_second: { mcp_tool_call: 20, oauth: 5, ai_request: 5, hooks: 50 }   # base rate per principal
-secrets:
-  validation: strict                    # strict | warn | skip: a referenced secret that is not set
 hooks:
   PreToolUse:
     - { builtin: deny_arguments, pattern: "(?i)drop\\s+table" }
@@ -210,8 +211,7 @@ fn the_interface_example_parses_where_in_scope() {
 fn the_full_interface_example_is_refused_section_by_section() {
     let text = format!("{INTERFACE_EXAMPLE_IN_SCOPE}{INTERFACE_EXAMPLE_OUT_OF_SCOPE}");
     let expected = [
-        "p.yaml:24:1: rate_limits: section not supported by this build yet",
-        "p.yaml:28:1: secrets: section not supported by this build yet",
+        "p.yaml:26:1: rate_limits: section not supported by this build yet",
         "p.yaml:30:1: hooks: section not supported by this build yet",
         "p.yaml:35:1: providers: section not supported by this build yet",
     ];
@@ -476,4 +476,21 @@ fn identity_settings_parse_and_bad_values_are_reported_at_their_keys() {
             "{text:?} should report {expected_prefix:?}, got {lines:?}"
         );
     }
+}
+
+#[test]
+fn the_secrets_section_chooses_validation_and_the_key_file() {
+    let profile = parse_ok("secrets:\n  validation: warn\n  master_key_file: /etc/castellan/master.key\n");
+    assert_eq!(profile.secrets.validation, SecretValidation::Warn, "validation");
+    assert_eq!(
+        profile.secrets.master_key_file.as_deref(),
+        Some(std::path::Path::new("/etc/castellan/master.key")),
+        "key file"
+    );
+    assert_eq!(parse_ok("{}\n").secrets.validation, SecretValidation::Strict, "strict by default");
+    let lines = problem_lines("secrets:\n  validation: maybe\n");
+    assert!(
+        lines.iter().any(|line| line.starts_with("p.yaml:2:15: secrets.validation: expected strict, warn or skip")),
+        "{lines:?}"
+    );
 }

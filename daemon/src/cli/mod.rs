@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod clients;
+mod secrets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +50,9 @@ pub enum Command {
     /// Manage OAuth clients.
     #[command(subcommand)]
     Clients(clients::ClientsCommand),
+    /// Manage the secret store (values are write-only).
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
     /// Read and verify the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -105,6 +109,7 @@ fn run_async(global: GlobalArgs, command: Command) -> ExitCode {
             Command::Users(command) => admin::users(&global, command).await,
             Command::Keys(command) => admin::keys(&global, command).await,
             Command::Clients(command) => clients::run(&global, command).await,
+            Command::Secrets(command) => secrets::run(&global, command).await,
             Command::Audit(command) => audit::run(&global, command).await,
             Command::DemoServer { http: None } => {
                 crate::demo_server::run_stdio().await.map_err(|error| error.to_string()).map(|_| ExitCode::SUCCESS)

@@ -14,6 +14,7 @@ pub mod oauth_consents;
 pub mod oauth_grants;
 pub mod oauth_refresh_tokens;
 pub mod oauth_revocations;
+pub mod secrets;
 pub mod signing_keys;
 pub mod users;
 pub mod webauthn_credentials;

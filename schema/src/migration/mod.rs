@@ -9,6 +9,7 @@ use crate::error::{DbError, DbResult};
 
 mod m20260101_000001_initial;
 mod m20261125_000002_identity;
+mod m20261126_000003_secrets;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -16,7 +17,11 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20260101_000001_initial::Migration), Box::new(m20261125_000002_identity::Migration)]
+        vec![
+            Box::new(m20260101_000001_initial::Migration),
+            Box::new(m20261125_000002_identity::Migration),
+            Box::new(m20261126_000003_secrets::Migration),
+        ]
     }
 }
 

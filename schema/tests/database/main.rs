@@ -11,6 +11,7 @@ mod meta_cases;
 mod oauth_clients_cases;
 mod oauth_keys_cases;
 mod oauth_tokens_cases;
+mod secrets_cases;
 mod sessions_cases;
 mod support;
 mod users_cases;
@@ -46,6 +47,7 @@ on_both_backends!(
     users_cases::users_create_find_list_count,
     users_cases::users_duplicate_name_and_unknown_tier,
     users_cases::users_update_tier,
+    secrets_cases::secrets_set_replace_list_and_remove,
     api_keys_cases::api_keys_insert_find_list,
     api_keys_cases::api_keys_revoke_and_touch,
     api_keys_cases::api_keys_conflicts_and_missing_user,
