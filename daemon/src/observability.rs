@@ -1,4 +1,5 @@
-//! Structured logging: JSON lines on stderr, filtered by `CASTELLAN_LOG` (or `RUST_LOG`).
+//! Structured logging: JSON lines on stderr, filtered by `CASTELLAN_LOG` (or `RUST_LOG`), with
+//! secret values redacted.
 
 use tracing_subscriber::EnvFilter;
 
@@ -14,6 +15,7 @@ pub fn init_logging() {
         .with_current_span(true)
         .with_span_list(false)
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Every line passes the redactor: a secret value never reaches the log.
+        .with_writer(|| crate::redaction::RedactingStderr)
         .try_init();
 }

@@ -95,6 +95,9 @@ impl SecretStore {
             values.insert(name, Zeroizing::new(text));
         }
         let count = values.len();
+        crate::redaction::install(crate::redaction::Redactor::new(
+            values.iter().map(|(name, value)| (name.as_str(), value.as_str())),
+        ));
         self.values.store(Arc::new(values));
         Ok(count)
     }

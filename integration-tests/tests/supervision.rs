@@ -143,12 +143,15 @@ fn a_child_gets_only_the_secrets_its_own_entry_names() {
     });
     assert!(ready, "both servers run with their secrets: {seen:?}\n{}", app.log());
     let (first_env, second_env) = (seen.0.unwrap_or_default(), seen.1.unwrap_or_default());
-    assert_eq!(first_env.get("TOKEN"), Some(&json!("alpha-value-7f3a")), "its own secret reaches the child");
-    assert_eq!(second_env.get("OTHER"), Some(&json!("beta-value-91c2")), "the other entry gets its own");
+    // What a child reports passes the redactor, which names the secret it replaced: the child held
+    // exactly that value, and the value itself never comes back out.
+    assert_eq!(first_env.get("TOKEN"), Some(&json!("[REDACTED:alpha_token]")), "its own secret reaches the child");
+    assert_eq!(second_env.get("OTHER"), Some(&json!("[REDACTED:beta_token]")), "the other entry gets its own");
     let first_text = serde_json::to_string(&first_env).unwrap_or_default();
     let second_text = serde_json::to_string(&second_env).unwrap_or_default();
-    assert!(!first_text.contains("beta-value"), "the first child never sees the second's secret: {first_text}");
-    assert!(!second_text.contains("alpha-value"), "nor the second the first's: {second_text}");
+    assert!(!first_text.contains("beta_token"), "the first child never sees the second's secret: {first_text}");
+    assert!(!second_text.contains("alpha_token"), "nor the second the first's: {second_text}");
+    assert!(!first_text.contains("alpha-value") && !second_text.contains("beta-value"), "no value in clear");
 }
 
 #[test]

@@ -49,6 +49,12 @@ pub async fn run(global: &GlobalArgs, command: SecretsCommand) -> Result<ExitCod
                 );
             }
             std::str::from_utf8(value).map_err(|_| "a secret value must be UTF-8 text".to_string())?;
+            if value.len() < crate::redaction::MIN_SECRET_LEN {
+                eprintln!(
+                    "warning: values shorter than {} bytes are not redacted from tool results and logs",
+                    crate::redaction::MIN_SECRET_LEN
+                );
+            }
             let master = load_master_key(&profile).map_err(|error| error.to_string())?;
             let sealed = master.seal(&purpose(&name), value);
             castellan_schema::secrets::set(&db, &name, &sealed, Utc::now()).await.map_err(|error| error.to_string())?;

@@ -39,7 +39,7 @@ impl Gateway {
                 }
             },
             tool: requested.clone(),
-            input: arguments.to_string(),
+            input: crate::redaction::current().redact(&arguments.to_string()).into_owned(),
         };
         if !arguments.is_object() {
             return self
@@ -259,7 +259,7 @@ impl Gateway {
             }
             let started_at = binding.started_at;
             let outcome = self.relayed_request(call, connection, upstream_id, method, params, timeout).await;
-            return Ok((Step::Done(outcome), started_at));
+            return Ok((redacted(Step::Done(outcome)), started_at));
         };
         let client = ClientSide {
             capabilities: &relay.client_capabilities,
@@ -286,7 +286,7 @@ impl Gateway {
             (step, started_at, abandoned)
         };
         self.audit_abandoned(abandoned).await;
-        Ok((step, started_at))
+        Ok((redacted(step), started_at))
     }
 
     /// Writes the row of each tools/call that a stateless client left waiting for input.
@@ -318,6 +318,18 @@ impl Gateway {
 
 /// Hands one related message to the client: notifications as they are, server-to-client requests
 /// under an id of ours, or refused when the client never declared the capability they need.
+/// What a server answered, with every secret value replaced before it reaches the client or the
+/// audit row (`crate::redaction`).
+fn redacted(mut step: Step) -> Step {
+    if let Step::Done(Ok(answer)) = &mut step {
+        let redactor = crate::redaction::current();
+        match answer {
+            Ok(result) | Err(result) => redactor.redact_value(result),
+        }
+    }
+    step
+}
+
 async fn relay_one(relay: &ClientRelay, related: Related) {
     match related {
         Related::Notification(message) => {
