@@ -84,7 +84,9 @@ def oha(url: str, headers: dict, seconds: int, rate: int | None, connections: in
 class Daemon:
     """castellan serve with an HTTP upstream, on a fresh database."""
 
-    def __init__(self, backend_url: str, database_url: str, workdir: str):
+    def __init__(self, backend_url: str, database_url: str, workdir: str, rate_limit: float = 100000):
+        """`rate_limit`: the base rate of tool calls (per second, before the tier multiplier): the
+        default keeps the limiter on the path without ever refusing."""
         self.port = free_port()
         profile = os.path.join(workdir, "profile.yaml")
         with open(profile, "w") as handle:
@@ -100,6 +102,8 @@ rbac:
   default: deny
   rules:
     - {{ name: users-may-use-tools, effect: allow, min_tier: user, servers: ["*"], tools: ["*"] }}
+rate_limits:
+  per_second: {{ mcp_tool_call: {rate_limit} }}
 """)
         self.log_path = os.path.join(workdir, "castellan.log")
         env = dict(os.environ, CASTELLAN_PROFILE=profile, CASTELLAN_LOG="warn")

@@ -38,6 +38,76 @@ pub struct Profile {
     pub identity: IdentitySettings,
     /// `secrets`: how `${secret:NAME}` references are resolved.
     pub secrets: SecretsSettings,
+    /// `rate_limits`: requests per second per principal and class.
+    pub rate_limits: RateLimitSettings,
+}
+
+/// The classes of requests that have their own buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RateClass {
+    McpToolCall,
+    Oauth,
+    AiRequest,
+    Hooks,
+}
+
+impl RateClass {
+    pub const ALL: [RateClass; 4] = [RateClass::McpToolCall, RateClass::Oauth, RateClass::AiRequest, RateClass::Hooks];
+
+    /// The key under `rate_limits.per_second`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateClass::McpToolCall => "mcp_tool_call",
+            RateClass::Oauth => "oauth",
+            RateClass::AiRequest => "ai_request",
+            RateClass::Hooks => "hooks",
+        }
+    }
+}
+
+/// The `rate_limits` section. Limits always apply; these are the defaults of the contract.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitSettings {
+    /// `burst_multiplier`: burst = rate × this. Default 3.
+    pub burst_multiplier: f64,
+    /// `tier_multipliers`: a principal's rate is the class's base rate times its tier's multiplier.
+    pub tier_multipliers: BTreeMap<Tier, f64>,
+    /// `per_second`: the base rate of each class.
+    pub per_second: BTreeMap<RateClass, f64>,
+}
+
+impl Eq for RateLimitSettings {}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings {
+            burst_multiplier: 3.0,
+            tier_multipliers: BTreeMap::from([
+                (Tier::Admin, 10.0),
+                (Tier::User, 1.0),
+                (Tier::Service, 5.0),
+                (Tier::A2a, 5.0),
+                (Tier::Mcp, 5.0),
+                (Tier::Anonymous, 0.5),
+            ]),
+            per_second: BTreeMap::from([
+                (RateClass::McpToolCall, 20.0),
+                (RateClass::Oauth, 5.0),
+                (RateClass::AiRequest, 5.0),
+                (RateClass::Hooks, 50.0),
+            ]),
+        }
+    }
+}
+
+impl RateLimitSettings {
+    /// The rate (per second) and burst of `class` for `tier`.
+    pub fn quota(&self, class: RateClass, tier: Tier) -> (f64, u32) {
+        let base = self.per_second.get(&class).copied().unwrap_or(1.0);
+        let rate = base * self.tier_multipliers.get(&tier).copied().unwrap_or(1.0);
+        let burst = (rate * self.burst_multiplier).floor().clamp(1.0, f64::from(u32::MAX));
+        (rate, burst as u32)
+    }
 }
 
 /// The `secrets` section.
@@ -95,6 +165,9 @@ pub struct ServerSettings {
     /// `health_interval`: how often every server is pinged; three unanswered pings in a row
     /// restart it. Read at start.
     pub health_interval: Duration,
+    /// `trusted_proxies`: addresses (CIDR) whose `X-Forwarded-For` is believed; from anyone else the
+    /// header is ignored and the peer address is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The `database` section.
@@ -333,4 +406,19 @@ pub struct ExternalIssuer {
     pub client_secret: Option<Template>,
     /// `display_name`: the label on the sign-in page. Default: the issuer's host.
     pub display_name: String,
+}
+
+/// An address or CIDR block: `(network, prefix length)`.
+pub fn parse_cidr(text: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (address, prefix) = match text.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (text, None),
+    };
+    let address: std::net::IpAddr = address.parse().ok()?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        Some(prefix) => prefix.parse::<u8>().ok().filter(|prefix| *prefix <= max)?,
+        None => max,
+    };
+    Some((address, prefix))
 }

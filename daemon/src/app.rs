@@ -148,8 +148,17 @@ impl Application {
             passkeys,
             secrets,
             registration_limiter: AddressLimiter::for_registrations(),
+            rate_limits: crate::rate_limit::RateLimits::new(&profile.rate_limits, &profile.server.trusted_proxies),
             metadata_fetch_limiter: AddressLimiter::for_registrations(),
             flow_limiter: AddressLimiter::for_flows(),
+        });
+        let sweeping = state.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                interval.tick().await;
+                sweeping.rate_limits.sweep();
+            }
         });
         let handles = LiveHandles {
             state: state.clone(),
@@ -308,6 +317,7 @@ pub fn apply_servers(handles: &LiveHandles, profile: &Profile) {
     handles.state.allowed_origins.store(Arc::new(profile.server.allowed_origins.clone()));
     handles.state.allow_anonymous.store(profile.server.allow_anonymous, Ordering::Relaxed);
     handles.state.secrets.set_validation(profile.secrets.validation);
+    handles.state.rate_limits.apply(&profile.rate_limits, &profile.server.trusted_proxies);
     handles.reconciler.do_send(ApplyServers(profile.mcp_servers.clone()));
     handles.state.migrations_applied.store(true, Ordering::Release);
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     /// The secret store behind `${secret:NAME}`.
     pub secrets: Arc<crate::secrets::SecretStore>,
     pub registration_limiter: crate::identity::address_limiter::AddressLimiter,
+    /// `rate_limits`: the buckets every governed call draws from.
+    pub rate_limits: crate::rate_limit::RateLimits,
     /// Per-address bound on authorization requests that name a metadata-document client id.
     pub metadata_fetch_limiter: crate::identity::address_limiter::AddressLimiter,
     /// Per-address bound on new passkey ceremonies and authorization flows (each is a stored row).
@@ -90,6 +92,13 @@ pub fn trace_id_for(request: &HttpRequest) -> String {
         rand::rng().fill_bytes(&mut bytes);
         hex::encode(bytes)
     })
+}
+
+/// The client's address: the peer, or what a trusted proxy says in `X-Forwarded-For`.
+pub fn client_address(state: &AppState, request: &HttpRequest) -> std::net::IpAddr {
+    let forwarded: Vec<&str> =
+        request.headers().get_all("x-forwarded-for").filter_map(|value| value.to_str().ok()).collect();
+    state.rate_limits.client_address(request.peer_addr().map(|peer| peer.ip()), &forwarded)
 }
 
 /// DNS-rebinding defence: a browser's Origin must be ours or explicitly allowed. Non-browser

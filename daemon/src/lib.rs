@@ -10,6 +10,7 @@ pub mod identity;
 pub mod mcp;
 pub mod oauth;
 pub mod observability;
+pub mod rate_limit;
 pub mod redaction;
 pub mod reload;
 pub mod secrets;

@@ -187,6 +187,9 @@ rbac:
     - { name: users-may-use-tools, effect: allow, min_tier: user, servers: ["*"], tools: ["*"] }
     - { name: services-may-use-tools, effect: allow, min_tier: service, servers: ["*"], tools: ["*"] }
     - { name: no-destructive-for-users, effect: deny, max_tier: user, servers: ["customers"], tools: ["delete_*"] }
+# Tests call as fast as they can; the rate-limit tests set their own limits.
+rate_limits:
+  per_second: { mcp_tool_call: 100000 }
 "#;
 
 /// A running daemon.

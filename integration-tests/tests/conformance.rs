@@ -56,6 +56,8 @@ rbac:
   default: deny
   rules:
     - {{ name: anyone-may-use-fixtures, effect: allow, min_tier: anonymous, servers: ["fixture*"], tools: ["*"] }}
+rate_limits:
+  per_second: {{ mcp_tool_call: 100000 }}
 "#,
         python = python.display(),
         fixture = fixture.display()

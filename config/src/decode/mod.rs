@@ -6,6 +6,7 @@
 
 mod identity;
 mod mcp;
+mod rate_limits;
 mod rbac;
 mod scalars;
 mod server;
@@ -22,7 +23,7 @@ const MAX_PROBLEMS: usize = 100;
 
 /// The top-level sections the contract defines but this build does not enforce yet. We refuse them
 /// because silently ignoring, say, `rate_limits` would let an operator believe a policy is in force.
-const UNSUPPORTED_SECTIONS: &[&str] = &["rate_limits", "hooks", "providers"];
+const UNSUPPORTED_SECTIONS: &[&str] = &["hooks", "providers"];
 
 pub(crate) struct Decoder<'a> {
     file: &'a str,
@@ -319,7 +320,7 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
         decoder.at_value(root, "the profile is empty; see docs/profile.md for the sections it may have");
         return None;
     }
-    let mut known = vec!["server", "database", "mcp_servers", "rbac", "identity", "secrets"];
+    let mut known = vec!["server", "database", "mcp_servers", "rbac", "identity", "secrets", "rate_limits"];
     known.extend_from_slice(UNSUPPORTED_SECTIONS);
     let mut sections = decoder.fields(root, &known)?;
     for section in UNSUPPORTED_SECTIONS {
@@ -333,8 +334,9 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
     let rbac = rbac::decode_rbac(decoder, sections.take("rbac"));
     let identity = identity::decode_identity(decoder, sections.take("identity"));
     let secrets = decode_secrets(decoder, sections.take("secrets"));
+    let rate_limits = rate_limits::decode_rate_limits(decoder, sections.take("rate_limits"));
     if decoder.has_problems() {
         return None;
     }
-    Some(Profile { server, database, mcp_servers, rbac, identity, secrets })
+    Some(Profile { server, database, mcp_servers, rbac, identity, secrets, rate_limits })
 }

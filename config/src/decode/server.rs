@@ -19,6 +19,7 @@ const SERVER_KEYS: &[&str] = &[
     "allowed_origins",
     "allow_anonymous",
     "health_interval",
+    "trusted_proxies",
 ];
 
 pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> ServerSettings {
@@ -31,6 +32,7 @@ pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> Server
         allowed_origins: Vec::new(),
         allow_anonymous: false,
         health_interval: DEFAULT_HEALTH_INTERVAL,
+        trusted_proxies: Vec::new(),
     };
     let fields = node.as_ref().and_then(|node| decoder.fields(node, SERVER_KEYS));
     if let Some(mut fields) = fields {
@@ -86,6 +88,16 @@ pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> Server
             && let Some(allow) = decoder.boolean(&node)
         {
             settings.allow_anonymous = allow;
+        }
+        if let Some(node) = fields.take("trusted_proxies") {
+            for item in decoder.items(&node).unwrap_or_default() {
+                let Some(text) = decoder.nonempty_plain(&item) else { continue };
+                if crate::model::parse_cidr(&text).is_some() {
+                    settings.trusted_proxies.push(text);
+                } else {
+                    decoder.at_value(&item, "expected an address or a CIDR block, e.g. `10.0.0.0/8` or `::1`");
+                }
+            }
         }
         if let Some(node) = fields.take("allowed_origins") {
             settings.allowed_origins = decode_origins(decoder, &node);

@@ -496,11 +496,11 @@ fn every_rule_has_a_failing_case_at_the_right_place() {
 #[test]
 fn some_problems_read_exactly() {
     let cases = [
-        ("rate_limits:\n  burst_multiplier: 3\n", "p.yaml:1:1: rate_limits: section not supported by this build yet"),
+        ("hooks:\n  PreToolUse: []\n", "p.yaml:1:1: hooks: section not supported by this build yet"),
         ("hooks: {}\n", "p.yaml:1:1: hooks: section not supported by this build yet"),
         (
             "server:\n  listne: x\n",
-            "p.yaml:2:3: server.listne: unknown key `listne`; expected one of: listen, public_url, max_body_bytes, call_timeout, drain_timeout, allowed_origins, allow_anonymous, health_interval",
+            "p.yaml:2:3: server.listne: unknown key `listne`; expected one of: listen, public_url, max_body_bytes, call_timeout, drain_timeout, allowed_origins, allow_anonymous, health_interval, trusted_proxies",
         ),
         (
             "mcp_servers:\n  s:\n    command: x\n    port: auto\n",

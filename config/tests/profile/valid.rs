@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use castellan_config::{
     ChildProcess, DEFAULT_PROFILE_YAML, DatabaseSettings, Effect, IdentitySettings, McpServerSpec, NamePattern,
-    PortSetting, Profile, RbacRule, RbacSettings, RestartPolicy, SecretValidation, SecretsSettings, ServerName,
-    ServerSettings, Template, TemplatePart, Tier, Transport, default_profile, parse_profile,
+    PortSetting, Profile, RateClass, RateLimitSettings, RbacRule, RbacSettings, RestartPolicy, SecretValidation,
+    SecretsSettings, ServerName, ServerSettings, Template, TemplatePart, Tier, Transport, default_profile,
+    parse_profile,
 };
 
 use crate::{parse_ok, parse_with, problem_lines};
@@ -34,6 +35,7 @@ fn default_server_settings() -> ServerSettings {
         allowed_origins: vec![],
         allow_anonymous: false,
         health_interval: Duration::from_secs(15),
+        trusted_proxies: vec![],
     }
 }
 
@@ -87,6 +89,7 @@ fn expected_default_profile(data_dir: &str) -> Profile {
         },
         identity: IdentitySettings::default(),
         secrets: SecretsSettings::default(),
+        rate_limits: RateLimitSettings::default(),
     }
 }
 
@@ -132,17 +135,17 @@ rbac:
     - { effect: deny, max_tier: user, servers: ["customers"], tools: ["delete_*"] }
 secrets:
   validation: strict                    # strict | warn | skip: a referenced secret that is not set
+rate_limits:
+  burst_multiplier: 3
+  tier_multipliers: { admin: 10, user: 1, service: 5, a2a: 5, mcp: 5, anonymous: 0.5 }
+  per_second: { mcp_tool_call: 20, oauth: 5, ai_request: 5, hooks: 50 }   # base rate per principal
 identity:
   issuers:                              # federation: tokens from these issuers are accepted
     - { issuer: "https://example.okta.com/oauth2/default", audience: "castellan", tier_claim: groups,
         tier_map: { platform-admins: admin, engineers: user } }
 "#;
 
-const INTERFACE_EXAMPLE_OUT_OF_SCOPE: &str = r#"rate_limits:
-  burst_multiplier: 3
-  tier_multipliers: { admin: 10, user: 1, service: 5, a2a: 5, mcp: 5, anonymous: 0.5 }
-  per_second: { mcp_tool_call: 20, oauth: 5, ai_request: 5, hooks: 50 }   # base rate per principal
-hooks:
+const INTERFACE_EXAMPLE_OUT_OF_SCOPE: &str = r#"hooks:
   PreToolUse:
     - { builtin: deny_arguments, pattern: "(?i)drop\\s+table" }
     - { command: ./policy/check.sh, timeout: 2s }
@@ -165,6 +168,7 @@ fn the_interface_example_parses_where_in_scope() {
     assert_eq!(issuers[0].tier_map.get("platform-admins"), Some(&Tier::Admin), "tier map entry");
     assert_eq!(issuers[0].algorithms, vec!["RS256".to_string()], "algorithms default to RS256");
     assert_eq!(issuers[0].display_name, "example.okta.com", "display name defaults to the issuer host");
+    assert_eq!(profile.rate_limits, castellan_config::RateLimitSettings::default(), "the example states the defaults");
     assert_eq!(profile.database.url, "sqlite://castellan-data/castellan.db", "database url");
 
     let customers = &profile.mcp_servers[&name("customers")];
@@ -211,7 +215,6 @@ fn the_interface_example_parses_where_in_scope() {
 fn the_full_interface_example_is_refused_section_by_section() {
     let text = format!("{INTERFACE_EXAMPLE_IN_SCOPE}{INTERFACE_EXAMPLE_OUT_OF_SCOPE}");
     let expected = [
-        "p.yaml:26:1: rate_limits: section not supported by this build yet",
         "p.yaml:30:1: hooks: section not supported by this build yet",
         "p.yaml:35:1: providers: section not supported by this build yet",
     ];
@@ -234,7 +237,7 @@ fn an_empty_mapping_is_a_profile_of_defaults() {
 #[test]
 fn server_settings_are_read_and_defaults_derive_from_listen() {
     let profile = parse_ok(
-        "server:\n  listen: 0.0.0.0:9443\n  max_body_bytes: 1024\n  call_timeout: 2m\n  drain_timeout: 0s\n  allowed_origins: [\"https://App.Example.com\", \"http://localhost:3000\"]\n  allow_anonymous: true\n",
+        "server:\n  listen: 0.0.0.0:9443\n  max_body_bytes: 1024\n  call_timeout: 2m\n  drain_timeout: 0s\n  allowed_origins: [\"https://App.Example.com\", \"http://localhost:3000\"]\n  allow_anonymous: true\n  trusted_proxies: [10.0.0.0/8, \"::1\"]\n",
     );
     let expected = ServerSettings {
         listen: "0.0.0.0:9443".into(),
@@ -245,6 +248,7 @@ fn server_settings_are_read_and_defaults_derive_from_listen() {
         allowed_origins: vec!["https://app.example.com".into(), "http://localhost:3000".into()],
         allow_anonymous: true,
         health_interval: Duration::from_secs(15),
+        trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()],
     };
     assert_eq!(profile.server, expected, "server settings with public_url derived from listen");
 
@@ -493,4 +497,34 @@ fn the_secrets_section_chooses_validation_and_the_key_file() {
         lines.iter().any(|line| line.starts_with("p.yaml:2:15: secrets.validation: expected strict, warn or skip")),
         "{lines:?}"
     );
+}
+
+#[test]
+fn rate_limits_have_the_contract_defaults_and_read_every_key() {
+    let defaults = parse_ok("{}\n").rate_limits;
+    assert_eq!(defaults.quota(RateClass::McpToolCall, Tier::User), (20.0, 60), "user: 20/s, burst 60");
+    assert_eq!(defaults.quota(RateClass::McpToolCall, Tier::Admin), (200.0, 600), "admin: ×10");
+    assert_eq!(defaults.quota(RateClass::Oauth, Tier::Anonymous), (2.5, 7), "anonymous: ×0.5");
+    let profile = parse_ok(
+        "rate_limits:\n  burst_multiplier: 2\n  tier_multipliers: { user: 2 }\n  per_second: { mcp_tool_call: 7.5 }\n",
+    );
+    assert_eq!(profile.rate_limits.quota(RateClass::McpToolCall, Tier::User), (15.0, 30), "read back");
+    assert_eq!(profile.rate_limits.quota(RateClass::McpToolCall, Tier::Service), (37.5, 75), "other tiers keep theirs");
+    let cases = [
+        (
+            "rate_limits:\n  per_second: { mcp_tool_call: 0 }\n",
+            "rate_limits.per_second.mcp_tool_call: expected a number greater than 0",
+        ),
+        ("rate_limits:\n  per_second: { tools: 5 }\n", "rate_limits.per_second.tools: unknown class"),
+        ("rate_limits:\n  tier_multipliers: { root: 5 }\n", "rate_limits.tier_multipliers.root: unknown tier"),
+        ("rate_limits:\n  burst_multiplier: 0.5\n", "rate_limits.burst_multiplier: the burst multiplier is at least 1"),
+        (
+            "server:\n  trusted_proxies: [10.0.0.0/33]\n",
+            "server.trusted_proxies[0]: expected an address or a CIDR block",
+        ),
+    ];
+    for (text, expected) in cases {
+        let lines = problem_lines(text);
+        assert!(lines.iter().any(|line| line.contains(expected)), "{text:?} should report {expected:?}: {lines:?}");
+    }
 }

@@ -79,6 +79,12 @@ pub async fn post(
         Ok(message) => message,
         Err(error) => return HttpResponse::BadRequest().json(error.to_message()),
     };
+    if let Incoming::Request { method, params, .. } = &message
+        && method == "tools/call"
+        && let Some(refusal) = rate_limited(&state, &request, &principal, &scope, &trace_id, params.as_ref()).await
+    {
+        return refusal;
+    }
     if stateless::is_stateless_version(header_str(request.headers(), VERSION_HEADER), SESSION_HEADER_VERSIONS) {
         return stateless_post(state, &request, principal, scope, message, trace_id).await;
     }
@@ -131,6 +137,37 @@ pub async fn post(
             None => json_error(400, "no request of this session is waiting for an answer with this id"),
         },
     }
+}
+
+/// The rate limit comes first on the call path: a call over its principal's rate is answered 429
+/// (with `Retry-After` and the RateLimit headers) and audited as `rate_limited`; nothing else runs.
+async fn rate_limited(
+    state: &AppState,
+    request: &HttpRequest,
+    principal: &crate::identity::Principal,
+    scope: &Scope,
+    trace_id: &str,
+    params: Option<&Value>,
+) -> Option<HttpResponse> {
+    use crate::rate_limit::Admission;
+    let client = crate::http::client_address(state, request);
+    let Admission::Limited { policy, retry_after } =
+        state.rate_limits.check(castellan_config::RateClass::McpToolCall, principal, client)
+    else {
+        return None;
+    };
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let session_id = header_str(request.headers(), SESSION_HEADER);
+    let call = CallContext { principal, scope, session_id, trace_id, relay: None };
+    state.gateway.audit_rate_limited(&call, params, retry_after.as_millis()).await;
+    tracing::info!(trace_id, subject = %principal.subject, retry_after_ms = retry_after.as_millis() as u64, "tool call rate limited");
+    Some(
+        HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", seconds.to_string()))
+            .insert_header(("RateLimit-Policy", policy.header()))
+            .insert_header(("RateLimit", format!("\"{}\";r=0;t={seconds}", policy.class.as_str())))
+            .json(json!({"error": "rate limited", "retry_after_seconds": seconds})),
+    )
 }
 
 /// Methods whose servers may send progress, log lines or requests to the client while they run.

@@ -89,7 +89,7 @@ pub async fn authorize(request: HttpRequest, state: web::Data<AppState>) -> Http
     let Some(client_id) = form.get("client_id") else { return error_page(400, "the request names no client_id") };
     // A metadata-document client id makes Castellan fetch a URL: bound how often one address can ask.
     if crate::identity::client_metadata::looks_like_client_id_url(client_id) {
-        let address = request.peer_addr().map(|peer| peer.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        let address = crate::http::client_address(&state, &request);
         if !state.metadata_fetch_limiter.allow(address, std::time::Instant::now()) {
             return error_page(429, "too many sign-in requests from this address; wait a minute");
         }

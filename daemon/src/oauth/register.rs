@@ -3,7 +3,6 @@
 //! rate and a cap on the number of dynamic clients (`identity.max_dynamic_clients`); dynamic clients
 //! never used are removed after a day.
 
-use std::net::IpAddr;
 use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -41,7 +40,7 @@ pub async fn register(request: HttpRequest, body: web::Bytes, state: web::Data<A
     if !state.authority.settings.dynamic_registration {
         return registration_error(404, "not_found", "dynamic client registration is disabled");
     }
-    let address = request.peer_addr().map(|peer| peer.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let address = crate::http::client_address(&state, &request);
     if !state.registration_limiter.allow(address, Instant::now()) {
         let mut response =
             registration_error(429, "too_many_requests", "too many registrations from this address; wait a minute");

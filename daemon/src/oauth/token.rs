@@ -22,7 +22,7 @@ async fn calling_client(
         if presented.secret.is_some() {
             return Err((GrantError::InvalidClient, used_basic));
         }
-        let address = request.peer_addr().map(|peer| peer.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        let address = crate::http::client_address(state, request);
         if !state.metadata_fetch_limiter.allow(address, std::time::Instant::now()) {
             return Err((GrantError::TooManyRequests, used_basic));
         }

@@ -73,6 +73,6 @@ pub async fn put_flow(
 /// Whether this request's address may start another stored flow (ceremony, authorization request,
 /// federated sign-in) now; see `identity::address_limiter`.
 pub fn may_start_flow(state: &AppState, request: &HttpRequest) -> bool {
-    let address = request.peer_addr().map(|peer| peer.ip()).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let address = crate::http::client_address(state, request);
     state.flow_limiter.allow(address, std::time::Instant::now())
 }

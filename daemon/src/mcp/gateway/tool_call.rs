@@ -289,6 +289,36 @@ impl Gateway {
         Ok((redacted(step), started_at))
     }
 
+    /// Audits a tools/call refused by its rate limit before anything else looked at it.
+    pub async fn audit_rate_limited(&self, call: &CallContext<'_>, params: Option<&Value>, retry_after_ms: u128) {
+        let requested = params.and_then(|params| params.get("name")).and_then(Value::as_str).unwrap_or_default();
+        let arguments = params.and_then(|params| params.get("arguments")).cloned().unwrap_or_else(|| json!({}));
+        let server = match call.scope {
+            Scope::Server(name) => name.clone(),
+            Scope::Aggregated => {
+                names::split_prefixed(requested).map(|(server, _)| server.to_string()).unwrap_or_default()
+            }
+        };
+        let now = Utc::now();
+        let record = NewExecution {
+            server,
+            tool: requested.to_string(),
+            input: crate::redaction::current().redact(&arguments.to_string()).into_owned(),
+            output: None,
+            status: "rate_limited".into(),
+            error_message: Some(format!("rate limited: retry in {retry_after_ms} ms")),
+            user_id: Some(call.principal.subject.clone()),
+            session_id: call.session_id.map(str::to_string),
+            trace_id: call.trace_id.to_string(),
+            started_at: now,
+            completed_at: now,
+            duration_ms: 0,
+        };
+        if let Err(error) = self.audit.record(record).await {
+            tracing::error!(%error, "could not audit a rate-limited call");
+        }
+    }
+
     /// Writes the row of each tools/call that a stateless client left waiting for input.
     async fn audit_abandoned(&self, abandoned: Vec<crate::mcp::input_required::Abandoned>) {
         for call in abandoned {

@@ -1,0 +1,176 @@
+//! Rate limits on the call path, measured from this (second) process against the real daemon: the
+//! burst is honoured, admitted calls per second match the configured rate per tier within 5%, a
+//! refused call is a 429 with Retry-After and RateLimit headers and an audit row, and a spoofed
+//! X-Forwarded-For from an untrusted peer buys no extra bucket.
+
+use std::time::{Duration, Instant};
+
+use integration_tests::mcp::{bearer, initialize_body, standard_headers};
+use integration_tests::{AppOptions, DEFAULT_TEST_PROFILE, Database, TestApp, spawn_app_with};
+use serde_json::{Value, json};
+
+/// The default test profile with `rate_limits` replaced.
+fn profile_with_limits(limits: &str, extra_server: &str) -> String {
+    let base = DEFAULT_TEST_PROFILE.split("# Tests call as fast").next().expect("the default profile");
+    format!("{base}rate_limits:\n{limits}").replace("server:\n", &format!("server:\n{extra_server}"))
+}
+
+struct Caller {
+    url: String,
+    authorization: String,
+    session: String,
+    forwarded_for: Option<String>,
+}
+
+/// The answer to one tools/call: status and headers.
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    policy: Option<String>,
+    limit: Option<String>,
+}
+
+impl Caller {
+    fn open(app: &TestApp, authorization: &str, forwarded_for: Option<&str>) -> Caller {
+        let url = format!("{}/mcp", app.base_url);
+        let mut request = ureq::post(&url);
+        for (name, value) in standard_headers(authorization, None) {
+            request = request.set(name, value);
+        }
+        if let Some(forwarded) = forwarded_for {
+            request = request.set("X-Forwarded-For", forwarded);
+        }
+        let response = request.send_string(&initialize_body("2025-11-25")).expect("initialize");
+        let session = response.header("mcp-session-id").expect("a session").to_string();
+        Caller {
+            url,
+            authorization: authorization.to_string(),
+            session,
+            forwarded_for: forwarded_for.map(str::to_string),
+        }
+    }
+
+    fn call(&self) -> Answer {
+        let mut request = ureq::post(&self.url);
+        for (name, value) in standard_headers(&self.authorization, Some(&self.session)) {
+            request = request.set(name, value);
+        }
+        request = request.set("MCP-Protocol-Version", "2025-11-25");
+        if let Some(forwarded) = &self.forwarded_for {
+            request = request.set("X-Forwarded-For", forwarded);
+        }
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "customers__get_customer", "arguments": {"id": 1}}});
+        let response = match request.send_string(&body.to_string()) {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+            Err(error) => panic!("transport: {error}"),
+        };
+        let header = |name: &str| response.header(name).map(str::to_string);
+        Answer {
+            status: response.status(),
+            retry_after: header("retry-after"),
+            policy: header("ratelimit-policy"),
+            limit: header("ratelimit"),
+        }
+    }
+}
+
+/// Sends the burst back to back, then paces calls at twice `rate` for `seconds`; returns the burst
+/// admitted and the measured rate (the slope of admissions once the bucket is empty).
+fn measure(caller: &Caller, burst: usize, rate: f64, seconds: f64) -> (usize, f64, Answer) {
+    // Back to back until the first refusal: the burst, plus what refilled while it was being sent.
+    let sending = Instant::now();
+    let mut admitted_burst = 0;
+    let refused = loop {
+        let answer = caller.call();
+        if answer.status != 200 || admitted_burst > 2 * burst {
+            break answer;
+        }
+        admitted_burst += 1;
+    };
+    let refilled = (rate * sending.elapsed().as_secs_f64()).ceil() as usize;
+    assert!(
+        (burst..=burst + refilled + 1).contains(&admitted_burst),
+        "back to back, {admitted_burst} calls were admitted: the burst of {burst} plus at most {refilled} refilled"
+    );
+    let gap = Duration::from_secs_f64(1.0 / (2.0 * rate));
+    let start = Instant::now();
+    let mut admitted = Vec::new();
+    let mut next = start;
+    // What refilled while the burst was being sent is spent first; the rate is measured only after
+    // the first refusal of the paced phase, when the bucket is empty and admits at its rate.
+    let mut drained = false;
+    while start.elapsed().as_secs_f64() < seconds {
+        match caller.call().status {
+            200 if drained => admitted.push(start.elapsed().as_secs_f64()),
+            200 => {}
+            _ => drained = true,
+        }
+        next += gap;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let measured = match (admitted.first(), admitted.last()) {
+        (Some(first), Some(last)) if admitted.len() > 1 && last > first => (admitted.len() - 1) as f64 / (last - first),
+        _ => 0.0,
+    };
+    (admitted_burst, measured, refused)
+}
+
+#[test]
+fn each_tier_gets_its_burst_then_its_rate_within_five_percent() {
+    let profile = profile_with_limits("  burst_multiplier: 3\n  per_second: { mcp_tool_call: 10 }\n", "");
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile));
+    let user_key = app.user_with_key("ursula", "user");
+    let service_key = app.user_with_key("sam", "service");
+    let user = Caller::open(&app, &bearer(&user_key), None);
+    let service = Caller::open(&app, &bearer(&service_key), None);
+    let service_run = std::thread::spawn(move || measure(&service, 150, 50.0, 4.0));
+    let (user_burst, user_rate, refused) = measure(&user, 30, 10.0, 5.0);
+    let (service_burst, service_rate, _) = service_run.join().expect("the service caller");
+    eprintln!(
+        "measured: user {user_rate:.2}/s (burst {user_burst}), service {service_rate:.2}/s (burst {service_burst})"
+    );
+    assert!(user_burst >= 30, "the user tier's burst: 10/s × 3 ({user_burst} admitted back to back)");
+    assert!(service_burst >= 150, "the service tier's burst: 10/s × 5 × 3 ({service_burst} admitted back to back)");
+    assert!((user_rate - 10.0).abs() / 10.0 <= 0.05, "user tier: {user_rate:.2}/s for a configured 10/s");
+    assert!((service_rate - 50.0).abs() / 50.0 <= 0.05, "service tier: {service_rate:.2}/s for a configured 50/s");
+
+    assert_eq!(refused.status, 429, "the call after the burst is refused");
+    let retry_after: u64 = refused.retry_after.as_deref().and_then(|value| value.parse().ok()).expect("Retry-After");
+    assert!(retry_after >= 1, "Retry-After is whole seconds, at least 1");
+    assert_eq!(refused.policy.as_deref(), Some(r#""mcp_tool_call";q=30;w=3"#), "RateLimit-Policy");
+    assert_eq!(refused.limit.as_deref(), Some(r#""mcp_tool_call";r=0;t=1"#), "RateLimit");
+    let rows = app.audit_rows();
+    let limited: Vec<&Value> = rows.iter().filter(|row| row["status"] == "rate_limited").collect();
+    assert!(!limited.is_empty(), "refused calls are audited as rate_limited");
+    assert!(limited.iter().all(|row| row["tool"] == "customers__get_customer"), "with the tool asked for");
+}
+
+#[test]
+fn a_spoofed_forwarded_for_from_an_untrusted_peer_shares_the_peers_bucket() {
+    let limits = "  burst_multiplier: 1\n  per_second: { mcp_tool_call: 10 }\n";
+    // Anonymous: 10/s × 0.5 = 5/s, burst 5.
+    let untrusted = spawn_app_with(
+        AppOptions::new(Database::Sqlite).profile(&profile_with_limits(limits, "  allow_anonymous: true\n")),
+    );
+    let statuses: Vec<u16> =
+        (0..8).map(|index| Caller::open(&untrusted, "", Some(&format!("198.51.100.{index}"))).call().status).collect();
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 429).count(),
+        3,
+        "one bucket for every spoofed address: {statuses:?}"
+    );
+
+    let trusting = spawn_app_with(
+        AppOptions::new(Database::Sqlite)
+            .profile(&profile_with_limits(limits, "  allow_anonymous: true\n  trusted_proxies: [127.0.0.1]\n")),
+    );
+    let statuses: Vec<u16> =
+        (0..8).map(|index| Caller::open(&trusting, "", Some(&format!("198.51.100.{index}"))).call().status).collect();
+    assert!(
+        statuses.iter().all(|status| *status == 200),
+        "behind a trusted proxy each client has its own bucket: {statuses:?}"
+    );
+}
