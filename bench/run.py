@@ -103,7 +103,7 @@ rbac:
   rules:
     - {{ name: users-may-use-tools, effect: allow, min_tier: user, servers: ["*"], tools: ["*"] }}
 rate_limits:
-  per_second: {{ mcp_tool_call: {rate_limit} }}
+  per_second: {{ mcp_tool_call: {rate_limit}, oauth: {rate_limit} }}
 """)
         self.log_path = os.path.join(workdir, "castellan.log")
         env = dict(os.environ, CASTELLAN_PROFILE=profile, CASTELLAN_LOG="warn")

@@ -189,7 +189,7 @@ rbac:
     - { name: no-destructive-for-users, effect: deny, max_tier: user, servers: ["customers"], tools: ["delete_*"] }
 # Tests call as fast as they can; the rate-limit tests set their own limits.
 rate_limits:
-  per_second: { mcp_tool_call: 100000 }
+  per_second: { mcp_tool_call: 100000, oauth: 100000 }
 "#;
 
 /// A running daemon.

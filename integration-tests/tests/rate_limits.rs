@@ -174,3 +174,32 @@ fn a_spoofed_forwarded_for_from_an_untrusted_peer_shares_the_peers_bucket() {
         "behind a trusted proxy each client has its own bucket: {statuses:?}"
     );
 }
+
+fn grant(app: &TestApp, client_id: &str, secret: &str) -> (u16, Option<String>) {
+    let body = format!("grant_type=client_credentials&client_id={client_id}&client_secret={secret}");
+    let response = match ureq::post(&format!("{}/oauth/token", app.base_url))
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(&body)
+    {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+        Err(error) => panic!("transport: {error}"),
+    };
+    (response.status(), response.header("retry-after").map(str::to_string))
+}
+
+#[test]
+fn the_token_endpoint_has_its_own_class_per_client_and_failed_authentication_per_address() {
+    // oauth 1/s: a service client (×5) gets 5/s with a burst of 15; failed authentication is
+    // anonymous (×0.5): 0.5/s, burst 1.
+    let profile = profile_with_limits("  burst_multiplier: 3\n  per_second: { mcp_tool_call: 100, oauth: 1 }\n", "");
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile));
+    let (id, secret) = app.oauth_client("metered", &["--tier", "service"]);
+    let secret = secret.expect("a confidential client");
+    let statuses: Vec<u16> = (0..16).map(|_| grant(&app, &id, &secret).0).collect();
+    assert!(statuses[..15].iter().all(|status| *status == 200), "the client's burst of 15: {statuses:?}");
+    assert_eq!(statuses[15], 429, "then the client waits: {statuses:?}");
+    let guesses: Vec<(u16, Option<String>)> = (0..3).map(|_| grant(&app, &id, "cas_cs_wrong")).collect();
+    assert_eq!(guesses[0].0, 401, "a wrong secret is refused: {guesses:?}");
+    assert_eq!(guesses[1].0, 429, "and guessing from one address is throttled: {guesses:?}");
+    assert!(guesses[1].1.is_some(), "with Retry-After: {guesses:?}");
+}

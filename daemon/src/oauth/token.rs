@@ -39,6 +39,28 @@ async fn calling_client(
     Ok((client, used_basic))
 }
 
+/// The `oauth` rate limit (`rate_limits.per_second.oauth` × the client's tier): a 429 answer, if over.
+fn oauth_rate_limited(
+    state: &AppState,
+    principal: &crate::identity::Principal,
+    address: std::net::IpAddr,
+) -> Option<HttpResponse> {
+    let crate::rate_limit::Admission::Limited { policy, retry_after } =
+        state.rate_limits.check(castellan_config::RateClass::Oauth, principal, address)
+    else {
+        return None;
+    };
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    Some(
+        HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", seconds.to_string()))
+            .insert_header(("RateLimit-Policy", policy.header()))
+            .insert_header(("RateLimit", format!("\"{}\";r=0;t={seconds}", policy.class.as_str())))
+            .insert_header(("Cache-Control", "no-store"))
+            .json(serde_json::json!({"error": "temporarily_unavailable", "error_description": "rate limited; retry later"})),
+    )
+}
+
 /// Reads the form and authenticates the client, or the error response to send.
 async fn form_and_client(
     state: &AppState,
@@ -46,8 +68,26 @@ async fn form_and_client(
     body: &[u8],
 ) -> Result<(Form, Client, bool), HttpResponse> {
     let form = read_form(request, body).map_err(|error| grant_error(&error, false))?;
-    let (client, used_basic) =
-        calling_client(state, request, &form).await.map_err(|(error, used_basic)| grant_error(&error, used_basic))?;
+    let address = crate::http::client_address(state, request);
+    let (client, used_basic) = match calling_client(state, request, &form).await {
+        Ok(found) => found,
+        Err((error, used_basic)) => {
+            // Failed client authentication draws from the address's bucket: guessing is throttled.
+            if let Some(limited) = oauth_rate_limited(state, &crate::identity::Principal::anonymous(), address) {
+                return Err(limited);
+            }
+            return Err(grant_error(&error, used_basic));
+        }
+    };
+    let principal = crate::identity::Principal {
+        subject: format!("client:{}", client.client_id),
+        tier: client.tier,
+        scopes: Vec::new(),
+        credential: crate::identity::Credential::OAuth { client_id: client.client_id.clone(), token_id: String::new() },
+    };
+    if let Some(limited) = oauth_rate_limited(state, &principal, address) {
+        return Err(limited);
+    }
     Ok((form, client, used_basic))
 }
 
