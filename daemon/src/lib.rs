@@ -2,6 +2,7 @@
 //!
 //! `Application::build` wires the actors and binds the listener; `cli` is the thin command layer.
 
+pub mod admin_api;
 pub mod app;
 pub mod cli;
 pub mod demo_server;

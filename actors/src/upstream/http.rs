@@ -12,6 +12,17 @@ use super::{Connection, InboundRouter, RpcOutcome, UpstreamError, Wire};
 
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
+tokio::task_local! {
+    /// The W3C `traceparent` of the request being served: HTTP upstream requests made within
+    /// [`with_traceparent`] carry it, so a backend joins the caller's trace.
+    static TRACEPARENT: String;
+}
+
+/// Runs `work` with `traceparent` set for the HTTP upstream requests it makes.
+pub async fn with_traceparent<F: std::future::Future>(traceparent: String, work: F) -> F::Output {
+    TRACEPARENT.scope(traceparent, work).await
+}
+
 /// The client every upstream HTTP connection uses: bounded connect time, kept-alive connections.
 pub fn upstream_http_client() -> Result<reqwest::Client, UpstreamError> {
     reqwest::Client::builder()
@@ -48,6 +59,7 @@ impl HttpWire {
     }
 
     fn post(&self, message: &Value) -> reqwest::RequestBuilder {
+        let traceparent = TRACEPARENT.try_with(Clone::clone).ok();
         let mut request = self
             .client
             .post(&self.url)
@@ -62,6 +74,9 @@ impl HttpWire {
         }
         if let Some(version) = lock(&self.protocol_version).clone() {
             request = request.header("mcp-protocol-version", version);
+        }
+        if let Some(traceparent) = traceparent {
+            request = request.header("traceparent", traceparent);
         }
         request
     }

@@ -261,3 +261,15 @@ pub async fn tail(db: &DatabaseConnection, filter: &TailFilter) -> DbResult<Vec<
     };
     Ok(rows.into_iter().map(ExecutionRow::from).collect())
 }
+
+/// Every tool execution of one trace, oldest first (at most [`TAIL_MAX_LIMIT`]).
+#[tracing::instrument(skip_all, fields(trace_id = %trace_id))]
+pub async fn by_trace_id(db: &DatabaseConnection, trace_id: &str) -> DbResult<Vec<ExecutionRow>> {
+    let rows = entity::Entity::find()
+        .filter(entity::Column::TraceId.eq(trace_id))
+        .order_by_asc(entity::Column::Id)
+        .limit(TAIL_MAX_LIMIT)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(ExecutionRow::from).collect())
+}

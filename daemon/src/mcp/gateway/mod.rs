@@ -119,6 +119,12 @@ impl Gateway {
         method: &str,
         params: Option<Value>,
     ) -> Value {
+        // HTTP backends join the caller's trace: their requests carry a traceparent of ours.
+        let traceparent = crate::http::outgoing_traceparent(call.trace_id);
+        castellan_actors::upstream::http::with_traceparent(traceparent, self.dispatch(call, id, method, params)).await
+    }
+
+    async fn dispatch(&self, call: &CallContext<'_>, id: &Value, method: &str, params: Option<Value>) -> Value {
         let outcome = match method {
             "ping" => Ok(json!({})),
             "tools/list" => self.list_tools(call, params.as_ref()),

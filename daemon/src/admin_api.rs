@@ -1,0 +1,61 @@
+//! The admin API (`/api/v1/...`): operators' read access to what Castellan recorded. Admin tier only.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use castellan_config::Tier;
+use chrono::Utc;
+use serde_json::json;
+
+use crate::http::{AppState, json_error};
+use crate::identity::{Audience, AuthError};
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.route("/api/v1/traces/{trace_id}", web::get().to(trace));
+}
+
+/// Authenticates an admin, or the error response.
+async fn admin(state: &AppState, request: &HttpRequest) -> Result<crate::identity::Principal, HttpResponse> {
+    let authorization = request.headers().get("authorization").and_then(|value| value.to_str().ok());
+    match state.authenticator.authenticate(authorization, Audience::AnyOwn, Utc::now()).await {
+        Ok(principal) if principal.tier >= Tier::Admin => Ok(principal),
+        Ok(_) => Err(json_error(403, "the admin API needs the admin tier")),
+        Err(AuthError::Unavailable) => Err(json_error(503, "the identity store is unavailable; try again")),
+        Err(_) => Err(HttpResponse::Unauthorized()
+            .insert_header(("WWW-Authenticate", "Bearer"))
+            .json(json!({"error": "an admin credential is required"}))),
+    }
+}
+
+/// `GET /api/v1/traces/{trace_id}`: everything recorded under one trace id (the tool executions;
+/// their authentication outcome is part of each row: a refused credential never reaches a tool).
+async fn trace(request: HttpRequest, state: web::Data<AppState>, trace_id: web::Path<String>) -> HttpResponse {
+    if let Err(response) = admin(&state, &request).await {
+        return response;
+    }
+    let trace_id = trace_id.into_inner();
+    if trace_id.len() != 32 || !trace_id.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')) {
+        return json_error(400, "a trace id is 32 lowercase hex digits");
+    }
+    match castellan_schema::audit::by_trace_id(&state.db, &trace_id).await {
+        Ok(rows) => {
+            let executions: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|row| {
+                    json!({
+                        "id": row.id, "server": row.server, "tool": row.tool, "status": row.status,
+                        "user_id": row.user_id, "session_id": row.session_id,
+                        "started_at": row.started_at.to_rfc3339(), "completed_at": row.completed_at.to_rfc3339(),
+                        "duration_ms": row.duration_ms, "error_message": row.error_message,
+                        "input": row.input, "output": row.output,
+                    })
+                })
+                .collect();
+            HttpResponse::Ok()
+                .insert_header(("Cache-Control", "no-store"))
+                .json(json!({"trace_id": trace_id, "tool_executions": executions}))
+        }
+        Err(error) => {
+            tracing::error!(%error, "reading a trace failed");
+            json_error(503, "the database is unavailable; try again")
+        }
+    }
+}
