@@ -120,6 +120,22 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buffer)
 }
 
+/// A 429 for a rate-limited request: `Retry-After` in whole seconds (at least 1) and the
+/// RateLimit headers of draft-ietf-httpapi-ratelimit-headers.
+pub fn too_many_requests(
+    policy: &crate::rate_limit::Policy,
+    retry_after: std::time::Duration,
+    body: serde_json::Value,
+) -> HttpResponse {
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    HttpResponse::TooManyRequests()
+        .insert_header(("Retry-After", seconds.to_string()))
+        .insert_header(("RateLimit-Policy", policy.header()))
+        .insert_header(("RateLimit", format!("\"{}\";r=0;t={seconds}", policy.class.as_str())))
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body)
+}
+
 /// The client's address: the peer, or what a trusted proxy says in `X-Forwarded-For`.
 pub fn client_address(state: &AppState, request: &HttpRequest) -> std::net::IpAddr {
     let forwarded: Vec<&str> =

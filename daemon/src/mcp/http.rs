@@ -156,18 +156,16 @@ async fn rate_limited(
     else {
         return None;
     };
-    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
     let session_id = header_str(request.headers(), SESSION_HEADER);
     let call = CallContext { principal, scope, session_id, trace_id, relay: None };
     state.gateway.audit_rate_limited(&call, params, retry_after.as_millis()).await;
     tracing::info!(trace_id, subject = %principal.subject, retry_after_ms = retry_after.as_millis() as u64, "tool call rate limited");
-    Some(
-        HttpResponse::TooManyRequests()
-            .insert_header(("Retry-After", seconds.to_string()))
-            .insert_header(("RateLimit-Policy", policy.header()))
-            .insert_header(("RateLimit", format!("\"{}\";r=0;t={seconds}", policy.class.as_str())))
-            .json(json!({"error": "rate limited", "retry_after_seconds": seconds})),
-    )
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    Some(crate::http::too_many_requests(
+        &policy,
+        retry_after,
+        json!({"error": "rate limited", "retry_after_seconds": seconds}),
+    ))
 }
 
 /// Methods whose servers may send progress, log lines or requests to the client while they run.

@@ -50,15 +50,9 @@ fn oauth_rate_limited(
     else {
         return None;
     };
-    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-    Some(
-        HttpResponse::TooManyRequests()
-            .insert_header(("Retry-After", seconds.to_string()))
-            .insert_header(("RateLimit-Policy", policy.header()))
-            .insert_header(("RateLimit", format!("\"{}\";r=0;t={seconds}", policy.class.as_str())))
-            .insert_header(("Cache-Control", "no-store"))
-            .json(serde_json::json!({"error": "temporarily_unavailable", "error_description": "rate limited; retry later"})),
-    )
+    let body =
+        serde_json::json!({"error": "temporarily_unavailable", "error_description": "rate limited; retry later"});
+    Some(crate::http::too_many_requests(&policy, retry_after, body))
 }
 
 /// Reads the form and authenticates the client, or the error response to send.
