@@ -16,19 +16,70 @@ const EVENT_RING_CAPACITY: usize = 4096;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    ServerStarting { server: String, attempt: u32 },
-    ServerReady { server: String, tools: usize, pid: Option<u32> },
-    ServerExited { server: String, reason: String },
-    ServerRestartScheduled { server: String, delay_ms: u64 },
-    ServerCrashLoop { server: String, exits_in_window: u32 },
-    ServerStopped { server: String },
-    ServerHealth { server: String, state: String, detail: String },
-    ToolsChanged { server: String, tools: usize },
-    ReconcileAction { server: String, action: String },
-    ProfileApplied { source: String },
-    ProfileRejected { source: String, problems: Vec<String> },
-    ToolCall { server: String, tool: String, status: String, user: Option<String>, trace_id: String, duration_ms: i64 },
-    AuthDecision { outcome: String, subject: Option<String>, reason: String, trace_id: String },
+    ServerStarting {
+        server: String,
+        attempt: u32,
+    },
+    ServerReady {
+        server: String,
+        tools: usize,
+        pid: Option<u32>,
+    },
+    ServerExited {
+        server: String,
+        reason: String,
+    },
+    ServerRestartScheduled {
+        server: String,
+        delay_ms: u64,
+    },
+    ServerCrashLoop {
+        server: String,
+        exits_in_window: u32,
+    },
+    ServerStopped {
+        server: String,
+    },
+    ServerHealth {
+        server: String,
+        state: String,
+        detail: String,
+    },
+    ToolsChanged {
+        server: String,
+        tools: usize,
+    },
+    ReconcileAction {
+        server: String,
+        action: String,
+    },
+    ProfileApplied {
+        source: String,
+    },
+    ProfileRejected {
+        source: String,
+        problems: Vec<String>,
+    },
+    ToolCall {
+        server: String,
+        tool: String,
+        status: String,
+        user: Option<String>,
+        trace_id: String,
+        duration_ms: i64,
+    },
+    AuthDecision {
+        outcome: String,
+        subject: Option<String>,
+        reason: String,
+        trace_id: String,
+    },
+    /// A server changed a tool's definition after it was pinned; `blocked` under `tool_changes: block`.
+    ToolDefinitionChanged {
+        server: String,
+        tool: String,
+        blocked: bool,
+    },
 }
 
 /// The bus itself. Cloning the handle is cheap; every clone publishes into the same ring.

@@ -168,6 +168,18 @@ pub struct ServerSettings {
     /// `trusted_proxies`: addresses (CIDR) whose `X-Forwarded-For` is believed; from anyone else the
     /// header is ignored and the peer address is the client.
     pub trusted_proxies: Vec<String>,
+    /// `tool_changes`: what happens when a server changes a tool's definition after it was pinned.
+    pub tool_changes: ToolChanges,
+}
+
+/// `server.tool_changes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToolChanges {
+    /// An event and a log line; the changed tool stays available.
+    #[default]
+    Warn,
+    /// The changed tool is hidden and refused until `castellan tools approve SERVER TOOL`.
+    Block,
 }
 
 /// The `database` section.

@@ -31,7 +31,7 @@ use crate::identity::outbound::{GuardedClient, OutboundPolicy};
 use crate::identity::revocations::{self, Revocations};
 use crate::identity::signing::{self, SigningKeys};
 use crate::mcp::GatewayRouter;
-use crate::mcp::gateway::Gateway;
+use crate::mcp::gateway::{Gateway, GatewayParts};
 use crate::mcp::session::SessionStore;
 use crate::secrets::{SecretStore, load_master_key};
 
@@ -123,15 +123,19 @@ impl Application {
             );
         }
 
-        let gateway = Arc::new(Gateway::new(
+        let tool_pins = Arc::new(crate::tool_pins::ToolPins::new(db.clone(), profile.server.tool_changes));
+        tool_pins.reload().await?;
+        crate::tool_pins::spawn_observer(Arc::clone(&tool_pins), registry.clone(), bus.clone());
+        let gateway = Arc::new(Gateway::new(GatewayParts {
             registry,
-            policy_snapshot,
-            audit.clone(),
-            bus.clone(),
-            metrics.clone(),
+            policy: policy_snapshot,
+            audit: audit.clone(),
+            bus: bus.clone(),
+            metrics: metrics.clone(),
             sessions,
-            profile.server.call_timeout,
-        ));
+            call_timeout: profile.server.call_timeout,
+            tool_pins,
+        }));
         let state = web::Data::new(AppState {
             gateway,
             authenticator: Authenticator::new(db.clone(), Arc::clone(&authority)),
@@ -318,6 +322,7 @@ pub fn apply_servers(handles: &LiveHandles, profile: &Profile) {
     handles.state.allow_anonymous.store(profile.server.allow_anonymous, Ordering::Relaxed);
     handles.state.secrets.set_validation(profile.secrets.validation);
     handles.state.rate_limits.apply(&profile.rate_limits, &profile.server.trusted_proxies);
+    handles.state.gateway.tool_pins.set_mode(profile.server.tool_changes);
     handles.reconciler.do_send(ApplyServers(profile.mcp_servers.clone()));
     handles.state.migrations_applied.store(true, Ordering::Release);
 }

@@ -15,4 +15,5 @@ pub mod rate_limit;
 pub mod redaction;
 pub mod reload;
 pub mod secrets;
+pub mod tool_pins;
 pub mod web;

@@ -26,6 +26,7 @@ mod scopes;
 pub mod secrets;
 pub mod sessions;
 mod time;
+pub mod tool_pins;
 pub mod users;
 pub mod webauthn;
 

@@ -20,6 +20,7 @@ const SERVER_KEYS: &[&str] = &[
     "allow_anonymous",
     "health_interval",
     "trusted_proxies",
+    "tool_changes",
 ];
 
 pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> ServerSettings {
@@ -33,6 +34,7 @@ pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> Server
         allow_anonymous: false,
         health_interval: DEFAULT_HEALTH_INTERVAL,
         trusted_proxies: Vec::new(),
+        tool_changes: crate::model::ToolChanges::Warn,
     };
     let fields = node.as_ref().and_then(|node| decoder.fields(node, SERVER_KEYS));
     if let Some(mut fields) = fields {
@@ -88,6 +90,15 @@ pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> Server
             && let Some(allow) = decoder.boolean(&node)
         {
             settings.allow_anonymous = allow;
+        }
+        if let Some(node) = fields.take("tool_changes")
+            && let Some(mode) = decoder.nonempty_plain(&node)
+        {
+            match mode.as_str() {
+                "warn" => settings.tool_changes = crate::model::ToolChanges::Warn,
+                "block" => settings.tool_changes = crate::model::ToolChanges::Block,
+                _ => decoder.at_value(&node, "expected warn or block"),
+            }
         }
         if let Some(node) = fields.take("trusted_proxies") {
             for item in decoder.items(&node).unwrap_or_default() {

@@ -500,7 +500,7 @@ fn some_problems_read_exactly() {
         ("hooks: {}\n", "p.yaml:1:1: hooks: section not supported by this build yet"),
         (
             "server:\n  listne: x\n",
-            "p.yaml:2:3: server.listne: unknown key `listne`; expected one of: listen, public_url, max_body_bytes, call_timeout, drain_timeout, allowed_origins, allow_anonymous, health_interval, trusted_proxies",
+            "p.yaml:2:3: server.listne: unknown key `listne`; expected one of: listen, public_url, max_body_bytes, call_timeout, drain_timeout, allowed_origins, allow_anonymous, health_interval, trusted_proxies, tool_changes",
         ),
         (
             "mcp_servers:\n  s:\n    command: x\n    port: auto\n",

@@ -36,6 +36,7 @@ fn default_server_settings() -> ServerSettings {
         allow_anonymous: false,
         health_interval: Duration::from_secs(15),
         trusted_proxies: vec![],
+        tool_changes: castellan_config::ToolChanges::Warn,
     }
 }
 
@@ -237,7 +238,7 @@ fn an_empty_mapping_is_a_profile_of_defaults() {
 #[test]
 fn server_settings_are_read_and_defaults_derive_from_listen() {
     let profile = parse_ok(
-        "server:\n  listen: 0.0.0.0:9443\n  max_body_bytes: 1024\n  call_timeout: 2m\n  drain_timeout: 0s\n  allowed_origins: [\"https://App.Example.com\", \"http://localhost:3000\"]\n  allow_anonymous: true\n  trusted_proxies: [10.0.0.0/8, \"::1\"]\n",
+        "server:\n  listen: 0.0.0.0:9443\n  max_body_bytes: 1024\n  call_timeout: 2m\n  drain_timeout: 0s\n  allowed_origins: [\"https://App.Example.com\", \"http://localhost:3000\"]\n  allow_anonymous: true\n  trusted_proxies: [10.0.0.0/8, \"::1\"]\n  tool_changes: block\n",
     );
     let expected = ServerSettings {
         listen: "0.0.0.0:9443".into(),
@@ -249,6 +250,7 @@ fn server_settings_are_read_and_defaults_derive_from_listen() {
         allow_anonymous: true,
         health_interval: Duration::from_secs(15),
         trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()],
+        tool_changes: castellan_config::ToolChanges::Block,
     };
     assert_eq!(profile.server, expected, "server settings with public_url derived from listen");
 

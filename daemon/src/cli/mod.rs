@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 mod clients;
 mod secrets;
+mod tools;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,9 @@ pub enum Command {
     /// Manage the secret store (values are write-only).
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
+    /// Pinned tool definitions.
+    #[command(subcommand)]
+    Tools(tools::ToolsCommand),
     /// Read and verify the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -110,6 +114,7 @@ fn run_async(global: GlobalArgs, command: Command) -> ExitCode {
             Command::Keys(command) => admin::keys(&global, command).await,
             Command::Clients(command) => clients::run(&global, command).await,
             Command::Secrets(command) => secrets::run(&global, command).await,
+            Command::Tools(command) => tools::run(&global, command).await,
             Command::Audit(command) => audit::run(&global, command).await,
             Command::DemoServer { http: None } => {
                 crate::demo_server::run_stdio().await.map_err(|error| error.to_string()).map(|_| ExitCode::SUCCESS)

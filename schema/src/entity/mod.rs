@@ -16,5 +16,6 @@ pub mod oauth_refresh_tokens;
 pub mod oauth_revocations;
 pub mod secrets;
 pub mod signing_keys;
+pub mod tool_pins;
 pub mod users;
 pub mod webauthn_credentials;

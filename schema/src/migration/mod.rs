@@ -10,6 +10,7 @@ use crate::error::{DbError, DbResult};
 mod m20260101_000001_initial;
 mod m20261125_000002_identity;
 mod m20261126_000003_secrets;
+mod m20261126_000004_tool_pins;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000001_initial::Migration),
             Box::new(m20261125_000002_identity::Migration),
             Box::new(m20261126_000003_secrets::Migration),
+            Box::new(m20261126_000004_tool_pins::Migration),
         ]
     }
 }

@@ -14,6 +14,7 @@ mod oauth_tokens_cases;
 mod secrets_cases;
 mod sessions_cases;
 mod support;
+mod tool_pins_cases;
 mod users_cases;
 mod webauthn_cases;
 
@@ -48,6 +49,7 @@ on_both_backends!(
     users_cases::users_duplicate_name_and_unknown_tier,
     users_cases::users_update_tier,
     secrets_cases::secrets_set_replace_list_and_remove,
+    tool_pins_cases::tool_pins_pin_on_first_sight_detect_changes_and_approve,
     api_keys_cases::api_keys_insert_find_list,
     api_keys_cases::api_keys_revoke_and_touch,
     api_keys_cases::api_keys_conflicts_and_missing_user,

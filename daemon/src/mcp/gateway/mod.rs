@@ -50,6 +50,8 @@ pub struct Gateway {
     resource_origins: Mutex<HashMap<String, String>>,
     /// Calls of 2026-07-28 clients waiting for the client's input.
     input_bridge: InputBridge,
+    /// Approved tool definitions: a changed tool is hidden under `server.tool_changes: block`.
+    pub tool_pins: Arc<crate::tool_pins::ToolPins>,
 }
 
 /// Who is calling and through which door.
@@ -85,17 +87,23 @@ fn capability_for(method: &str) -> Option<&'static str> {
     }
 }
 
+/// What the gateway is built from.
+pub struct GatewayParts {
+    pub registry: Registry,
+    pub policy: Arc<ArcSwap<PolicySnapshot>>,
+    pub audit: AuditHandle,
+    pub bus: EventBus,
+    pub metrics: Metrics,
+    pub sessions: Arc<SessionStore>,
+    pub call_timeout: Duration,
+    pub tool_pins: Arc<crate::tool_pins::ToolPins>,
+}
+
 impl Gateway {
-    pub fn new(
-        registry: Registry,
-        policy: Arc<ArcSwap<PolicySnapshot>>,
-        audit: AuditHandle,
-        bus: EventBus,
-        metrics: Metrics,
-        sessions: Arc<SessionStore>,
-        call_timeout: Duration,
-    ) -> Self {
+    pub fn new(parts: GatewayParts) -> Self {
+        let GatewayParts { registry, policy, audit, bus, metrics, sessions, call_timeout, tool_pins } = parts;
         Self {
+            tool_pins,
             registry,
             policy,
             audit,
@@ -178,7 +186,9 @@ impl Gateway {
         let mut tools = Vec::new();
         for server in self.servers_in_scope(call.scope) {
             for tool in &server.tools {
-                if !policy.decide(call.principal.tier, &server.name, &tool.name).is_allowed() {
+                if !policy.decide(call.principal.tier, &server.name, &tool.name).is_allowed()
+                    || self.tool_pins.is_blocked(&server.name, &tool.name, &tool.definition_hash)
+                {
                     continue;
                 }
                 let mut definition = tool.definition.clone();

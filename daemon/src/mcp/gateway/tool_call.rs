@@ -67,6 +67,15 @@ impl Gateway {
         };
         record.server = server.name.clone();
         record.tool = tool.clone();
+        if server
+            .tool(&tool)
+            .is_some_and(|entry| self.tool_pins.is_blocked(&server.name, &tool, &entry.definition_hash))
+        {
+            let message = "forbidden: this tool's definition changed since it was approved; an admin can approve it with `castellan tools approve`";
+            return self
+                .finish(call, id, record, started_at, clock, Finish::refused("denied", FORBIDDEN, message))
+                .await;
+        }
         if let castellan_actors::Decision::Deny { rule } =
             self.policy.load().decide(call.principal.tier, &server.name, &tool)
         {
