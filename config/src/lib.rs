@@ -20,9 +20,10 @@ use std::path::Path;
 
 pub use model::{
     ChildProcess, DEFAULT_CALL_TIMEOUT, DEFAULT_DATABASE_URL, DEFAULT_DRAIN_TIMEOUT, DEFAULT_LISTEN,
-    DEFAULT_MAX_BODY_BYTES, DatabaseSettings, Effect, ExternalIssuer, IdentitySettings, McpServerSpec, PortSetting,
-    Profile, RateClass, RateLimitSettings, RbacRule, RbacSettings, RestartPolicy, SecretValidation, SecretsSettings,
-    ServerSettings, ToolChanges, Transport, derived_public_url, parse_cidr,
+    DEFAULT_MAX_BODY_BYTES, DatabaseSettings, Effect, ExternalIssuer, HookEvent, HookHandler, HooksSettings,
+    IdentitySettings, McpServerSpec, PortSetting, Profile, RateClass, RateLimitSettings, RbacRule, RbacSettings,
+    RestartPolicy, SecretValidation, SecretsSettings, ServerSettings, ToolChanges, Transport, derived_public_url,
+    parse_cidr,
 };
 pub use names::{NamePattern, SERVER_NAME_MAX_LEN, ServerName};
 pub use problem::{DOCUMENT_PATH, Problem};

@@ -40,6 +40,74 @@ pub struct Profile {
     pub secrets: SecretsSettings,
     /// `rate_limits`: requests per second per principal and class.
     pub rate_limits: RateLimitSettings,
+    /// `hooks`: handlers per lifecycle event, run in order.
+    pub hooks: HooksSettings,
+}
+
+/// The ten lifecycle events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HookEvent {
+    PreToolUse,
+    PostToolUse,
+    PostToolUseFailure,
+    UserPromptSubmit,
+    Notification,
+    Stop,
+    SubagentStart,
+    SubagentStop,
+    SessionStart,
+    SessionEnd,
+}
+
+impl HookEvent {
+    pub const ALL: [HookEvent; 10] = [
+        HookEvent::PreToolUse,
+        HookEvent::PostToolUse,
+        HookEvent::PostToolUseFailure,
+        HookEvent::UserPromptSubmit,
+        HookEvent::Notification,
+        HookEvent::Stop,
+        HookEvent::SubagentStart,
+        HookEvent::SubagentStop,
+        HookEvent::SessionStart,
+        HookEvent::SessionEnd,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookEvent::PreToolUse => "PreToolUse",
+            HookEvent::PostToolUse => "PostToolUse",
+            HookEvent::PostToolUseFailure => "PostToolUseFailure",
+            HookEvent::UserPromptSubmit => "UserPromptSubmit",
+            HookEvent::Notification => "Notification",
+            HookEvent::Stop => "Stop",
+            HookEvent::SubagentStart => "SubagentStart",
+            HookEvent::SubagentStop => "SubagentStop",
+            HookEvent::SessionStart => "SessionStart",
+            HookEvent::SessionEnd => "SessionEnd",
+        }
+    }
+}
+
+/// The `hooks` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HooksSettings {
+    pub events: BTreeMap<HookEvent, Vec<HookHandler>>,
+}
+
+/// One handler. Built-in rules only in this build; command and HTTP handlers are refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookHandler {
+    /// `{ builtin: deny_tools, tools: [PATTERN...] }`: deny calls of matching tools (`server__tool`
+    /// patterns match the server and the tool; a bare pattern matches the tool of any server).
+    DenyTools { tools: Vec<String> },
+    /// `{ builtin: deny_arguments, pattern: REGEX }`: deny calls whose arguments (as JSON text) match.
+    DenyArguments { pattern: String },
+    /// `{ builtin: require_tier, tier: TIER, tools: [PATTERN...] }`: deny matching tools below `tier`.
+    RequireTier { tier: Tier, tools: Vec<String> },
+    /// `{ builtin: block_credentials }`: deny calls whose arguments carry something shaped like a
+    /// credential (private keys, cloud and forge tokens, Castellan's own keys, bearer headers).
+    BlockCredentials,
 }
 
 /// The classes of requests that have their own buckets.

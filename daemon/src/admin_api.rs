@@ -25,8 +25,8 @@ async fn admin(state: &AppState, request: &HttpRequest) -> Result<crate::identit
     }
 }
 
-/// `GET /api/v1/traces/{trace_id}`: everything recorded under one trace id (the tool executions;
-/// their authentication outcome is part of each row: a refused credential never reaches a tool).
+/// `GET /api/v1/traces/{trace_id}`: everything recorded under one trace id: the hook decisions and
+/// the tool executions (a refused credential never reaches either).
 async fn trace(request: HttpRequest, state: web::Data<AppState>, trace_id: web::Path<String>) -> HttpResponse {
     if let Err(response) = admin(&state, &request).await {
         return response;
@@ -35,6 +35,23 @@ async fn trace(request: HttpRequest, state: web::Data<AppState>, trace_id: web::
     if trace_id.len() != 32 || !trace_id.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')) {
         return json_error(400, "a trace id is 32 lowercase hex digits");
     }
+    let hooks = match castellan_schema::hook_events::by_trace_id(&state.db, &trace_id).await {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::error!(%error, "reading a trace failed");
+            return json_error(503, "the database is unavailable; try again");
+        }
+    };
+    let hook_events: Vec<serde_json::Value> = hooks
+        .iter()
+        .map(|row| {
+            json!({
+                "id": row.id, "event": row.event, "decision": row.decision, "handler": row.handler,
+                "reason": row.reason, "server": row.server, "tool": row.tool, "user_id": row.user_id,
+                "created_at": row.created_at.to_rfc3339(),
+            })
+        })
+        .collect();
     match castellan_schema::audit::by_trace_id(&state.db, &trace_id).await {
         Ok(rows) => {
             let executions: Vec<serde_json::Value> = rows
@@ -51,7 +68,7 @@ async fn trace(request: HttpRequest, state: web::Data<AppState>, trace_id: web::
                 .collect();
             HttpResponse::Ok()
                 .insert_header(("Cache-Control", "no-store"))
-                .json(json!({"trace_id": trace_id, "tool_executions": executions}))
+                .json(json!({"trace_id": trace_id, "hook_events": hook_events, "tool_executions": executions}))
         }
         Err(error) => {
             tracing::error!(%error, "reading a trace failed");

@@ -135,6 +135,8 @@ impl Application {
             sessions,
             call_timeout: profile.server.call_timeout,
             tool_pins,
+            hooks: Arc::new(crate::hooks::Hooks::new(&profile.hooks)),
+            db: db.clone(),
         }));
         let state = web::Data::new(AppState {
             gateway,
@@ -323,6 +325,7 @@ pub fn apply_servers(handles: &LiveHandles, profile: &Profile) {
     handles.state.secrets.set_validation(profile.secrets.validation);
     handles.state.rate_limits.apply(&profile.rate_limits, &profile.server.trusted_proxies);
     handles.state.gateway.tool_pins.set_mode(profile.server.tool_changes);
+    handles.state.gateway.hooks.apply(&profile.hooks);
     handles.reconciler.do_send(ApplyServers(profile.mcp_servers.clone()));
     handles.state.migrations_applied.store(true, Ordering::Release);
 }

@@ -19,6 +19,7 @@ pub mod audit;
 mod connection;
 pub mod entity;
 mod error;
+pub mod hook_events;
 pub mod meta;
 mod migration;
 pub mod oauth;

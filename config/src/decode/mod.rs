@@ -4,6 +4,7 @@
 //! We walk `serde_yaml_ng::Value` by hand rather than deriving `Deserialize` because serde stops at the
 //! first error and knows nothing of our rules; an operator fixing a profile wants the whole list.
 
+mod hooks;
 mod identity;
 mod mcp;
 mod rate_limits;
@@ -23,7 +24,7 @@ const MAX_PROBLEMS: usize = 100;
 
 /// The top-level sections the contract defines but this build does not enforce yet. We refuse them
 /// because silently ignoring, say, `rate_limits` would let an operator believe a policy is in force.
-const UNSUPPORTED_SECTIONS: &[&str] = &["hooks", "providers"];
+const UNSUPPORTED_SECTIONS: &[&str] = &["providers"];
 
 pub(crate) struct Decoder<'a> {
     file: &'a str,
@@ -320,7 +321,7 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
         decoder.at_value(root, "the profile is empty; see docs/profile.md for the sections it may have");
         return None;
     }
-    let mut known = vec!["server", "database", "mcp_servers", "rbac", "identity", "secrets", "rate_limits"];
+    let mut known = vec!["server", "database", "mcp_servers", "rbac", "identity", "secrets", "rate_limits", "hooks"];
     known.extend_from_slice(UNSUPPORTED_SECTIONS);
     let mut sections = decoder.fields(root, &known)?;
     for section in UNSUPPORTED_SECTIONS {
@@ -335,8 +336,9 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
     let identity = identity::decode_identity(decoder, sections.take("identity"));
     let secrets = decode_secrets(decoder, sections.take("secrets"));
     let rate_limits = rate_limits::decode_rate_limits(decoder, sections.take("rate_limits"));
+    let hooks = hooks::decode_hooks(decoder, sections.take("hooks"));
     if decoder.has_problems() {
         return None;
     }
-    Some(Profile { server, database, mcp_servers, rbac, identity, secrets, rate_limits })
+    Some(Profile { server, database, mcp_servers, rbac, identity, secrets, rate_limits, hooks })
 }

@@ -496,8 +496,19 @@ fn every_rule_has_a_failing_case_at_the_right_place() {
 #[test]
 fn some_problems_read_exactly() {
     let cases = [
-        ("hooks:\n  PreToolUse: []\n", "p.yaml:1:1: hooks: section not supported by this build yet"),
-        ("hooks: {}\n", "p.yaml:1:1: hooks: section not supported by this build yet"),
+        ("providers: {}\n", "p.yaml:1:1: providers: section not supported by this build yet"),
+        (
+            "hooks:\n  PreToolUse:\n    - { command: ./check.sh }\n",
+            "p.yaml:3:7: hooks.PreToolUse[0]: command and http hooks are not supported by this build yet; use a builtin rule",
+        ),
+        (
+            "hooks:\n  PreToolUse:\n    - { builtin: deny_arguments, pattern: \"(unclosed\" }\n",
+            "p.yaml:3:43: hooks.PreToolUse[0].pattern: not a valid regular expression: unclosed group",
+        ),
+        (
+            "hooks:\n  BeforeEverything: []\n",
+            "p.yaml:2:3: hooks.BeforeEverything: unknown event; use one of PreToolUse, PostToolUse, PostToolUseFailure, UserPromptSubmit, Notification, Stop, SubagentStart, SubagentStop, SessionStart, SessionEnd",
+        ),
         (
             "server:\n  listne: x\n",
             "p.yaml:2:3: server.listne: unknown key `listne`; expected one of: listen, public_url, max_body_bytes, call_timeout, drain_timeout, allowed_origins, allow_anonymous, health_interval, trusted_proxies, tool_changes",
@@ -522,12 +533,12 @@ fn some_problems_read_exactly() {
 
 #[test]
 fn all_problems_are_collected_in_document_order() {
-    let text = "server:\n  listen: nope\n  bogus: 1\nmcp_servers:\n  BAD:\n    url: ftp://x\nrbac:\n  default: perhaps\nhooks: {}\n";
+    let text = "server:\n  listen: nope\n  bogus: 1\nmcp_servers:\n  BAD:\n    url: ftp://x\nrbac:\n  default: perhaps\nproviders: {}\n";
     let lines = problem_lines(text);
     let prefixes: Vec<&str> = lines.iter().map(|line| line.split(": ").take(2).last().unwrap_or_default()).collect();
     assert_eq!(
         prefixes,
-        ["server.listen", "server.bogus", "mcp_servers.BAD", "mcp_servers.BAD.url", "rbac.default", "hooks"],
+        ["server.listen", "server.bogus", "mcp_servers.BAD", "mcp_servers.BAD.url", "rbac.default", "providers"],
         "every problem, sorted by position: {lines:#?}"
     );
     let positions: Vec<&str> = lines.iter().map(|line| line.split(": ").next().unwrap_or_default()).collect();

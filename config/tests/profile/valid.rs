@@ -91,6 +91,7 @@ fn expected_default_profile(data_dir: &str) -> Profile {
         identity: IdentitySettings::default(),
         secrets: SecretsSettings::default(),
         rate_limits: RateLimitSettings::default(),
+        hooks: castellan_config::HooksSettings::default(),
     }
 }
 
@@ -216,7 +217,8 @@ fn the_interface_example_parses_where_in_scope() {
 fn the_full_interface_example_is_refused_section_by_section() {
     let text = format!("{INTERFACE_EXAMPLE_IN_SCOPE}{INTERFACE_EXAMPLE_OUT_OF_SCOPE}");
     let expected = [
-        "p.yaml:30:1: hooks: section not supported by this build yet",
+        "p.yaml:33:7: hooks.PreToolUse[1]: command and http hooks are not supported by this build yet; use a builtin rule",
+        "p.yaml:34:7: hooks.PreToolUse[2]: command and http hooks are not supported by this build yet; use a builtin rule",
         "p.yaml:35:1: providers: section not supported by this build yet",
     ];
     assert_eq!(problem_lines(&text), expected, "one problem per refused section, at its key");
@@ -529,4 +531,19 @@ fn rate_limits_have_the_contract_defaults_and_read_every_key() {
         let lines = problem_lines(text);
         assert!(lines.iter().any(|line| line.contains(expected)), "{text:?} should report {expected:?}: {lines:?}");
     }
+}
+
+#[test]
+fn builtin_hooks_parse_for_pre_tool_use() {
+    let profile = parse_ok(
+        "hooks:\n  PreToolUse:\n    - { builtin: deny_arguments, pattern: \"(?i)drop\\\\s+table\" }\n    - { builtin: deny_tools, tools: [\"delete_*\"] }\n    - { builtin: require_tier, tier: admin, tools: [\"export_*\"] }\n    - { builtin: block_credentials }\n",
+    );
+    let handlers = &profile.hooks.events[&castellan_config::HookEvent::PreToolUse];
+    assert_eq!(handlers.len(), 4, "four handlers in order: {handlers:?}");
+    assert_eq!(
+        handlers[0],
+        castellan_config::HookHandler::DenyArguments { pattern: "(?i)drop\\s+table".into() },
+        "the regex as written"
+    );
+    assert_eq!(handlers[3], castellan_config::HookHandler::BlockCredentials, "order kept");
 }

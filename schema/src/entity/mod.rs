@@ -7,6 +7,7 @@ pub mod auth_flow_states;
 pub mod browser_sessions;
 pub mod castellan_meta;
 pub mod enrolment_links;
+pub mod hook_events;
 pub mod mcp_tool_executions;
 pub mod oauth_clients;
 pub mod oauth_codes;

@@ -11,6 +11,7 @@ mod m20260101_000001_initial;
 mod m20261125_000002_identity;
 mod m20261126_000003_secrets;
 mod m20261126_000004_tool_pins;
+mod m20261126_000005_hook_events;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_identity::Migration),
             Box::new(m20261126_000003_secrets::Migration),
             Box::new(m20261126_000004_tool_pins::Migration),
+            Box::new(m20261126_000005_hook_events::Migration),
         ]
     }
 }

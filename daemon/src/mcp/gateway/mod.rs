@@ -52,6 +52,9 @@ pub struct Gateway {
     input_bridge: InputBridge,
     /// Approved tool definitions: a changed tool is hidden under `server.tool_changes: block`.
     pub tool_pins: Arc<crate::tool_pins::ToolPins>,
+    /// The profile's hooks (PreToolUse runs after RBAC, before the tool).
+    pub hooks: Arc<crate::hooks::Hooks>,
+    db: sea_orm::DatabaseConnection,
 }
 
 /// Who is calling and through which door.
@@ -97,12 +100,18 @@ pub struct GatewayParts {
     pub sessions: Arc<SessionStore>,
     pub call_timeout: Duration,
     pub tool_pins: Arc<crate::tool_pins::ToolPins>,
+    pub hooks: Arc<crate::hooks::Hooks>,
+    /// Where hook decisions are recorded.
+    pub db: sea_orm::DatabaseConnection,
 }
 
 impl Gateway {
     pub fn new(parts: GatewayParts) -> Self {
-        let GatewayParts { registry, policy, audit, bus, metrics, sessions, call_timeout, tool_pins } = parts;
+        let GatewayParts { registry, policy, audit, bus, metrics, sessions, call_timeout, tool_pins, hooks, db } =
+            parts;
         Self {
+            hooks,
+            db,
             tool_pins,
             registry,
             policy,

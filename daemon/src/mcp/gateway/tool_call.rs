@@ -84,6 +84,11 @@ impl Gateway {
                 .finish(call, id, record, started_at, clock, Finish::refused("denied", FORBIDDEN, &message))
                 .await;
         }
+        if let Some(denial) = self.run_pre_tool_use(call, &server.name, &tool, &arguments).await {
+            return self
+                .finish(call, id, record, started_at, clock, Finish::refused("denied", FORBIDDEN, &denial))
+                .await;
+        }
         if !self.audit.is_available() {
             let message = "audit unavailable: the call was refused and the tool did not run";
             return self
@@ -296,6 +301,50 @@ impl Gateway {
         };
         self.audit_abandoned(abandoned).await;
         Ok((redacted(step), started_at))
+    }
+
+    /// Runs the PreToolUse hooks; records each decision with the call's trace id. Returns the
+    /// message of a denial. A decision that cannot be recorded denies: the record is part of the rule.
+    async fn run_pre_tool_use(
+        &self,
+        call: &CallContext<'_>,
+        server: &str,
+        tool: &str,
+        arguments: &Value,
+    ) -> Option<String> {
+        if !self.hooks.has_pre_tool_use() {
+            return None;
+        }
+        let decisions =
+            self.hooks.pre_tool_use(&crate::hooks::ToolUse { server, tool, tier: call.principal.tier, arguments });
+        let mut denial = None;
+        for decision in decisions {
+            let row = castellan_schema::hook_events::HookEventRow {
+                id: 0,
+                event: "PreToolUse".into(),
+                decision: if decision.allowed { "allow" } else { "deny" }.into(),
+                handler: decision.handler.clone(),
+                reason: decision.reason.clone(),
+                server: Some(server.to_string()),
+                tool: Some(tool.to_string()),
+                user_id: Some(call.principal.subject.clone()),
+                trace_id: call.trace_id.to_string(),
+                created_at: Utc::now(),
+            };
+            if let Err(error) = castellan_schema::hook_events::record(&self.db, &row).await {
+                tracing::error!(%error, trace_id = call.trace_id, "recording a hook decision failed; the call is refused");
+                return Some("hook decisions cannot be recorded: the call was refused and the tool did not run".into());
+            }
+            if !decision.allowed {
+                tracing::info!(trace_id = call.trace_id, server, tool, handler = %decision.handler, "denied by a hook");
+                denial = Some(format!(
+                    "forbidden: denied by hook {}: {}",
+                    decision.handler,
+                    decision.reason.unwrap_or_default()
+                ));
+            }
+        }
+        denial
     }
 
     /// Audits a tools/call refused by its rate limit before anything else looked at it.

@@ -1,0 +1,104 @@
+//! The `hooks` section: per event, a list of handlers run in order.
+
+use super::{Decoder, Node};
+use crate::model::{HookEvent, HookHandler, HooksSettings};
+use crate::names::NamePattern;
+use crate::tier::Tier;
+
+const BUILTINS: &[&str] = &["deny_tools", "deny_arguments", "require_tier", "block_credentials"];
+
+pub(super) fn decode_hooks(decoder: &mut Decoder, node: Option<Node>) -> HooksSettings {
+    let mut settings = HooksSettings::default();
+    let Some(node) = node else { return settings };
+    for (name, handlers) in decoder.entries(&node) {
+        let Some(event) = HookEvent::ALL.into_iter().find(|event| event.as_str() == name) else {
+            let names: Vec<&str> = HookEvent::ALL.iter().map(|event| event.as_str()).collect();
+            decoder.at_key(&handlers, format!("unknown event; use one of {}", names.join(", ")));
+            continue;
+        };
+        let mut decoded = Vec::new();
+        for item in decoder.items(&handlers).unwrap_or_default() {
+            if event != HookEvent::PreToolUse {
+                decoder.at_value(
+                    &item,
+                    "this build runs handlers for PreToolUse only; other events come with the hooks endpoint",
+                );
+                continue;
+            }
+            if let Some(handler) = decode_handler(decoder, &item) {
+                decoded.push(handler);
+            }
+        }
+        settings.events.insert(event, decoded);
+    }
+    settings
+}
+
+fn decode_handler(decoder: &mut Decoder, node: &Node) -> Option<HookHandler> {
+    let mut fields =
+        decoder.fields(node, &["builtin", "tools", "pattern", "tier", "command", "http", "timeout", "on_failure"])?;
+    if fields.take("command").is_some() || fields.take("http").is_some() {
+        decoder.at_value(node, "command and http hooks are not supported by this build yet; use a builtin rule");
+        return None;
+    }
+    let Some(kind_node) = fields.take("builtin") else {
+        decoder.at_value(node, format!("a handler needs `builtin` (one of {})", BUILTINS.join(", ")));
+        return None;
+    };
+    let kind = decoder.nonempty_plain(&kind_node)?;
+    let tool_patterns = |decoder: &mut Decoder, fields: &mut super::Fields, required: bool| -> Option<Vec<String>> {
+        let Some(node) = fields.take("tools") else {
+            if required {
+                decoder.at_value(node, "this rule needs `tools`: a list of tool name patterns");
+                return None;
+            }
+            return Some(vec!["*".to_string()]);
+        };
+        let mut patterns = Vec::new();
+        for item in decoder.items(&node).unwrap_or_default() {
+            let text = decoder.nonempty_plain(&item)?;
+            match NamePattern::parse(&text) {
+                Ok(_) => patterns.push(text),
+                Err(reason) => decoder.at_value(&item, reason),
+            }
+        }
+        Some(patterns)
+    };
+    match kind.as_str() {
+        "deny_tools" => Some(HookHandler::DenyTools { tools: tool_patterns(decoder, &mut fields, true)? }),
+        "deny_arguments" => {
+            let Some(pattern_node) = fields.take("pattern") else {
+                decoder.at_value(node, "deny_arguments needs `pattern`: a regular expression");
+                return None;
+            };
+            let pattern = decoder.nonempty_plain(&pattern_node)?;
+            match regex::RegexBuilder::new(&pattern).size_limit(1 << 20).build() {
+                Ok(_) => Some(HookHandler::DenyArguments { pattern }),
+                Err(error) => {
+                    // The regex crate's message spans several lines; its last one says what is wrong.
+                    let text = error.to_string();
+                    let reason = text.lines().last().unwrap_or_default().trim_start_matches("error: ").to_string();
+                    decoder.at_value(&pattern_node, format!("not a valid regular expression: {reason}"));
+                    None
+                }
+            }
+        }
+        "require_tier" => {
+            let Some(tier_node) = fields.take("tier") else {
+                decoder.at_value(node, "require_tier needs `tier`");
+                return None;
+            };
+            let name = decoder.nonempty_plain(&tier_node)?;
+            let Some(tier) = Tier::parse(&name) else {
+                decoder.at_value(&tier_node, "unknown tier");
+                return None;
+            };
+            Some(HookHandler::RequireTier { tier, tools: tool_patterns(decoder, &mut fields, false)? })
+        }
+        "block_credentials" => Some(HookHandler::BlockCredentials),
+        _ => {
+            decoder.at_value(&kind_node, format!("unknown builtin; use one of {}", BUILTINS.join(", ")));
+            None
+        }
+    }
+}

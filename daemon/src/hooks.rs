@@ -1,0 +1,232 @@
+//! Hooks: handlers from the profile that run on lifecycle events, in order, and may deny. This
+//! build runs the built-in rules for PreToolUse on the gateway's tool calls; every decision is a
+//! `hook_events` row with the call's trace id.
+//!
+//! The first handler that denies decides; the others are not run. The decisions are plain functions
+//! over the call (`evaluate`), so the rules are testable without the gateway.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use castellan_config::{HookEvent, HookHandler, HooksSettings, NamePattern, Tier};
+use regex::Regex;
+use serde_json::Value;
+
+/// A handler ready to run (patterns compiled).
+enum Compiled {
+    DenyTools(Vec<NamePattern>),
+    DenyArguments(Regex),
+    RequireTier(Tier, Vec<NamePattern>),
+    BlockCredentials(Regex),
+}
+
+/// What one handler decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookDecision {
+    pub handler: String,
+    pub allowed: bool,
+    pub reason: Option<String>,
+}
+
+/// The call a PreToolUse handler looks at.
+pub struct ToolUse<'a> {
+    pub server: &'a str,
+    pub tool: &'a str,
+    pub tier: Tier,
+    pub arguments: &'a Value,
+}
+
+/// Shapes of credentials that have no business in tool arguments.
+const CREDENTIAL_SHAPES: &str = concat!(
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+    r"|\bAKIA[0-9A-Z]{16}\b",
+    r"|\bgh[pousr]_[A-Za-z0-9]{36,}\b",
+    r"|\bxox[baprs]-[A-Za-z0-9-]{10,}\b",
+    r"|\bsk-[A-Za-z0-9_-]{20,}\b",
+    r"|\bcas_[a-z0-9]{12}_[A-Za-z0-9_-]{43}\b",
+    r"|(?i)\bbearer\s+[A-Za-z0-9._~+/-]{20,}=*",
+);
+
+/// The hooks of this replica, replaced on profile reload.
+#[derive(Default)]
+pub struct Hooks {
+    pre_tool_use: ArcSwap<Vec<Compiled>>,
+}
+
+impl Hooks {
+    pub fn new(settings: &HooksSettings) -> Self {
+        let hooks = Hooks::default();
+        hooks.apply(settings);
+        hooks
+    }
+
+    /// Compiles the handlers; patterns were validated when the profile was read.
+    pub fn apply(&self, settings: &HooksSettings) {
+        let compiled = settings
+            .events
+            .get(&HookEvent::PreToolUse)
+            .map(|handlers| handlers.iter().filter_map(compile).collect())
+            .unwrap_or_default();
+        self.pre_tool_use.store(Arc::new(compiled));
+    }
+
+    pub fn has_pre_tool_use(&self) -> bool {
+        !self.pre_tool_use.load().is_empty()
+    }
+
+    /// Runs the PreToolUse handlers in order until one denies; returns every decision made.
+    pub fn pre_tool_use(&self, call: &ToolUse<'_>) -> Vec<HookDecision> {
+        let handlers = self.pre_tool_use.load();
+        let mut decisions = Vec::new();
+        for handler in handlers.iter() {
+            let decision = evaluate(handler, call);
+            let denied = !decision.allowed;
+            decisions.push(decision);
+            if denied {
+                break;
+            }
+        }
+        decisions
+    }
+}
+
+fn patterns(texts: &[String]) -> Vec<NamePattern> {
+    texts.iter().filter_map(|text| NamePattern::parse(text).ok()).collect()
+}
+
+fn compile(handler: &HookHandler) -> Option<Compiled> {
+    Some(match handler {
+        HookHandler::DenyTools { tools } => Compiled::DenyTools(patterns(tools)),
+        HookHandler::DenyArguments { pattern } => {
+            Compiled::DenyArguments(regex::RegexBuilder::new(pattern).size_limit(1 << 20).build().ok()?)
+        }
+        HookHandler::RequireTier { tier, tools } => Compiled::RequireTier(*tier, patterns(tools)),
+        HookHandler::BlockCredentials => Compiled::BlockCredentials(Regex::new(CREDENTIAL_SHAPES).ok()?),
+    })
+}
+
+/// Whether a pattern matches the tool: `server__tool` patterns name the server too.
+fn tool_matches(patterns: &[NamePattern], call: &ToolUse<'_>) -> bool {
+    let qualified = format!("{}__{}", call.server, call.tool);
+    patterns.iter().any(|pattern| pattern.matches(call.tool) || pattern.matches(&qualified))
+}
+
+fn evaluate(handler: &Compiled, call: &ToolUse<'_>) -> HookDecision {
+    let (name, denial) = match handler {
+        Compiled::DenyTools(patterns) => (
+            "builtin:deny_tools",
+            tool_matches(patterns, call).then(|| format!("the tool {} is denied by a hook", call.tool)),
+        ),
+        Compiled::DenyArguments(pattern) => (
+            "builtin:deny_arguments",
+            pattern
+                .is_match(&call.arguments.to_string())
+                .then(|| format!("the arguments match the denied pattern {}", pattern.as_str())),
+        ),
+        Compiled::RequireTier(tier, patterns) => (
+            "builtin:require_tier",
+            (tool_matches(patterns, call) && call.tier < *tier)
+                .then(|| format!("the tool {} needs the {} tier", call.tool, tier.as_str())),
+        ),
+        Compiled::BlockCredentials(shapes) => (
+            "builtin:block_credentials",
+            shapes
+                .is_match(&unescaped_text(call.arguments))
+                .then(|| "the arguments carry something shaped like a credential".to_string()),
+        ),
+    };
+    HookDecision { handler: name.to_string(), allowed: denial.is_none(), reason: denial }
+}
+
+/// Every string of the arguments, unescaped, one per line (so escapes cannot hide a shape).
+fn unescaped_text(value: &Value) -> String {
+    fn walk(value: &Value, out: &mut String) {
+        match value {
+            Value::String(text) => {
+                out.push_str(text);
+                out.push('\n');
+            }
+            Value::Array(items) => items.iter().for_each(|item| walk(item, out)),
+            Value::Object(map) => map.iter().for_each(|(key, item)| {
+                out.push_str(key);
+                out.push('\n');
+                walk(item, out);
+            }),
+            other => {
+                out.push_str(&other.to_string());
+                out.push('\n');
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(value, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use serde_json::json;
+
+    fn hooks(handlers: Vec<HookHandler>) -> Hooks {
+        let mut settings = HooksSettings::default();
+        settings.events.insert(HookEvent::PreToolUse, handlers);
+        Hooks::new(&settings)
+    }
+
+    fn decide(hooks: &Hooks, tool: &str, tier: Tier, arguments: Value) -> Option<HookDecision> {
+        let call = ToolUse { server: "db", tool, tier, arguments: &arguments };
+        hooks.pre_tool_use(&call).into_iter().find(|decision| !decision.allowed)
+    }
+
+    #[test]
+    fn each_builtin_denies_what_it_names_and_allows_the_rest() {
+        let all = hooks(vec![
+            HookHandler::DenyArguments { pattern: r"(?i)drop\s+table".into() },
+            HookHandler::DenyTools { tools: vec!["delete_*".into(), "db__truncate".into()] },
+            HookHandler::RequireTier { tier: Tier::Admin, tools: vec!["export_*".into()] },
+            HookHandler::BlockCredentials,
+        ]);
+        let cases = [
+            ("query", Tier::User, json!({"sql": "select 1"}), None),
+            ("query", Tier::User, json!({"sql": "DROP   TABLE users"}), Some("builtin:deny_arguments")),
+            ("delete_row", Tier::Admin, json!({}), Some("builtin:deny_tools")),
+            ("truncate", Tier::Admin, json!({}), Some("builtin:deny_tools")),
+            ("export_all", Tier::User, json!({}), Some("builtin:require_tier")),
+            ("export_all", Tier::Admin, json!({}), None),
+            ("query", Tier::User, json!({"note": "key AKIAIOSFODNN7EXAMPLE"}), Some("builtin:block_credentials")),
+            (
+                "query",
+                Tier::User,
+                json!({"pem": "-----BEGIN RSA PRIVATE KEY-----\nMII"}),
+                Some("builtin:block_credentials"),
+            ),
+            (
+                "query",
+                Tier::User,
+                json!({"h": "Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345"}),
+                Some("builtin:block_credentials"),
+            ),
+            ("query", Tier::User, json!({"text": "a bearer of good news"}), None),
+        ];
+        for (tool, tier, arguments, expected) in cases {
+            let denied = decide(&all, tool, tier, arguments.clone()).map(|decision| decision.handler);
+            assert_eq!(denied.as_deref(), expected, "{tool} by {tier:?} with {arguments}");
+        }
+    }
+
+    #[test]
+    fn the_first_denial_stops_the_chain_and_every_decision_is_reported() {
+        let chain = hooks(vec![
+            HookHandler::DenyTools { tools: vec!["nothing_matches".into()] },
+            HookHandler::DenyTools { tools: vec!["*".into()] },
+            HookHandler::BlockCredentials,
+        ]);
+        let arguments = json!({});
+        let decisions =
+            chain.pre_tool_use(&ToolUse { server: "s", tool: "t", tier: Tier::User, arguments: &arguments });
+        assert_eq!(decisions.len(), 2, "allow, then deny; the third is not run: {decisions:?}");
+        assert!(decisions[0].allowed && !decisions[1].allowed, "{decisions:?}");
+    }
+}

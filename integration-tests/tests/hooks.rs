@@ -1,0 +1,89 @@
+//! PreToolUse hooks on the gateway: built-in rules deny what they name, after RBAC and before the
+//! tool runs; every decision is a hook_events row that the admin trace API returns.
+
+use integration_tests::mcp::{bearer, initialize_body, post_raw, standard_headers};
+use integration_tests::{AppOptions, DEFAULT_TEST_PROFILE, Database, TestApp, spawn_app_with};
+use serde_json::{Value, json};
+
+const HOOKS: &str = r#"hooks:
+  PreToolUse:
+    - { builtin: deny_arguments, pattern: "(?i)drop\\s+table" }
+    - { builtin: require_tier, tier: admin, tools: ["list_*"] }
+    - { builtin: block_credentials }
+"#;
+
+/// One tools/call under `traceparent` trace `trace`; returns the JSON-RPC answer.
+fn call(app: &TestApp, key: &str, trace: &str, tool: &str, arguments: Value) -> Value {
+    let url = format!("{}/mcp", app.base_url);
+    let authorization = bearer(key);
+    let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
+    let mut headers = standard_headers(&authorization, None);
+    headers.push(("traceparent", &traceparent));
+    let session = post_raw(&url, &headers, &initialize_body("2025-11-25")).session_id.expect("a session");
+    let mut headers = standard_headers(&authorization, Some(&session));
+    headers.push(("traceparent", &traceparent));
+    headers.push(("MCP-Protocol-Version", "2025-11-25"));
+    let body =
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": tool, "arguments": arguments}});
+    post_raw(&url, &headers, &body.to_string()).body
+}
+
+fn trace(app: &TestApp, trace: &str) -> Value {
+    ureq::get(&format!("{}/api/v1/traces/{trace}", app.base_url))
+        .set("Authorization", &bearer(&app.admin_key))
+        .call()
+        .expect("trace API")
+        .into_json()
+        .expect("json")
+}
+
+#[test]
+fn builtin_pre_tool_use_rules_deny_before_the_tool_runs_and_every_decision_is_recorded() {
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&format!("{DEFAULT_TEST_PROFILE}{HOOKS}")));
+    let allowed_trace = "11111111111111111111111111111111";
+    let answer = call(&app, &app.admin_key, allowed_trace, "customers__get_customer", json!({"id": 1}));
+    assert!(answer["result"].is_object(), "an ordinary call passes every hook: {answer}");
+    let recorded = trace(&app, allowed_trace);
+    let decisions: Vec<&str> = recorded["hook_events"]
+        .as_array()
+        .expect("hook events")
+        .iter()
+        .filter_map(|event| event["decision"].as_str())
+        .collect();
+    assert_eq!(decisions, ["allow", "allow", "allow"], "one allow per handler: {recorded}");
+
+    let denied_trace = "22222222222222222222222222222222";
+    let answer = call(
+        &app,
+        &app.admin_key,
+        denied_trace,
+        "customers__get_customer",
+        json!({"id": 1, "note": "then DROP TABLE customers"}),
+    );
+    assert_eq!(answer["error"]["code"], -32003, "denied: {answer}");
+    assert!(
+        answer["error"]["message"].as_str().unwrap_or_default().contains("builtin:deny_arguments"),
+        "names the rule: {answer}"
+    );
+    let recorded = trace(&app, denied_trace);
+    let events = recorded["hook_events"].as_array().expect("hook events");
+    assert_eq!(events.len(), 1, "the first denial stops the chain: {recorded}");
+    assert_eq!(
+        (events[0]["decision"].as_str(), events[0]["handler"].as_str()),
+        (Some("deny"), Some("builtin:deny_arguments"))
+    );
+    let executions = recorded["tool_executions"].as_array().expect("executions");
+    assert_eq!(executions[0]["status"], "denied", "the audit row says denied and the tool did not run: {recorded}");
+
+    let user_key = app.user_with_key("uma", "user");
+    let answer = call(&app, &user_key, "33333333333333333333333333333333", "customers__list_customers", json!({}));
+    assert!(answer["error"]["message"].as_str().unwrap_or_default().contains("needs the admin tier"), "{answer}");
+    let answer = call(
+        &app,
+        &app.admin_key,
+        "44444444444444444444444444444444",
+        "customers__get_customer",
+        json!({"id": 1, "key": "AKIAIOSFODNN7EXAMPLE"}),
+    );
+    assert!(answer["error"]["message"].as_str().unwrap_or_default().contains("builtin:block_credentials"), "{answer}");
+}

@@ -1,0 +1,74 @@
+//! The `hook_events` table: every hook decision with its reason and trace id.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use crate::entity::hook_events as entity;
+use crate::error::DbResult;
+use crate::time::truncate_to_micros;
+
+/// A decision to record, or as read back (`id` 0 before it is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookEventRow {
+    pub id: i64,
+    pub event: String,
+    pub decision: String,
+    pub handler: String,
+    pub reason: Option<String>,
+    pub server: Option<String>,
+    pub tool: Option<String>,
+    pub user_id: Option<String>,
+    pub trace_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<entity::Model> for HookEventRow {
+    fn from(model: entity::Model) -> HookEventRow {
+        HookEventRow {
+            id: model.id,
+            event: model.event,
+            decision: model.decision,
+            handler: model.handler,
+            reason: model.reason,
+            server: model.server,
+            tool: model.tool,
+            user_id: model.user_id,
+            trace_id: model.trace_id,
+            created_at: model.created_at,
+        }
+    }
+}
+
+/// Stores one decision; returns its id.
+#[tracing::instrument(skip_all, fields(event = %row.event, trace_id = %row.trace_id))]
+pub async fn record(db: &DatabaseConnection, row: &HookEventRow) -> DbResult<i64> {
+    let model = entity::ActiveModel {
+        id: ActiveValue::NotSet,
+        event: ActiveValue::Set(row.event.clone()),
+        decision: ActiveValue::Set(row.decision.clone()),
+        handler: ActiveValue::Set(row.handler.clone()),
+        reason: ActiveValue::Set(row.reason.clone()),
+        server: ActiveValue::Set(row.server.clone()),
+        tool: ActiveValue::Set(row.tool.clone()),
+        user_id: ActiveValue::Set(row.user_id.clone()),
+        trace_id: ActiveValue::Set(row.trace_id.clone()),
+        created_at: ActiveValue::Set(truncate_to_micros(row.created_at)),
+    }
+    .insert(db)
+    .await?;
+    Ok(model.id)
+}
+
+/// Every decision of one trace, oldest first (at most 10,000).
+#[tracing::instrument(skip_all, fields(trace_id = %trace_id))]
+pub async fn by_trace_id(db: &DatabaseConnection, trace_id: &str) -> DbResult<Vec<HookEventRow>> {
+    let rows = entity::Entity::find()
+        .filter(entity::Column::TraceId.eq(trace_id))
+        .order_by_asc(entity::Column::Id)
+        .limit(10_000)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(HookEventRow::from).collect())
+}
