@@ -108,6 +108,10 @@ pub enum HookHandler {
     /// `{ builtin: block_credentials }`: deny calls whose arguments carry something shaped like a
     /// credential (private keys, cloud and forge tokens, Castellan's own keys, bearer headers).
     BlockCredentials,
+    /// `{ http: URL, timeout: DURATION, on_failure: allow|deny }`: POSTs the event as JSON; the answer
+    /// may allow, deny or rewrite the arguments. A timeout, an error status or an unreadable answer
+    /// takes `on_failure` (default deny).
+    Http { url: String, timeout: Duration, deny_on_failure: bool },
 }
 
 /// The classes of requests that have their own buckets.

@@ -1,9 +1,10 @@
-//! Hooks: handlers from the profile that run on lifecycle events, in order, and may deny. This
-//! build runs the built-in rules for PreToolUse on the gateway's tool calls; every decision is a
-//! `hook_events` row with the call's trace id.
+//! Hooks: handlers from the profile that run on lifecycle events, in order, and may deny or rewrite.
+//! This build runs PreToolUse on the gateway's tool calls: the built-in rules (plain functions over
+//! the call, testable without the gateway) and HTTP hooks. Every decision is a `hook_events` row
+//! with the call's trace id.
 //!
-//! The first handler that denies decides; the others are not run. The decisions are plain functions
-//! over the call (`evaluate`), so the rules are testable without the gateway.
+//! The first handler that denies decides; the others are not run. A handler that rewrites the
+//! arguments hands the rewritten ones to the handlers after it and to the tool.
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ enum Compiled {
     DenyArguments(Regex),
     RequireTier(Tier, Vec<NamePattern>),
     BlockCredentials(Regex),
+    Http { url: String, timeout: std::time::Duration, deny_on_failure: bool },
 }
 
 /// What one handler decided.
@@ -26,6 +28,8 @@ pub struct HookDecision {
     pub handler: String,
     pub allowed: bool,
     pub reason: Option<String>,
+    /// Arguments the handler rewrote the call to.
+    pub rewritten: Option<Value>,
 }
 
 /// The call a PreToolUse handler looks at.
@@ -48,14 +52,20 @@ const CREDENTIAL_SHAPES: &str = concat!(
 );
 
 /// The hooks of this replica, replaced on profile reload.
-#[derive(Default)]
 pub struct Hooks {
     pre_tool_use: ArcSwap<Vec<Compiled>>,
+    http: reqwest::Client,
 }
 
 impl Hooks {
     pub fn new(settings: &HooksSettings) -> Self {
-        let hooks = Hooks::default();
+        // Operators name hook endpoints, so no address guard; no redirects, bounded connect time.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .build()
+            .unwrap_or_default();
+        let hooks = Hooks { pre_tool_use: ArcSwap::from_pointee(Vec::new()), http };
         hooks.apply(settings);
         hooks
     }
@@ -75,12 +85,23 @@ impl Hooks {
     }
 
     /// Runs the PreToolUse handlers in order until one denies; returns every decision made.
-    pub fn pre_tool_use(&self, call: &ToolUse<'_>) -> Vec<HookDecision> {
+    /// `context` is what HTTP hooks receive besides the call (user, trace id).
+    pub async fn pre_tool_use(&self, call: &ToolUse<'_>, context: &HookContext<'_>) -> Vec<HookDecision> {
         let handlers = self.pre_tool_use.load();
         let mut decisions = Vec::new();
+        let mut arguments = call.arguments.clone();
         for handler in handlers.iter() {
-            let decision = evaluate(handler, call);
+            let current = ToolUse { arguments: &arguments, ..*call };
+            let decision = match handler {
+                Compiled::Http { url, timeout, deny_on_failure } => {
+                    self.ask_http(url, *timeout, *deny_on_failure, &current, context).await
+                }
+                other => evaluate(other, &current),
+            };
             let denied = !decision.allowed;
+            if let Some(rewritten) = &decision.rewritten {
+                arguments = rewritten.clone();
+            }
             decisions.push(decision);
             if denied {
                 break;
@@ -88,6 +109,83 @@ impl Hooks {
         }
         decisions
     }
+
+    /// POSTs the event to an HTTP hook and reads its decision: `{"decision": "allow"|"deny",
+    /// "reason", "updatedInput"}` or Claude Code's `{"hookSpecificOutput": {"permissionDecision",
+    /// "permissionDecisionReason", "updatedInput"}}`.
+    async fn ask_http(
+        &self,
+        url: &str,
+        timeout: std::time::Duration,
+        deny_on_failure: bool,
+        call: &ToolUse<'_>,
+        context: &HookContext<'_>,
+    ) -> HookDecision {
+        let mut payload = serde_json::json!({
+            "hook_event_name": "PreToolUse",
+            "tool_name": format!("{}__{}", call.server, call.tool),
+            "server": call.server,
+            "tool": call.tool,
+            "tool_input": call.arguments,
+            "user": context.subject,
+            "tier": call.tier.as_str(),
+            "trace_id": context.trace_id,
+        });
+        crate::redaction::current().redact_value(&mut payload);
+        let handler = format!("http:{url}");
+        let answer = async {
+            let response = self
+                .http
+                .post(url)
+                .header("traceparent", crate::http::outgoing_traceparent(context.trace_id))
+                .json(&payload)
+                .send()
+                .await
+                .map_err(|_| "the hook could not be reached".to_string())?;
+            if !response.status().is_success() {
+                return Err(format!("the hook answered HTTP {}", response.status().as_u16()));
+            }
+            let bytes = response.bytes().await.map_err(|_| "the hook's answer could not be read".to_string())?;
+            if bytes.len() > 1 << 20 {
+                return Err("the hook's answer is too large".to_string());
+            }
+            serde_json::from_slice::<Value>(&bytes).map_err(|_| "the hook's answer is not JSON".to_string())
+        };
+        let answer = match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(problem)) => return failure(handler, deny_on_failure, problem),
+            Err(_) => return failure(handler, deny_on_failure, format!("the hook did not answer within {timeout:?}")),
+        };
+        let specific = answer.get("hookSpecificOutput");
+        let field = |name: &str, specific_name: &str| {
+            answer.get(name).or_else(|| specific.and_then(|output| output.get(specific_name))).cloned()
+        };
+        let decision = field("decision", "permissionDecision").and_then(|value| value.as_str().map(str::to_string));
+        let reason = field("reason", "permissionDecisionReason").and_then(|value| value.as_str().map(str::to_string));
+        let rewritten = field("updatedInput", "updatedInput").filter(Value::is_object);
+        match decision.as_deref() {
+            Some("deny" | "block") => HookDecision {
+                handler,
+                allowed: false,
+                reason: reason.or(Some("denied by the hook".into())),
+                rewritten: None,
+            },
+            Some("allow" | "approve") | None => HookDecision { handler, allowed: true, reason, rewritten },
+            Some(_) => failure(handler, deny_on_failure, "the hook's decision is neither allow nor deny".into()),
+        }
+    }
+}
+
+/// Who is calling, for hooks that want to know.
+pub struct HookContext<'a> {
+    pub subject: &'a str,
+    pub trace_id: &'a str,
+}
+
+fn failure(handler: String, deny: bool, problem: String) -> HookDecision {
+    let reason =
+        if deny { format!("{problem}; on_failure is deny") } else { format!("{problem}; on_failure is allow") };
+    HookDecision { handler, allowed: !deny, reason: Some(reason), rewritten: None }
 }
 
 fn patterns(texts: &[String]) -> Vec<NamePattern> {
@@ -102,6 +200,9 @@ fn compile(handler: &HookHandler) -> Option<Compiled> {
         }
         HookHandler::RequireTier { tier, tools } => Compiled::RequireTier(*tier, patterns(tools)),
         HookHandler::BlockCredentials => Compiled::BlockCredentials(Regex::new(CREDENTIAL_SHAPES).ok()?),
+        HookHandler::Http { url, timeout, deny_on_failure } => {
+            Compiled::Http { url: url.clone(), timeout: *timeout, deny_on_failure: *deny_on_failure }
+        }
     })
 }
 
@@ -134,8 +235,9 @@ fn evaluate(handler: &Compiled, call: &ToolUse<'_>) -> HookDecision {
                 .is_match(&unescaped_text(call.arguments))
                 .then(|| "the arguments carry something shaped like a credential".to_string()),
         ),
+        Compiled::Http { url, .. } => (url.as_str(), Some("an http hook cannot be evaluated synchronously".into())),
     };
-    HookDecision { handler: name.to_string(), allowed: denial.is_none(), reason: denial }
+    HookDecision { handler: name.to_string(), allowed: denial.is_none(), reason: denial, rewritten: None }
 }
 
 /// Every string of the arguments, unescaped, one per line (so escapes cannot hide a shape).
@@ -177,7 +279,9 @@ mod tests {
 
     fn decide(hooks: &Hooks, tool: &str, tier: Tier, arguments: Value) -> Option<HookDecision> {
         let call = ToolUse { server: "db", tool, tier, arguments: &arguments };
-        hooks.pre_tool_use(&call).into_iter().find(|decision| !decision.allowed)
+        let context = HookContext { subject: "s", trace_id: "t" };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(hooks.pre_tool_use(&call, &context)).into_iter().find(|decision| !decision.allowed)
     }
 
     #[test]
@@ -224,8 +328,10 @@ mod tests {
             HookHandler::BlockCredentials,
         ]);
         let arguments = json!({});
-        let decisions =
-            chain.pre_tool_use(&ToolUse { server: "s", tool: "t", tier: Tier::User, arguments: &arguments });
+        let context = HookContext { subject: "s", trace_id: "t" };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let call = ToolUse { server: "s", tool: "t", tier: Tier::User, arguments: &arguments };
+        let decisions = runtime.block_on(chain.pre_tool_use(&call, &context));
         assert_eq!(decisions.len(), 2, "allow, then deny; the third is not run: {decisions:?}");
         assert!(decisions[0].allowed && !decisions[1].allowed, "{decisions:?}");
     }

@@ -87,3 +87,69 @@ fn builtin_pre_tool_use_rules_deny_before_the_tool_runs_and_every_decision_is_re
     );
     assert!(answer["error"]["message"].as_str().unwrap_or_default().contains("builtin:block_credentials"), "{answer}");
 }
+
+#[test]
+fn an_http_hook_allows_denies_rewrites_and_takes_its_failure_mode() {
+    let hook = integration_tests::Fixture::start("hook_server.py", &[], "hook-server listening on ");
+    let hooks =
+        format!("hooks:\n  PreToolUse:\n    - {{ http: \"{}/hook\", timeout: 1s, on_failure: deny }}\n", hook.url);
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&format!("{DEFAULT_TEST_PROFILE}{hooks}")));
+    let key = app.admin_key.clone();
+    let allowed = call(&app, &key, "55555555555555555555555555555555", "customers__get_customer", json!({"id": 1}));
+    assert!(allowed.to_string().contains("Ada Lovelace"), "allowed, customer 1: {allowed}");
+
+    let denied = call(
+        &app,
+        &key,
+        "66666666666666666666666666666666",
+        "customers__get_customer",
+        json!({"id": 1, "word": "forbidden"}),
+    );
+    assert!(
+        denied["error"]["message"].as_str().unwrap_or_default().contains("forbidden word"),
+        "the hook's reason: {denied}"
+    );
+
+    let rewritten = call(
+        &app,
+        &key,
+        "77777777777777777777777777777777",
+        "customers__get_customer",
+        json!({"id": 1, "rewrite": true}),
+    );
+    assert!(!rewritten.to_string().contains("Ada Lovelace"), "the tool ran with the rewritten arguments: {rewritten}");
+    assert!(rewritten["result"].is_object(), "and answered: {rewritten}");
+    let recorded = trace(&app, "77777777777777777777777777777777");
+    assert_eq!(recorded["hook_events"][0]["decision"], "rewrite", "{recorded}");
+    assert_eq!(recorded["tool_executions"][0]["input"], r#"{"id":2}"#, "the audit row shows what ran: {recorded}");
+
+    let started = std::time::Instant::now();
+    let slow =
+        call(&app, &key, "88888888888888888888888888888888", "customers__get_customer", json!({"id": 1, "slow": true}));
+    assert!(started.elapsed() < std::time::Duration::from_millis(2900), "the timeout cut the wait");
+    assert!(
+        slow["error"]["message"].as_str().unwrap_or_default().contains("on_failure is deny"),
+        "timeout → deny: {slow}"
+    );
+    let broken = call(
+        &app,
+        &key,
+        "99999999999999999999999999999999",
+        "customers__get_customer",
+        json!({"id": 1, "broken": true}),
+    );
+    assert!(
+        broken["error"]["message"].as_str().unwrap_or_default().contains("HTTP 500"),
+        "error status → deny: {broken}"
+    );
+
+    let log: Value = ureq::get(&format!("{}/log", hook.url)).call().expect("log").into_json().expect("json");
+    let first = &log[0];
+    assert_eq!(first["hook_event_name"], "PreToolUse");
+    assert_eq!(first["tool_name"], "customers__get_customer");
+    assert_eq!(first["trace_id"], "55555555555555555555555555555555", "the hook sees the trace: {first}");
+    assert!(
+        first["_traceparent"].as_str().unwrap_or_default().starts_with("00-55555555555555555555555555555555-"),
+        "{first}"
+    );
+}

@@ -37,9 +37,32 @@ pub(super) fn decode_hooks(decoder: &mut Decoder, node: Option<Node>) -> HooksSe
 fn decode_handler(decoder: &mut Decoder, node: &Node) -> Option<HookHandler> {
     let mut fields =
         decoder.fields(node, &["builtin", "tools", "pattern", "tier", "command", "http", "timeout", "on_failure"])?;
-    if fields.take("command").is_some() || fields.take("http").is_some() {
-        decoder.at_value(node, "command and http hooks are not supported by this build yet; use a builtin rule");
+    if fields.take("command").is_some() {
+        decoder.at_value(node, "command hooks are not supported by this build yet; use a builtin rule or an http hook");
         return None;
+    }
+    if let Some(url_node) = fields.take("http") {
+        let url = decoder.nonempty_plain(&url_node)?;
+        if let Err(reason) = super::scalars::check_http_url(&url) {
+            decoder.at_value(&url_node, reason);
+            return None;
+        }
+        let timeout = match fields.take("timeout") {
+            Some(node) => decoder.positive_duration(&node)?,
+            None => std::time::Duration::from_secs(5),
+        };
+        let deny_on_failure = match fields.take("on_failure") {
+            None => true,
+            Some(node) => match decoder.nonempty_plain(&node)?.as_str() {
+                "deny" => true,
+                "allow" => false,
+                _ => {
+                    decoder.at_value(&node, "expected allow or deny");
+                    return None;
+                }
+            },
+        };
+        return Some(HookHandler::Http { url, timeout, deny_on_failure });
     }
     let Some(kind_node) = fields.take("builtin") else {
         decoder.at_value(node, format!("a handler needs `builtin` (one of {})", BUILTINS.join(", ")));

@@ -499,7 +499,7 @@ fn some_problems_read_exactly() {
         ("providers: {}\n", "p.yaml:1:1: providers: section not supported by this build yet"),
         (
             "hooks:\n  PreToolUse:\n    - { command: ./check.sh }\n",
-            "p.yaml:3:7: hooks.PreToolUse[0]: command and http hooks are not supported by this build yet; use a builtin rule",
+            "p.yaml:3:7: hooks.PreToolUse[0]: command hooks are not supported by this build yet; use a builtin rule or an http hook",
         ),
         (
             "hooks:\n  PreToolUse:\n    - { builtin: deny_arguments, pattern: \"(unclosed\" }\n",

@@ -217,8 +217,7 @@ fn the_interface_example_parses_where_in_scope() {
 fn the_full_interface_example_is_refused_section_by_section() {
     let text = format!("{INTERFACE_EXAMPLE_IN_SCOPE}{INTERFACE_EXAMPLE_OUT_OF_SCOPE}");
     let expected = [
-        "p.yaml:33:7: hooks.PreToolUse[1]: command and http hooks are not supported by this build yet; use a builtin rule",
-        "p.yaml:34:7: hooks.PreToolUse[2]: command and http hooks are not supported by this build yet; use a builtin rule",
+        "p.yaml:33:7: hooks.PreToolUse[1]: command hooks are not supported by this build yet; use a builtin rule or an http hook",
         "p.yaml:35:1: providers: section not supported by this build yet",
     ];
     assert_eq!(problem_lines(&text), expected, "one problem per refused section, at its key");

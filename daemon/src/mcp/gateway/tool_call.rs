@@ -84,11 +84,19 @@ impl Gateway {
                 .finish(call, id, record, started_at, clock, Finish::refused("denied", FORBIDDEN, &message))
                 .await;
         }
-        if let Some(denial) = self.run_pre_tool_use(call, &server.name, &tool, &arguments).await {
-            return self
-                .finish(call, id, record, started_at, clock, Finish::refused("denied", FORBIDDEN, &denial))
-                .await;
-        }
+        let arguments = match self.run_pre_tool_use(call, &server.name, &tool, &arguments).await {
+            Ok(rewritten) if rewritten != arguments => {
+                // The audit row shows what the tool was actually called with.
+                record.input = crate::redaction::current().redact(&rewritten.to_string()).into_owned();
+                rewritten
+            }
+            Ok(unchanged) => unchanged,
+            Err(denial) => {
+                return self
+                    .finish(call, id, record, started_at, clock, Finish::refused("denied", FORBIDDEN, &denial))
+                    .await;
+            }
+        };
         if !self.audit.is_available() {
             let message = "audit unavailable: the call was refused and the tool did not run";
             return self
@@ -97,6 +105,7 @@ impl Gateway {
         }
         let mut upstream_params = params.clone();
         upstream_params["name"] = Value::String(tool.clone());
+        upstream_params["arguments"] = arguments;
         let timeout = self.server_call_timeouts.load().get(&server.name).copied().unwrap_or(self.call_timeout);
         let connection = Arc::clone(&server.connection);
         let upstream_id = connection.allocate_id();
@@ -304,25 +313,36 @@ impl Gateway {
     }
 
     /// Runs the PreToolUse hooks; records each decision with the call's trace id. Returns the
-    /// message of a denial. A decision that cannot be recorded denies: the record is part of the rule.
+    /// arguments to call the tool with (perhaps rewritten by a hook), or the message of a denial. A
+    /// decision that cannot be recorded denies: the record is part of the rule.
     async fn run_pre_tool_use(
         &self,
         call: &CallContext<'_>,
         server: &str,
         tool: &str,
         arguments: &Value,
-    ) -> Option<String> {
+    ) -> Result<Value, String> {
         if !self.hooks.has_pre_tool_use() {
-            return None;
+            return Ok(arguments.clone());
         }
-        let decisions =
-            self.hooks.pre_tool_use(&crate::hooks::ToolUse { server, tool, tier: call.principal.tier, arguments });
+        let use_of_tool = crate::hooks::ToolUse { server, tool, tier: call.principal.tier, arguments };
+        let context = crate::hooks::HookContext { subject: &call.principal.subject, trace_id: call.trace_id };
+        let decisions = self.hooks.pre_tool_use(&use_of_tool, &context).await;
         let mut denial = None;
+        let mut final_arguments = arguments.clone();
         for decision in decisions {
+            if let Some(rewritten) = &decision.rewritten {
+                final_arguments = rewritten.clone();
+            }
             let row = castellan_schema::hook_events::HookEventRow {
                 id: 0,
                 event: "PreToolUse".into(),
-                decision: if decision.allowed { "allow" } else { "deny" }.into(),
+                decision: match (decision.allowed, decision.rewritten.is_some()) {
+                    (false, _) => "deny",
+                    (true, true) => "rewrite",
+                    (true, false) => "allow",
+                }
+                .into(),
                 handler: decision.handler.clone(),
                 reason: decision.reason.clone(),
                 server: Some(server.to_string()),
@@ -333,7 +353,7 @@ impl Gateway {
             };
             if let Err(error) = castellan_schema::hook_events::record(&self.db, &row).await {
                 tracing::error!(%error, trace_id = call.trace_id, "recording a hook decision failed; the call is refused");
-                return Some("hook decisions cannot be recorded: the call was refused and the tool did not run".into());
+                return Err("hook decisions cannot be recorded: the call was refused and the tool did not run".into());
             }
             if !decision.allowed {
                 tracing::info!(trace_id = call.trace_id, server, tool, handler = %decision.handler, "denied by a hook");
@@ -344,7 +364,10 @@ impl Gateway {
                 ));
             }
         }
-        denial
+        match denial {
+            Some(denial) => Err(denial),
+            None => Ok(final_arguments),
+        }
     }
 
     /// Audits a tools/call refused by its rate limit before anything else looked at it.
