@@ -153,3 +153,69 @@ fn an_http_hook_allows_denies_rewrites_and_takes_its_failure_mode() {
         "{first}"
     );
 }
+
+/// Runs `castellan hook EVENT` the way Claude Code does: the payload on stdin.
+fn shim(event: &str, url: &str, key: Option<&str>, payload: &Value) -> (i32, String) {
+    use std::io::Write;
+    let mut command = std::process::Command::new(integration_tests::castellan_binary());
+    command.args(["hook", event]).env("CASTELLAN_URL", url).env_remove("CASTELLAN_API_KEY");
+    if let Some(key) = key {
+        command.env("CASTELLAN_API_KEY", key);
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("castellan hook runs");
+    child.stdin.take().expect("stdin").write_all(payload.to_string().as_bytes()).expect("payload");
+    let output = child.wait_with_output().expect("finishes");
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+#[test]
+fn the_claude_code_shim_gets_decisions_for_built_in_tools_and_fails_closed() {
+    let hooks = "hooks:\n  PreToolUse:\n    - { builtin: deny_arguments, pattern: \"rm\\\\s+-rf\" }\n";
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&format!("{DEFAULT_TEST_PROFILE}{hooks}")));
+    let bash = |command: &str| {
+        json!({"session_id": "abc123", "transcript_path": "/tmp/t.jsonl", "cwd": "/work", "permission_mode": "default",
+               "hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": command}, "tool_use_id": "toolu_01"})
+    };
+    let (code, out) = shim("PreToolUse", &app.base_url, Some(&app.admin_key), &bash("rm -rf /"));
+    assert_eq!(code, 0, "Claude Code reads the decision from stdout");
+    let decision: Value = serde_json::from_str(&out).expect("decision JSON");
+    assert_eq!(decision["hookSpecificOutput"]["permissionDecision"], "deny", "{decision}");
+    assert_eq!(decision["hookSpecificOutput"]["hookEventName"], "PreToolUse", "{decision}");
+
+    let (code, out) = shim("PreToolUse", &app.base_url, Some(&app.admin_key), &bash("ls -la"));
+    assert_eq!((code, out.as_str()), (0, ""), "allowed: nothing printed, so the person's own prompt still applies");
+
+    let prompt = json!({"session_id": "abc123", "hook_event_name": "UserPromptSubmit", "prompt": "hello"});
+    assert_eq!(
+        shim("UserPromptSubmit", &app.base_url, Some(&app.admin_key), &prompt),
+        (0, String::new()),
+        "recorded, allowed"
+    );
+    let recorded = app.database.query_scalar("SELECT count(*) FROM hook_events WHERE event = 'UserPromptSubmit'");
+    assert_eq!(recorded, "1", "every event lands in hook_events");
+
+    let down = "http://127.0.0.1:1";
+    assert_eq!(
+        shim("PreToolUse", down, Some("cas_x"), &bash("ls")).0,
+        2,
+        "an unreachable daemon blocks a gating event"
+    );
+    assert_eq!(shim("Stop", down, Some("cas_x"), &json!({"hook_event_name": "Stop"})).0, 0, "and never blocks Stop");
+    assert_eq!(shim("PreToolUse", &app.base_url, None, &bash("ls")).0, 2, "no key, no tool");
+    assert_eq!(
+        shim(
+            "PreToolUse",
+            &app.base_url,
+            Some("cas_aaaaaaaaaaaa_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            &bash("ls")
+        )
+        .0,
+        2,
+        "a bad key blocks"
+    );
+}

@@ -26,6 +26,7 @@ const TABLE: &[(&str, &str, &str, &str, [u16; 3])] = &[
     ),
     ("GET", "/api/v1/traces/{trace_id}", "/api/v1/traces/4bf92f3577b34da6a3ce929d0e0e4736", "", [401, 403, 200]),
     ("GET", "/enrol", "/enrol", "", [400, 400, 400]),
+    ("POST", "/hooks/{event}", "/hooks/PreToolUse", "", [401, 400, 400]),
     ("GET", "/login", "/login", "", [200, 200, 200]),
     ("GET", "/login/federated/callback", "/login/federated/callback", "", [404, 404, 404]),
     ("GET", "/login/federated/{index}", "/login/federated/0", "", [404, 404, 404]),

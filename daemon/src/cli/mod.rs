@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod clients;
+mod hook;
 mod secrets;
 mod tools;
 
@@ -57,6 +58,11 @@ pub enum Command {
     /// Pinned tool definitions.
     #[command(subcommand)]
     Tools(tools::ToolsCommand),
+    /// Claude Code hook shim: reads the hook JSON on stdin, asks the daemon, prints the decision.
+    Hook {
+        /// PreToolUse, PostToolUse, UserPromptSubmit, Stop, ...
+        event: String,
+    },
     /// Read and verify the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -115,6 +121,7 @@ fn run_async(global: GlobalArgs, command: Command) -> ExitCode {
             Command::Clients(command) => clients::run(&global, command).await,
             Command::Secrets(command) => secrets::run(&global, command).await,
             Command::Tools(command) => tools::run(&global, command).await,
+            Command::Hook { event } => hook::run(&global, &event).await,
             Command::Audit(command) => audit::run(&global, command).await,
             Command::DemoServer { http: None } => {
                 crate::demo_server::run_stdio().await.map_err(|error| error.to_string()).map(|_| ExitCode::SUCCESS)
