@@ -84,9 +84,14 @@ def oha(url: str, headers: dict, seconds: int, rate: int | None, connections: in
 class Daemon:
     """castellan serve with an HTTP upstream, on a fresh database."""
 
-    def __init__(self, backend_url: str, database_url: str, workdir: str, rate_limit: float = 100000):
+    def __init__(self, backend_url: str, database_url: str, workdir: str, rate_limit: float = 100000,
+                 governance: bool = False):
         """`rate_limit`: the base rate of tool calls (per second, before the tier multiplier): the
-        default keeps the limiter on the path without ever refusing."""
+        default keeps the limiter on the path without ever refusing. `governance`: also two built-in
+        PreToolUse rules (each decision a hook_events row) and a secret set, so the redactor has
+        patterns to match on every answer."""
+        hooks = ('hooks:\n  PreToolUse:\n    - { builtin: deny_arguments, pattern: "(?i)drop\\\\s+table" }\n'
+                 '    - { builtin: block_credentials }\n') if governance else ""
         self.port = free_port()
         profile = os.path.join(workdir, "profile.yaml")
         with open(profile, "w") as handle:
@@ -104,7 +109,7 @@ rbac:
     - {{ name: users-may-use-tools, effect: allow, min_tier: user, servers: ["*"], tools: ["*"] }}
 rate_limits:
   per_second: {{ mcp_tool_call: {rate_limit}, oauth: {rate_limit} }}
-""")
+{hooks}""")
         self.log_path = os.path.join(workdir, "castellan.log")
         env = dict(os.environ, CASTELLAN_PROFILE=profile, CASTELLAN_LOG="warn")
         env.setdefault("CASTELLAN_MASTER_KEY", "ab" * 32)
@@ -115,6 +120,10 @@ rate_limits:
         self.base = f"http://127.0.0.1:{self.port}"
         wait_http(f"{self.base}/readyz", 60)
         self.key = self._bootstrap_key()
+        if governance:
+            subprocess.run([BINARY, "secrets", "set", "bench_secret"], input="bench-secret-value-0123456789",
+                           text=True, env=self.env, check=True, capture_output=True)
+            time.sleep(6)  # the daemon re-reads the store every 5 s
 
     def _bootstrap_key(self) -> str:
         for _ in range(100):
@@ -166,7 +175,7 @@ def run(database: str, args, backend_url: str) -> dict:
         name = f"castellan_bench_{os.getpid()}"
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
         database_url = f"postgres://postgres@127.0.0.1:5432/{name}"
-    daemon = Daemon(backend_url, database_url, workdir)
+    daemon = Daemon(backend_url, database_url, workdir, governance=args.governance)
     try:
         time.sleep(2)
         idle_rss = rss_kib(daemon.process.pid)
@@ -246,6 +255,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--governance", action="store_true",
+                        help="PreToolUse rules and a secret (redaction) on the path")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks-latest.md"))
     args = parser.parse_args()
     check_tools()

@@ -136,7 +136,7 @@ impl Application {
             call_timeout: profile.server.call_timeout,
             tool_pins,
             hooks: Arc::new(crate::hooks::Hooks::new(&profile.hooks)),
-            db: db.clone(),
+            hook_writer: crate::hook_writer::HookWriter::start(db.clone()),
         }));
         let state = web::Data::new(AppState {
             gateway,

@@ -70,8 +70,9 @@ async fn hook(
     };
     let mut denial = None;
     let mut rewritten = None;
+    let mut rows = Vec::with_capacity(recorded.len());
     for decision in &recorded {
-        let row = castellan_schema::hook_events::HookEventRow {
+        rows.push(castellan_schema::hook_events::HookEventRow {
             id: 0,
             event: event.as_str().to_string(),
             decision: match (decision.allowed, decision.rewritten.is_some()) {
@@ -87,17 +88,17 @@ async fn hook(
             user_id: Some(principal.subject.clone()),
             trace_id: trace_id.clone(),
             created_at: Utc::now(),
-        };
-        if let Err(error) = castellan_schema::hook_events::record(&state.db, &row).await {
-            tracing::error!(%error, trace_id, "recording a hook event failed");
-            return json_error(503, "hook events cannot be recorded; try again");
-        }
+        });
         if !decision.allowed {
             denial = Some(format!("{}: {}", decision.handler, decision.reason.clone().unwrap_or_default()));
         }
         if let Some(arguments) = &decision.rewritten {
             rewritten = Some(arguments.clone());
         }
+    }
+    if !state.gateway.hook_writer.record(rows).await {
+        tracing::error!(trace_id, "recording a hook event failed");
+        return json_error(503, "hook events cannot be recorded; try again");
     }
     let answer = match (denial, rewritten) {
         (Some(reason), _) => json!({"hookSpecificOutput": {

@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod demo_server;
 pub mod hook_endpoint;
+pub mod hook_writer;
 pub mod hooks;
 pub mod http;
 pub mod identity;

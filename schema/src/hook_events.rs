@@ -61,6 +61,28 @@ pub async fn record(db: &DatabaseConnection, row: &HookEventRow) -> DbResult<i64
     Ok(model.id)
 }
 
+/// Stores many decisions in one transaction (the group commit of the hook writer).
+#[tracing::instrument(skip_all, fields(rows = rows.len()))]
+pub async fn record_many(db: &DatabaseConnection, rows: &[HookEventRow]) -> DbResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let models = rows.iter().map(|row| entity::ActiveModel {
+        id: ActiveValue::NotSet,
+        event: ActiveValue::Set(row.event.clone()),
+        decision: ActiveValue::Set(row.decision.clone()),
+        handler: ActiveValue::Set(row.handler.clone()),
+        reason: ActiveValue::Set(row.reason.clone()),
+        server: ActiveValue::Set(row.server.clone()),
+        tool: ActiveValue::Set(row.tool.clone()),
+        user_id: ActiveValue::Set(row.user_id.clone()),
+        trace_id: ActiveValue::Set(row.trace_id.clone()),
+        created_at: ActiveValue::Set(truncate_to_micros(row.created_at)),
+    });
+    entity::Entity::insert_many(models).exec_without_returning(db).await?;
+    Ok(())
+}
+
 /// Every decision of one trace, oldest first (at most 10,000).
 #[tracing::instrument(skip_all, fields(trace_id = %trace_id))]
 pub async fn by_trace_id(db: &DatabaseConnection, trace_id: &str) -> DbResult<Vec<HookEventRow>> {

@@ -54,7 +54,7 @@ pub struct Gateway {
     pub tool_pins: Arc<crate::tool_pins::ToolPins>,
     /// The profile's hooks (PreToolUse runs after RBAC, before the tool).
     pub hooks: Arc<crate::hooks::Hooks>,
-    db: sea_orm::DatabaseConnection,
+    pub hook_writer: crate::hook_writer::HookWriter,
 }
 
 /// Who is calling and through which door.
@@ -102,16 +102,26 @@ pub struct GatewayParts {
     pub tool_pins: Arc<crate::tool_pins::ToolPins>,
     pub hooks: Arc<crate::hooks::Hooks>,
     /// Where hook decisions are recorded.
-    pub db: sea_orm::DatabaseConnection,
+    pub hook_writer: crate::hook_writer::HookWriter,
 }
 
 impl Gateway {
     pub fn new(parts: GatewayParts) -> Self {
-        let GatewayParts { registry, policy, audit, bus, metrics, sessions, call_timeout, tool_pins, hooks, db } =
-            parts;
+        let GatewayParts {
+            registry,
+            policy,
+            audit,
+            bus,
+            metrics,
+            sessions,
+            call_timeout,
+            tool_pins,
+            hooks,
+            hook_writer,
+        } = parts;
         Self {
             hooks,
-            db,
+            hook_writer,
             tool_pins,
             registry,
             policy,

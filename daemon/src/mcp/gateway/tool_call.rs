@@ -330,11 +330,12 @@ impl Gateway {
         let decisions = self.hooks.pre_tool_use(&use_of_tool, &context).await;
         let mut denial = None;
         let mut final_arguments = arguments.clone();
+        let mut rows = Vec::with_capacity(decisions.len());
         for decision in decisions {
             if let Some(rewritten) = &decision.rewritten {
                 final_arguments = rewritten.clone();
             }
-            let row = castellan_schema::hook_events::HookEventRow {
+            rows.push(castellan_schema::hook_events::HookEventRow {
                 id: 0,
                 event: "PreToolUse".into(),
                 decision: match (decision.allowed, decision.rewritten.is_some()) {
@@ -350,11 +351,7 @@ impl Gateway {
                 user_id: Some(call.principal.subject.clone()),
                 trace_id: call.trace_id.to_string(),
                 created_at: Utc::now(),
-            };
-            if let Err(error) = castellan_schema::hook_events::record(&self.db, &row).await {
-                tracing::error!(%error, trace_id = call.trace_id, "recording a hook decision failed; the call is refused");
-                return Err("hook decisions cannot be recorded: the call was refused and the tool did not run".into());
-            }
+            });
             if !decision.allowed {
                 tracing::info!(trace_id = call.trace_id, server, tool, handler = %decision.handler, "denied by a hook");
                 denial = Some(format!(
@@ -363,6 +360,10 @@ impl Gateway {
                     decision.reason.unwrap_or_default()
                 ));
             }
+        }
+        if !self.hook_writer.record(rows).await {
+            tracing::error!(trace_id = call.trace_id, "recording hook decisions failed; the call is refused");
+            return Err("hook decisions cannot be recorded: the call was refused and the tool did not run".into());
         }
         match denial {
             Some(denial) => Err(denial),
