@@ -72,23 +72,8 @@ async fn hook(
     let mut rewritten = None;
     let mut rows = Vec::with_capacity(recorded.len());
     for decision in &recorded {
-        rows.push(castellan_schema::hook_events::HookEventRow {
-            id: 0,
-            event: event.as_str().to_string(),
-            decision: match (decision.allowed, decision.rewritten.is_some()) {
-                (false, _) => "deny",
-                (true, true) => "rewrite",
-                (true, false) => "allow",
-            }
-            .to_string(),
-            handler: decision.handler.clone(),
-            reason: decision.reason.clone(),
-            server: (!tool.is_empty()).then(|| CLAUDE_CODE_SERVER.to_string()),
-            tool: (!tool.is_empty()).then(|| tool.clone()),
-            user_id: Some(principal.subject.clone()),
-            trace_id: trace_id.clone(),
-            created_at: Utc::now(),
-        });
+        let target = (!tool.is_empty()).then_some((CLAUDE_CODE_SERVER, tool.as_str()));
+        rows.push(decision.row(event, target, &principal.subject, &trace_id));
         if !decision.allowed {
             denial = Some(format!("{}: {}", decision.handler, decision.reason.clone().unwrap_or_default()));
         }

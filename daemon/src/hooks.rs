@@ -32,6 +32,35 @@ pub struct HookDecision {
     pub rewritten: Option<Value>,
 }
 
+impl HookDecision {
+    /// The `hook_events` row recording this decision.
+    pub fn row(
+        &self,
+        event: HookEvent,
+        target: Option<(&str, &str)>,
+        subject: &str,
+        trace_id: &str,
+    ) -> castellan_schema::hook_events::HookEventRow {
+        let decision = match (self.allowed, self.rewritten.is_some()) {
+            (false, _) => "deny",
+            (true, true) => "rewrite",
+            (true, false) => "allow",
+        };
+        castellan_schema::hook_events::HookEventRow {
+            id: 0,
+            event: event.as_str().to_string(),
+            decision: decision.to_string(),
+            handler: self.handler.clone(),
+            reason: self.reason.clone(),
+            server: target.map(|(server, _)| server.to_string()),
+            tool: target.map(|(_, tool)| tool.to_string()),
+            user_id: Some(subject.to_string()),
+            trace_id: trace_id.to_string(),
+            created_at: chrono::Utc::now(),
+        }
+    }
+}
+
 /// The call a PreToolUse handler looks at.
 pub struct ToolUse<'a> {
     pub server: &'a str,

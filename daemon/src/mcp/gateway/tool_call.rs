@@ -335,23 +335,12 @@ impl Gateway {
             if let Some(rewritten) = &decision.rewritten {
                 final_arguments = rewritten.clone();
             }
-            rows.push(castellan_schema::hook_events::HookEventRow {
-                id: 0,
-                event: "PreToolUse".into(),
-                decision: match (decision.allowed, decision.rewritten.is_some()) {
-                    (false, _) => "deny",
-                    (true, true) => "rewrite",
-                    (true, false) => "allow",
-                }
-                .into(),
-                handler: decision.handler.clone(),
-                reason: decision.reason.clone(),
-                server: Some(server.to_string()),
-                tool: Some(tool.to_string()),
-                user_id: Some(call.principal.subject.clone()),
-                trace_id: call.trace_id.to_string(),
-                created_at: Utc::now(),
-            });
+            rows.push(decision.row(
+                castellan_config::HookEvent::PreToolUse,
+                Some((server, tool)),
+                &call.principal.subject,
+                call.trace_id,
+            ));
             if !decision.allowed {
                 tracing::info!(trace_id = call.trace_id, server, tool, handler = %decision.handler, "denied by a hook");
                 denial = Some(format!(
