@@ -4,10 +4,10 @@
 //! The daemon never starts an MCP server directly. It starts itself as `castellan supervise-child --
 //! PROGRAM ARGS`, with a cleared environment plus only the declared variables, in a new process group,
 //! and with a parent-death signal. The supervisor starts the real program in a process group of its
-//! own, becomes a child subreaper, and kills that whole group when the program exits or when the
-//! daemon goes away, even through `kill -9`. That is what makes "no child outlives Castellan" hold for
-//! servers launched through wrappers such as `npx`, whose own children a direct parent-death signal
-//! would never reach.
+//! own, becomes a child subreaper, and kills that whole group when the program exits, when the daemon
+//! drops its [`SupervisedChild`] or when the daemon goes away, even through `kill -9`. That is what
+//! makes "no child outlives Castellan" hold for servers launched through wrappers such as `npx`, whose
+//! own children a direct parent-death signal would never reach.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt as _;
@@ -25,6 +25,15 @@ pub const SUPERVISOR_SUBCOMMAND: &str = "supervise-child";
 /// How long a child gets between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
 
+/// Tells the supervisor to SIGKILL the program's whole process group now, reap the program and exit.
+///
+/// Sent by [`SupervisedChild`]'s drop and by [`SupervisedChild::kill`]. Should it arrive before the
+/// supervisor has blocked it, its default action ends the supervisor before it has started anything.
+pub const KILL_NOW_SIGNAL: Signal = Signal::SIGUSR1;
+
+/// How long [`SupervisedChild::kill`] waits for the supervisor before killing it directly.
+pub const KILL_NOW_WAIT: Duration = Duration::from_secs(1);
+
 /// What to run, already resolved: no template, no secret reference left in it.
 #[derive(Debug, Clone)]
 pub struct ChildCommand {
@@ -35,40 +44,62 @@ pub struct ChildCommand {
     pub cwd: Option<PathBuf>,
 }
 
-/// A running supervised child. Dropping it kills the whole process group, so no error path leaks one.
+/// A running supervised child.
+///
+/// Dropping it kills the program's whole process group at once, so no error path leaks one; `stop()`
+/// is the orderly way out.
+///
+/// Every way out goes through the supervisor, because only the supervisor knows the program's group:
+/// killing the supervisor itself (as `kill_on_drop` or a SIGKILL to its group would) leaves the
+/// program and its children to PID 1, running. So the supervisor takes [`KILL_NOW_SIGNAL`] as "SIGKILL
+/// the program's group, reap it, exit", and the daemon never kills the supervisor except as the last
+/// resort of [`SupervisedChild::kill`]. A signal needs a pid that still names our process: we only ever
+/// signal while tokio has not reaped the supervisor (`Child::id()` is `Some`), so a recycled pid is
+/// never hit. Without `kill_on_drop`, tokio reaps the dropped supervisor in the background.
 pub struct SupervisedChild {
     pub child: tokio::process::Child,
-    pid: Option<Pid>,
 }
 
 impl SupervisedChild {
+    /// The supervisor's pid, until it has exited and been reaped.
     pub fn pid(&self) -> Option<u32> {
-        self.pid.map(|pid| pid.as_raw() as u32)
+        self.child.id()
     }
 
-    /// Asks the supervisor to stop the program (SIGTERM, then SIGKILL after the grace period), and waits.
+    /// Asks the supervisor to stop the program (SIGTERM, then SIGKILL after the grace period), and
+    /// waits; kills it at once if the supervisor does not finish in time.
     pub async fn stop(&mut self) {
-        if let Some(pid) = self.pid {
-            let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
-        }
+        self.signal_supervisor(Signal::SIGTERM);
         let deadline = STOP_GRACE + Duration::from_secs(2);
         if tokio::time::timeout(deadline, self.child.wait()).await.is_err() {
-            self.kill_group();
-            let _ = self.child.wait().await;
+            self.kill().await;
         }
-        self.pid = None;
     }
 
-    fn kill_group(&self) {
-        if let Some(pid) = self.pid {
-            let _ = killpg(pid, Signal::SIGKILL);
+    /// Kills the program's whole process group at once and waits for the supervisor to exit.
+    ///
+    /// A supervisor that does not exit within [`KILL_NOW_WAIT`] is killed itself. That is the one way
+    /// the program could outlive it, and it takes a supervisor that cannot run (stopped, or waiting on
+    /// a program stuck in uninterruptible sleep).
+    pub async fn kill(&mut self) {
+        self.signal_supervisor(KILL_NOW_SIGNAL);
+        if tokio::time::timeout(KILL_NOW_WAIT, self.child.wait()).await.is_err() {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
+    }
+
+    fn signal_supervisor(&self, signal: Signal) {
+        // `id()` is None once tokio has reaped the supervisor, after which its pid may name another process.
+        if let Some(pid) = self.child.id().and_then(|raw| i32::try_from(raw).ok()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
         }
     }
 }
 
 impl Drop for SupervisedChild {
     fn drop(&mut self) {
-        self.kill_group();
+        self.signal_supervisor(KILL_NOW_SIGNAL);
     }
 }
 
@@ -77,8 +108,16 @@ impl Drop for SupervisedChild {
 /// Call it from a thread that lives as long as the daemon (an arbiter thread): the parent-death
 /// signal fires when the spawning thread exits.
 pub fn spawn_supervised(command: &ChildCommand) -> std::io::Result<SupervisedChild> {
-    let supervisor = std::env::current_exe()?;
-    let mut process = tokio::process::Command::new(supervisor);
+    spawn_supervised_with(&std::env::current_exe()?, command)
+}
+
+/// [`spawn_supervised`] with the executable that runs [`SUPERVISOR_SUBCOMMAND`] named: tests pass the
+/// real `castellan` binary, since their own executable is the test harness.
+pub fn spawn_supervised_with(
+    supervisor_executable: &std::path::Path,
+    command: &ChildCommand,
+) -> std::io::Result<SupervisedChild> {
+    let mut process = tokio::process::Command::new(supervisor_executable);
     process
         .arg(SUPERVISOR_SUBCOMMAND)
         .arg("--")
@@ -89,15 +128,12 @@ pub fn spawn_supervised(command: &ChildCommand) -> std::io::Result<SupervisedChi
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+        .process_group(0);
     if let Some(cwd) = &command.cwd {
         process.current_dir(cwd);
     }
     set_parent_death_signal(&mut process);
-    let child = process.spawn()?;
-    let pid = child.id().map(|raw| Pid::from_raw(raw as i32));
-    Ok(SupervisedChild { child, pid })
+    Ok(SupervisedChild { child: process.spawn()? })
 }
 
 #[allow(unsafe_code)]
@@ -127,7 +163,7 @@ fn unblock_signals_in_child(command: &mut std::process::Command) {
 /// signal it cares about blocked and taken synchronously with sigwait.
 pub fn run_child_supervisor(program: OsString, args: Vec<OsString>) -> i32 {
     let mut signals = SigSet::empty();
-    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGCHLD, Signal::SIGALRM] {
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGCHLD, Signal::SIGALRM, KILL_NOW_SIGNAL] {
         signals.add(signal);
     }
     if signals.thread_block().is_err() {
@@ -164,12 +200,27 @@ pub fn run_child_supervisor(program: OsString, args: Vec<OsString>) -> i32 {
             Signal::SIGALRM => {
                 let _ = killpg(program_pid, Signal::SIGKILL);
             }
+            KILL_NOW_SIGNAL => return kill_program_now(program_pid),
             _ if !stopping => {
                 stopping = true;
                 let _ = killpg(program_pid, Signal::SIGTERM);
                 nix::unistd::alarm::set(STOP_GRACE.as_secs() as u32);
             }
             _ => {}
+        }
+    }
+}
+
+/// Kills the program's whole group and returns the program's code once it is reaped (128 + 9, unless
+/// it exited on its own just before). A descendant that moved to a group of its own is not reached.
+fn kill_program_now(program_pid: Pid) -> i32 {
+    let _ = killpg(program_pid, Signal::SIGKILL);
+    loop {
+        match waitpid(program_pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, signal, _)) => return 128 + signal as i32,
+            Err(nix::errno::Errno::EINTR) | Ok(_) => {}
+            Err(_) => return 128 + Signal::SIGKILL as i32,
         }
     }
 }
