@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use crate::metrics::Metrics;
 
 /// How many events the ring holds before a slow subscriber starts losing them.
-const EVENT_RING_CAPACITY: usize = 4096;
+pub const EVENT_RING_CAPACITY: usize = 4096;
 
 /// Something that happened, as the admin event stream and the logs report it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -82,6 +82,54 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Every value of the serialized `type` tag, in declaration order (what `?types=` filters accept).
+    pub const TYPE_NAMES: [&'static str; 14] = [
+        "server_starting",
+        "server_ready",
+        "server_exited",
+        "server_restart_scheduled",
+        "server_crash_loop",
+        "server_stopped",
+        "server_health",
+        "tools_changed",
+        "reconcile_action",
+        "profile_applied",
+        "profile_rejected",
+        "tool_call",
+        "auth_decision",
+        "tool_definition_changed",
+    ];
+
+    /// The serialized `type` tag of this event, without serializing it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::ServerStarting { .. } => "server_starting",
+            Event::ServerReady { .. } => "server_ready",
+            Event::ServerExited { .. } => "server_exited",
+            Event::ServerRestartScheduled { .. } => "server_restart_scheduled",
+            Event::ServerCrashLoop { .. } => "server_crash_loop",
+            Event::ServerStopped { .. } => "server_stopped",
+            Event::ServerHealth { .. } => "server_health",
+            Event::ToolsChanged { .. } => "tools_changed",
+            Event::ReconcileAction { .. } => "reconcile_action",
+            Event::ProfileApplied { .. } => "profile_applied",
+            Event::ProfileRejected { .. } => "profile_rejected",
+            Event::ToolCall { .. } => "tool_call",
+            Event::AuthDecision { .. } => "auth_decision",
+            Event::ToolDefinitionChanged { .. } => "tool_definition_changed",
+        }
+    }
+}
+
+/// What a subscriber that must report its losses receives (the admin event stream).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Event(Event),
+    /// This many events were dropped from the ring before this subscriber read them.
+    Lost(u64),
+}
+
 /// The bus itself. Cloning the handle is cheap; every clone publishes into the same ring.
 #[derive(Clone)]
 pub struct EventBus {
@@ -116,13 +164,23 @@ impl Subscription {
     /// The next event; `None` once the bus is gone. Lost events are counted, then skipped.
     pub async fn next(&mut self) -> Option<Event> {
         loop {
-            match self.receiver.recv().await {
-                Ok(event) => return Some(event),
-                Err(broadcast::error::RecvError::Lagged(lost)) => {
-                    self.metrics.events_lost.inc_by(lost);
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
+            match self.next_delivery().await? {
+                Delivery::Event(event) => return Some(event),
+                Delivery::Lost(_) => {}
             }
+        }
+    }
+
+    /// The next event, or how many were lost since the last one (counted in the metric too);
+    /// `None` once the bus is gone. Cancel-safe: dropping the future loses nothing.
+    pub async fn next_delivery(&mut self) -> Option<Delivery> {
+        match self.receiver.recv().await {
+            Ok(event) => Some(Delivery::Event(event)),
+            Err(broadcast::error::RecvError::Lagged(lost)) => {
+                self.metrics.events_lost.inc_by(lost);
+                Some(Delivery::Lost(lost))
+            }
+            Err(broadcast::error::RecvError::Closed) => None,
         }
     }
 }
@@ -170,5 +228,55 @@ mod tests {
         let first = slow.next().await.expect("bus is open");
         assert_eq!(metrics.events_lost.get(), 10, "exactly the overflow is counted as lost");
         assert_eq!(first, Event::ServerStarting { server: "a".into(), attempt: 10 }, "the oldest events were dropped");
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_asks_for_deliveries_is_told_how_many_it_lost() {
+        let metrics = Metrics::new();
+        let bus = EventBus::new(metrics.clone());
+        let mut slow = bus.subscribe();
+        for attempt in 0..(EVENT_RING_CAPACITY as u32 + 3) {
+            bus.publish(Event::ServerStarting { server: "a".into(), attempt });
+        }
+        assert_eq!(slow.next_delivery().await, Some(Delivery::Lost(3)), "the loss comes first, with its count");
+        assert_eq!(
+            slow.next_delivery().await,
+            Some(Delivery::Event(Event::ServerStarting { server: "a".into(), attempt: 3 })),
+            "then the oldest event still in the ring"
+        );
+        assert_eq!(metrics.events_lost.get(), 3, "the loss is counted in the metric as well");
+    }
+
+    #[test]
+    fn every_type_name_is_the_serialized_tag_and_is_listed() {
+        let samples = [
+            Event::ServerStarting { server: "s".into(), attempt: 1 },
+            Event::ServerReady { server: "s".into(), tools: 1, pid: None },
+            Event::ServerExited { server: "s".into(), reason: "r".into() },
+            Event::ServerRestartScheduled { server: "s".into(), delay_ms: 1 },
+            Event::ServerCrashLoop { server: "s".into(), exits_in_window: 1 },
+            Event::ServerStopped { server: "s".into() },
+            Event::ServerHealth { server: "s".into(), state: "h".into(), detail: "d".into() },
+            Event::ToolsChanged { server: "s".into(), tools: 1 },
+            Event::ReconcileAction { server: "s".into(), action: "a".into() },
+            Event::ProfileApplied { source: "p".into() },
+            Event::ProfileRejected { source: "p".into(), problems: vec![] },
+            Event::ToolCall {
+                server: "s".into(),
+                tool: "t".into(),
+                status: "success".into(),
+                user: None,
+                trace_id: "x".into(),
+                duration_ms: 1,
+            },
+            Event::AuthDecision { outcome: "ok".into(), subject: None, reason: "r".into(), trace_id: "x".into() },
+            Event::ToolDefinitionChanged { server: "s".into(), tool: "t".into(), blocked: false },
+        ];
+        let names: Vec<&str> = samples.iter().map(Event::type_name).collect();
+        assert_eq!(names, Event::TYPE_NAMES, "one sample per variant, in declaration order");
+        for sample in &samples {
+            let value = serde_json::to_value(sample).expect("an event serializes");
+            assert_eq!(value["type"], sample.type_name(), "type_name is the serde tag of {sample:?}");
+        }
     }
 }

@@ -1,4 +1,7 @@
-//! The admin API (`/api/v1/...`): operators' read access to what Castellan recorded. Admin tier only.
+//! The admin API (`/api/v1/...`): operators' read access to what Castellan recorded and, in
+//! [`events`], to what happens now. Admin tier only.
+
+mod events;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use castellan_config::Tier;
@@ -9,7 +12,9 @@ use crate::http::{AppState, json_error};
 use crate::identity::{Audience, AuthError};
 
 pub fn configure(config: &mut web::ServiceConfig) {
-    config.route("/api/v1/traces/{trace_id}", web::get().to(trace));
+    config
+        .route("/api/v1/traces/{trace_id}", web::get().to(trace))
+        .route("/api/v1/events", web::get().to(events::events));
 }
 
 /// Authenticates an admin, or the error response.

@@ -24,6 +24,8 @@ const TABLE: &[(&str, &str, &str, &str, [u16; 3])] = &[
         "",
         [200, 200, 200],
     ),
+    // A streaming 200: the status arrives with the headers and the unread body is dropped (hang-up).
+    ("GET", "/api/v1/events", "/api/v1/events", "", [401, 403, 200]),
     ("GET", "/api/v1/traces/{trace_id}", "/api/v1/traces/4bf92f3577b34da6a3ce929d0e0e4736", "", [401, 403, 200]),
     ("GET", "/enrol", "/enrol", "", [400, 400, 400]),
     ("POST", "/hooks/{event}", "/hooks/PreToolUse", "", [401, 400, 400]),

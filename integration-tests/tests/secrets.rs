@@ -1,8 +1,10 @@
 //! Secret values never leave Castellan: a server that echoes its environment and its arguments gets
-//! its secret, and the value shows up in no tool result, no audit row, no table and no log line.
+//! its secret, and the value shows up in no tool result, no audit row, no table, no log line and not on
+//! the admin event stream (even when an event's text carries it).
 
 use std::time::Duration;
 
+use integration_tests::events::EventStream;
 use integration_tests::mcp::{Session, bearer};
 use integration_tests::{AppOptions, Database, eventually, profile_with_everything, spawn_app_with};
 use serde_json::{Value, json};
@@ -17,10 +19,11 @@ fn text_of(answer: &Value) -> String {
 fn a_secret_value_appears_in_no_result_row_table_or_log() {
     let base = profile_with_everything();
     let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&base));
+    let mut events = EventStream::open(&app.base_url, &bearer(&app.admin_key), "").expect("the event stream opens");
     let stored = app.cli_with_stdin(&["secrets", "set", "canary"], VALUE);
     assert!(stored.status.success(), "secrets set: {}", String::from_utf8_lossy(&stored.stderr));
     let with_secret = base.replace(", stdio]\n", ", stdio]\n    env: { CANARY: \"${secret:canary}\" }\n");
-    std::fs::write(&app.profile_path, with_secret).expect("rewrite the profile");
+    std::fs::write(&app.profile_path, &with_secret).expect("rewrite the profile");
 
     let url = format!("{}/mcp", app.base_url);
     let mut env_answer = Value::Null;
@@ -51,6 +54,20 @@ fn a_secret_value_appears_in_no_result_row_table_or_log() {
     let every_table = dump_database(&app.database.url);
     assert!(every_table.len() > 1000, "the dump covers the database ({} bytes)", every_table.len());
     assert!(!every_table.contains(VALUE), "no table holds the value in clear");
+
+    // The event stream saw the calls, and an event whose text holds the value (a profile problem that
+    // quotes a mistyped key) leaves redacted.
+    let echo_event =
+        events.find(Duration::from_secs(5), |message| message.event == "tool_call" && message.data["tool"] == "echo");
+    assert!(echo_event.is_some(), "the stream carried the calls: {}", events.received);
+    let mistyped = with_secret.replace(", stdio]\n", &format!(", stdio]\n    {VALUE}: 1\n"));
+    std::fs::write(&app.profile_path, mistyped).expect("write a profile with the value as a key");
+    let rejected = events.find(Duration::from_secs(10), |message| message.event == "profile_rejected");
+    let rejected = rejected.unwrap_or_else(|| panic!("no profile_rejected event: {}", events.received));
+    assert!(rejected.raw.contains("unknown key `[REDACTED:canary]`"), "the problem names the secret: {}", rejected.raw);
+    events.drain(Duration::from_millis(500));
+    assert!(!events.received.contains(VALUE), "no event holds the value: {}", events.received);
+
     assert!(!app.log().contains(VALUE), "no log line holds the value");
 }
 
