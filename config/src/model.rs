@@ -95,7 +95,7 @@ pub struct HooksSettings {
     pub events: BTreeMap<HookEvent, Vec<HookHandler>>,
 }
 
-/// One handler. Built-in rules only in this build; command and HTTP handlers are refused.
+/// One handler of the `hooks` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HookHandler {
     /// `{ builtin: deny_tools, tools: [PATTERN...] }`: deny calls of matching tools (`server__tool`
@@ -112,6 +112,42 @@ pub enum HookHandler {
     /// may allow, deny or rewrite the arguments. A timeout, an error status or an unreadable answer
     /// takes `on_failure` (default deny).
     Http { url: String, timeout: Duration, deny_on_failure: bool },
+    /// `{ command: PROGRAM, args: [...], env: {...}, cwd: DIR, timeout: DURATION, on_failure: allow|deny }`:
+    /// runs the program with the event as JSON on stdin and an environment of only `PATH` and `env`
+    /// (which may hold `${secret:NAME}`). Exit 0 allows (stdout may carry an HTTP hook's answer), exit 2
+    /// denies with stderr as the reason; any other exit, a timeout or unreadable stdout takes
+    /// `on_failure` (default deny).
+    Command { process: ChildProcess, timeout: Duration, deny_on_failure: bool },
+}
+
+impl HookEvent {
+    /// Whether the built-in rules apply to this event: the tool events (they look at the tool's
+    /// name, arguments and, after the call, its response) and UserPromptSubmit (the prompt). On the
+    /// others (Stop, Notification, ...) a rule has nothing to look at, and a denial on Stop would
+    /// keep the agent going: only command and HTTP hooks, which decide explicitly, run there.
+    pub fn takes_builtin_rules(self) -> bool {
+        matches!(
+            self,
+            HookEvent::PreToolUse
+                | HookEvent::PostToolUse
+                | HookEvent::PostToolUseFailure
+                | HookEvent::UserPromptSubmit
+        )
+    }
+
+    /// Whether a handler's denial can stop what the event announces (the tool call, the prompt, the
+    /// agent stopping). On the other events a denial is recorded and reported, nothing more.
+    pub fn can_block(self) -> bool {
+        matches!(
+            self,
+            HookEvent::PreToolUse
+                | HookEvent::PostToolUse
+                | HookEvent::PostToolUseFailure
+                | HookEvent::UserPromptSubmit
+                | HookEvent::Stop
+                | HookEvent::SubagentStop
+        )
+    }
 }
 
 /// The classes of requests that have their own buckets.
@@ -146,6 +182,13 @@ pub struct RateLimitSettings {
     pub tier_multipliers: BTreeMap<Tier, f64>,
     /// `per_second`: the base rate of each class.
     pub per_second: BTreeMap<RateClass, f64>,
+    /// `servers`: a base rate for the `tools/call`s of one server, per principal, applied on top of
+    /// `mcp_tool_call`. Empty by default.
+    pub servers: BTreeMap<ServerName, f64>,
+    /// `tools`: a base rate for one tool, per principal, on top of its server's and the class's.
+    /// Keyed by the server and the tool as a client names it on the server's own endpoint (the part
+    /// after `__` on `/mcp`). Empty by default.
+    pub tools: BTreeMap<(ServerName, String), f64>,
 }
 
 impl Eq for RateLimitSettings {}
@@ -168,6 +211,8 @@ impl Default for RateLimitSettings {
                 (RateClass::AiRequest, 5.0),
                 (RateClass::Hooks, 50.0),
             ]),
+            servers: BTreeMap::new(),
+            tools: BTreeMap::new(),
         }
     }
 }
@@ -175,8 +220,14 @@ impl Default for RateLimitSettings {
 impl RateLimitSettings {
     /// The rate (per second) and burst of `class` for `tier`.
     pub fn quota(&self, class: RateClass, tier: Tier) -> (f64, u32) {
-        let base = self.per_second.get(&class).copied().unwrap_or(1.0);
-        let rate = base * self.tier_multipliers.get(&tier).copied().unwrap_or(1.0);
+        self.scaled(self.per_second.get(&class).copied().unwrap_or(1.0), tier)
+    }
+
+    /// The rate (per second) and burst for `tier` of a limit whose base rate is `base_rate`: the
+    /// base times the tier's multiplier, the burst that times `burst_multiplier` (at least 1).
+    /// Classes, `servers` and `tools` all scale this way.
+    pub fn scaled(&self, base_rate: f64, tier: Tier) -> (f64, u32) {
+        let rate = base_rate * self.tier_multipliers.get(&tier).copied().unwrap_or(1.0);
         let burst = (rate * self.burst_multiplier).floor().clamp(1.0, f64::from(u32::MAX));
         (rate, burst as u32)
     }

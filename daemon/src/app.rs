@@ -135,7 +135,7 @@ impl Application {
             sessions,
             call_timeout: profile.server.call_timeout,
             tool_pins,
-            hooks: Arc::new(crate::hooks::Hooks::new(&profile.hooks)),
+            hooks: Arc::new(crate::hooks::Hooks::new(&profile.hooks, Some(secrets.lookup()))),
             hook_writer: crate::hook_writer::HookWriter::start(db.clone()),
         }));
         let state = web::Data::new(AppState {

@@ -1,7 +1,7 @@
-//! `POST /hooks/{Event}`: Claude Code's own hooks, forwarded by `castellan hook EVENT`. PreToolUse
-//! (for Claude Code's built-in tools: Bash, Edit, ...) runs the profile's PreToolUse handlers with
-//! the server `claude-code`; every event is recorded in `hook_events` with the trace id. The answer
-//! is what Claude Code expects on a hook's stdout: nothing to allow, or a decision.
+//! `POST /hooks/{Event}`: Claude Code's own hooks, forwarded by `castellan hook EVENT`. Each event
+//! runs the profile's handlers for it; tool events are checked under the server `claude-code`
+//! (`claude-code__Bash`). Every event is recorded in `hook_events` with the trace id, and the answer
+//! is what Claude Code expects on a hook's stdout: nothing to allow, or the event's decision.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use castellan_config::{HookEvent, RateClass};
@@ -50,51 +50,88 @@ async fn hook(
     }
     let trace_id = trace_id_for(&request);
     let tool = payload.get("tool_name").and_then(Value::as_str).unwrap_or_default().to_string();
-    let arguments = payload.get("tool_input").cloned().unwrap_or_else(|| json!({}));
-    let decisions = if event == HookEvent::PreToolUse && !tool.is_empty() {
-        let call = crate::hooks::ToolUse {
-            server: CLAUDE_CODE_SERVER,
-            tool: &tool,
-            tier: principal.tier,
-            arguments: &arguments,
-        };
-        let context = crate::hooks::HookContext { subject: &principal.subject, trace_id: &trace_id };
-        state.gateway.hooks.pre_tool_use(&call, &context).await
-    } else {
-        Vec::new()
+    let tool = (!tool.is_empty()).then_some(tool.as_str());
+    let server = tool.map(|_| CLAUDE_CODE_SERVER);
+    let call = crate::hooks::HookCall {
+        event,
+        server,
+        tool,
+        tier: principal.tier,
+        subject: &principal.subject,
+        trace_id: &trace_id,
+        input: payload,
     };
-    let recorded = if decisions.is_empty() {
-        vec![crate::hooks::HookDecision { handler: "record".into(), allowed: true, reason: None, rewritten: None }]
-    } else {
-        decisions
-    };
-    let mut denial = None;
-    let mut rewritten = None;
-    let mut rows = Vec::with_capacity(recorded.len());
-    for decision in &recorded {
-        let target = (!tool.is_empty()).then_some((CLAUDE_CODE_SERVER, tool.as_str()));
-        rows.push(decision.row(event, target, &principal.subject, &trace_id));
-        if !decision.allowed {
-            denial = Some(format!("{}: {}", decision.handler, decision.reason.clone().unwrap_or_default()));
-        }
-        if let Some(arguments) = &decision.rewritten {
-            rewritten = Some(arguments.clone());
-        }
+    let outcome = state.gateway.hooks.run(&call).await;
+    let mut rows = outcome.rows(&call);
+    if rows.is_empty() {
+        // No handler for this event: the event itself is still on record.
+        let seen =
+            crate::hooks::HookDecision { handler: "record".into(), allowed: true, reason: None, rewritten: None };
+        rows.push(seen.row(event, (server, tool), &principal.subject, &trace_id));
     }
     if !state.gateway.hook_writer.record(rows).await {
         tracing::error!(trace_id, "recording a hook event failed");
         return json_error(503, "hook events cannot be recorded; try again");
     }
-    let answer = match (denial, rewritten) {
-        (Some(reason), _) => json!({"hookSpecificOutput": {
-            "hookEventName": event.as_str(), "permissionDecision": "deny", "permissionDecisionReason": reason,
-        }}),
+    let answer = claude_code_answer(event, &outcome);
+    HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(answer)
+}
+
+/// What Claude Code reads on the hook's stdout for this outcome: nothing to leave the decision to
+/// Claude Code's own permission flow, or the event's form of a denial or a rewrite.
+fn claude_code_answer(event: HookEvent, outcome: &crate::hooks::HookOutcome) -> Value {
+    if let Some(reason) = outcome.denial() {
+        return match event {
+            HookEvent::PreToolUse => json!({"hookSpecificOutput": {
+                "hookEventName": "PreToolUse", "permissionDecision": "deny", "permissionDecisionReason": reason,
+            }}),
+            // The prompt is erased, Claude keeps going (Stop), or Claude reads the reason beside the
+            // tool's result.
+            HookEvent::UserPromptSubmit
+            | HookEvent::Stop
+            | HookEvent::SubagentStop
+            | HookEvent::PostToolUse
+            | HookEvent::PostToolUseFailure => json!({"decision": "block", "reason": reason}),
+            // Nothing to stop: the denial is on record, and the user is told.
+            _ => json!({"systemMessage": format!("Castellan: {reason}")}),
+        };
+    }
+    match (&outcome.tool_input, event) {
         // A rewrite is shown to the person, who confirms it: "allow" would skip their prompt.
-        (None, Some(arguments)) => json!({"hookSpecificOutput": {
-            "hookEventName": event.as_str(), "permissionDecision": "ask", "updatedInput": arguments,
+        (Some(input), HookEvent::PreToolUse) => json!({"hookSpecificOutput": {
+            "hookEventName": "PreToolUse", "permissionDecision": "ask", "updatedInput": input,
             "permissionDecisionReason": "Castellan rewrote the input",
         }}),
-        (None, None) => Value::Null,
-    };
-    HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(answer)
+        _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::hooks::{HookDecision, HookOutcome};
+
+    fn denied() -> HookOutcome {
+        let decision = HookDecision { handler: "h".into(), allowed: false, reason: Some("no".into()), rewritten: None };
+        HookOutcome { decisions: vec![decision], tool_input: None }
+    }
+
+    #[test]
+    fn each_event_gets_the_form_claude_code_reads() {
+        let pre = claude_code_answer(HookEvent::PreToolUse, &denied());
+        assert_eq!(pre["hookSpecificOutput"]["permissionDecision"], "deny");
+        assert_eq!(pre["hookSpecificOutput"]["permissionDecisionReason"], "h: no");
+        for event in [HookEvent::UserPromptSubmit, HookEvent::Stop, HookEvent::SubagentStop, HookEvent::PostToolUse] {
+            let answer = claude_code_answer(event, &denied());
+            assert_eq!((answer["decision"].as_str(), answer["reason"].as_str()), (Some("block"), Some("h: no")));
+        }
+        let told = claude_code_answer(HookEvent::Notification, &denied());
+        assert!(told.get("decision").is_none() && told["systemMessage"].is_string(), "{told}");
+        assert_eq!(claude_code_answer(HookEvent::Stop, &HookOutcome::default()), Value::Null, "allow prints nothing");
+        let rewritten = HookOutcome { decisions: vec![], tool_input: Some(json!({"command": "ls"})) };
+        let answer = claude_code_answer(HookEvent::PreToolUse, &rewritten);
+        assert_eq!(answer["hookSpecificOutput"]["permissionDecision"], "ask");
+        assert_eq!(answer["hookSpecificOutput"]["updatedInput"], json!({"command": "ls"}));
+    }
 }

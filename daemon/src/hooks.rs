@@ -1,17 +1,21 @@
-//! Hooks: handlers from the profile that run on lifecycle events, in order, and may deny or rewrite.
-//! This build runs PreToolUse on the gateway's tool calls: the built-in rules (plain functions over
-//! the call, testable without the gateway) and HTTP hooks. Every decision is a `hook_events` row
-//! with the call's trace id.
+//! Hooks: handlers from the profile that run on the ten lifecycle events, in order. The gateway
+//! raises PreToolUse, PostToolUse, PostToolUseFailure, SessionStart and SessionEnd for MCP traffic;
+//! `POST /hooks/{Event}` raises any event for Claude Code's own hooks. Handlers are the built-in
+//! rules (plain functions over the event, testable without the gateway), command hooks and HTTP
+//! hooks; every decision becomes a `hook_events` row with the trace id.
 //!
-//! The first handler that denies decides; the others are not run. A handler that rewrites the
-//! arguments hands the rewritten ones to the handlers after it and to the tool.
+//! The first handler that denies decides; the others are not run. On PreToolUse a handler may
+//! rewrite the tool's input, which the handlers after it and the tool then see.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use castellan_config::{HookEvent, HookHandler, HooksSettings, NamePattern, Tier};
+use castellan_actors::mcp_server::SecretLookup;
+use castellan_config::{ChildProcess, HookEvent, HookHandler, HooksSettings, NamePattern, Tier};
 use regex::Regex;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A handler ready to run (patterns compiled).
 enum Compiled {
@@ -19,7 +23,8 @@ enum Compiled {
     DenyArguments(Regex),
     RequireTier(Tier, Vec<NamePattern>),
     BlockCredentials(Regex),
-    Http { url: String, timeout: std::time::Duration, deny_on_failure: bool },
+    Http { url: String, timeout: Duration, deny_on_failure: bool },
+    Command { process: ChildProcess, timeout: Duration, deny_on_failure: bool },
 }
 
 /// What one handler decided.
@@ -28,7 +33,7 @@ pub struct HookDecision {
     pub handler: String,
     pub allowed: bool,
     pub reason: Option<String>,
-    /// Arguments the handler rewrote the call to.
+    /// The tool input the handler rewrote the call to (PreToolUse only).
     pub rewritten: Option<Value>,
 }
 
@@ -37,7 +42,7 @@ impl HookDecision {
     pub fn row(
         &self,
         event: HookEvent,
-        target: Option<(&str, &str)>,
+        (server, tool): (Option<&str>, Option<&str>),
         subject: &str,
         trace_id: &str,
     ) -> castellan_schema::hook_events::HookEventRow {
@@ -52,8 +57,8 @@ impl HookDecision {
             decision: decision.to_string(),
             handler: self.handler.clone(),
             reason: self.reason.clone(),
-            server: target.map(|(server, _)| server.to_string()),
-            tool: target.map(|(_, tool)| tool.to_string()),
+            server: server.map(str::to_string),
+            tool: tool.map(str::to_string),
             user_id: Some(subject.to_string()),
             trace_id: trace_id.to_string(),
             created_at: chrono::Utc::now(),
@@ -61,12 +66,46 @@ impl HookDecision {
     }
 }
 
-/// The call a PreToolUse handler looks at.
-pub struct ToolUse<'a> {
-    pub server: &'a str,
-    pub tool: &'a str,
+/// One event to run the handlers on.
+pub struct HookCall<'a> {
+    pub event: HookEvent,
+    /// The server of the event (`claude-code` for Claude Code's own tools), when there is one.
+    pub server: Option<&'a str>,
+    /// The tool of a tool event: what `deny_tools` and `require_tier` match.
+    pub tool: Option<&'a str>,
     pub tier: Tier,
-    pub arguments: &'a Value,
+    pub subject: &'a str,
+    pub trace_id: &'a str,
+    /// The event in Claude Code's shape (`hook_event_name`, `session_id`, `tool_name`, `tool_input`,
+    /// `tool_response`, `prompt`, ...); handlers get it with `castellan: {user, tier, server, trace_id}`.
+    pub input: Value,
+}
+
+/// What the handlers of one event decided.
+#[derive(Debug, Default)]
+pub struct HookOutcome {
+    /// Every decision, in order; the last one is the denial when there is one.
+    pub decisions: Vec<HookDecision>,
+    /// The tool input after every rewrite, when a handler rewrote it.
+    pub tool_input: Option<Value>,
+}
+
+impl HookOutcome {
+    /// The denial, as `handler: reason`.
+    pub fn denial(&self) -> Option<String> {
+        self.decisions
+            .iter()
+            .find(|decision| !decision.allowed)
+            .map(|decision| format!("{}: {}", decision.handler, decision.reason.as_deref().unwrap_or("denied")))
+    }
+
+    /// The `hook_events` rows of these decisions.
+    pub fn rows(&self, call: &HookCall<'_>) -> Vec<castellan_schema::hook_events::HookEventRow> {
+        self.decisions
+            .iter()
+            .map(|decision| decision.row(call.event, (call.server, call.tool), call.subject, call.trace_id))
+            .collect()
+    }
 }
 
 /// Shapes of credentials that have no business in tool arguments.
@@ -82,19 +121,21 @@ const CREDENTIAL_SHAPES: &str = concat!(
 
 /// The hooks of this replica, replaced on profile reload.
 pub struct Hooks {
-    pre_tool_use: ArcSwap<Vec<Compiled>>,
+    handlers: ArcSwap<HashMap<HookEvent, Vec<Compiled>>>,
     http: reqwest::Client,
+    /// Resolves `${secret:NAME}` in command hooks' arguments and environment.
+    secrets: Option<SecretLookup>,
 }
 
 impl Hooks {
-    pub fn new(settings: &HooksSettings) -> Self {
+    pub fn new(settings: &HooksSettings, secrets: Option<SecretLookup>) -> Self {
         // Operators name hook endpoints, so no address guard; no redirects, bounded connect time.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(std::time::Duration::from_secs(3))
+            .connect_timeout(Duration::from_secs(3))
             .build()
             .unwrap_or_default();
-        let hooks = Hooks { pre_tool_use: ArcSwap::from_pointee(Vec::new()), http };
+        let hooks = Hooks { handlers: ArcSwap::from_pointee(HashMap::new()), http, secrets };
         hooks.apply(settings);
         hooks
     }
@@ -103,70 +144,63 @@ impl Hooks {
     pub fn apply(&self, settings: &HooksSettings) {
         let compiled = settings
             .events
-            .get(&HookEvent::PreToolUse)
-            .map(|handlers| handlers.iter().filter_map(compile).collect())
-            .unwrap_or_default();
-        self.pre_tool_use.store(Arc::new(compiled));
+            .iter()
+            .map(|(event, handlers)| (*event, handlers.iter().filter_map(compile).collect::<Vec<_>>()))
+            .filter(|(_, handlers)| !handlers.is_empty())
+            .collect();
+        self.handlers.store(Arc::new(compiled));
     }
 
-    pub fn has_pre_tool_use(&self) -> bool {
-        !self.pre_tool_use.load().is_empty()
+    /// Whether any handler runs on `event` (so callers can skip building its input).
+    pub fn has(&self, event: HookEvent) -> bool {
+        self.handlers.load().contains_key(&event)
     }
 
-    /// Runs the PreToolUse handlers in order until one denies; returns every decision made.
-    /// `context` is what HTTP hooks receive besides the call (user, trace id).
-    pub async fn pre_tool_use(&self, call: &ToolUse<'_>, context: &HookContext<'_>) -> Vec<HookDecision> {
-        let handlers = self.pre_tool_use.load();
-        let mut decisions = Vec::new();
-        let mut arguments = call.arguments.clone();
-        for handler in handlers.iter() {
-            let current = ToolUse { arguments: &arguments, ..*call };
+    /// Runs the handlers of `call.event` in order until one denies.
+    pub async fn run(&self, call: &HookCall<'_>) -> HookOutcome {
+        let handlers = self.handlers.load_full();
+        let Some(handlers) = handlers.get(&call.event) else { return HookOutcome::default() };
+        let mut outcome = HookOutcome::default();
+        let mut input = call.input.clone();
+        for handler in handlers {
             let decision = match handler {
                 Compiled::Http { url, timeout, deny_on_failure } => {
-                    self.ask_http(url, *timeout, *deny_on_failure, &current, context).await
+                    self.ask_http(url, *timeout, *deny_on_failure, call, &input).await
                 }
-                other => evaluate(other, &current),
+                Compiled::Command { process, timeout, deny_on_failure } => {
+                    self.ask_command(process, *timeout, *deny_on_failure, call, &input).await
+                }
+                builtin => evaluate(builtin, call, &input),
             };
             let denied = !decision.allowed;
             if let Some(rewritten) = &decision.rewritten {
-                arguments = rewritten.clone();
+                input["tool_input"] = rewritten.clone();
+                outcome.tool_input = Some(rewritten.clone());
             }
-            decisions.push(decision);
+            outcome.decisions.push(decision);
             if denied {
                 break;
             }
         }
-        decisions
+        outcome
     }
 
-    /// POSTs the event to an HTTP hook and reads its decision: `{"decision": "allow"|"deny",
-    /// "reason", "updatedInput"}` or Claude Code's `{"hookSpecificOutput": {"permissionDecision",
-    /// "permissionDecisionReason", "updatedInput"}}`.
+    /// POSTs the event to an HTTP hook and reads its decision.
     async fn ask_http(
         &self,
         url: &str,
-        timeout: std::time::Duration,
+        timeout: Duration,
         deny_on_failure: bool,
-        call: &ToolUse<'_>,
-        context: &HookContext<'_>,
+        call: &HookCall<'_>,
+        input: &Value,
     ) -> HookDecision {
-        let mut payload = serde_json::json!({
-            "hook_event_name": "PreToolUse",
-            "tool_name": format!("{}__{}", call.server, call.tool),
-            "server": call.server,
-            "tool": call.tool,
-            "tool_input": call.arguments,
-            "user": context.subject,
-            "tier": call.tier.as_str(),
-            "trace_id": context.trace_id,
-        });
-        crate::redaction::current().redact_value(&mut payload);
+        let payload = handler_payload(call, input);
         let handler = format!("http:{url}");
         let answer = async {
             let response = self
                 .http
                 .post(url)
-                .header("traceparent", crate::http::outgoing_traceparent(context.trace_id))
+                .header("traceparent", crate::http::outgoing_traceparent(call.trace_id))
                 .json(&payload)
                 .send()
                 .await
@@ -180,35 +214,146 @@ impl Hooks {
             }
             serde_json::from_slice::<Value>(&bytes).map_err(|_| "the hook's answer is not JSON".to_string())
         };
-        let answer = match tokio::time::timeout(timeout, answer).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(problem)) => return failure(handler, deny_on_failure, problem),
-            Err(_) => return failure(handler, deny_on_failure, format!("the hook did not answer within {timeout:?}")),
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(answer)) => decision_from_answer(handler, &answer, deny_on_failure, call.event),
+            Ok(Err(problem)) => failure(handler, deny_on_failure, problem),
+            Err(_) => failure(handler, deny_on_failure, format!("the hook did not answer within {timeout:?}")),
+        }
+    }
+
+    /// Runs a command hook: the event as JSON on stdin; exit 0 allows (stdout may carry an answer),
+    /// exit 2 denies with stderr as the reason; anything else takes `on_failure`.
+    async fn ask_command(
+        &self,
+        process: &ChildProcess,
+        timeout: Duration,
+        deny_on_failure: bool,
+        call: &HookCall<'_>,
+        input: &Value,
+    ) -> HookDecision {
+        let handler = format!("command:{}", process.command);
+        let secret = |name: &str| self.secrets.as_ref().and_then(|lookup| lookup(name));
+        let mut args = Vec::with_capacity(process.args.len());
+        for arg in &process.args {
+            match arg.render(&secret, None) {
+                Ok(arg) => args.push(arg),
+                Err(error) => return failure(handler, deny_on_failure, format!("its arguments: {error}")),
+            }
+        }
+        let mut env = Vec::with_capacity(process.env.len());
+        for (name, value) in &process.env {
+            match value.render(&secret, None) {
+                Ok(value) => env.push((name.clone(), value)),
+                Err(error) => return failure(handler, deny_on_failure, format!("its environment: {error}")),
+            }
+        }
+        let payload = handler_payload(call, input).to_string();
+        let hook = crate::hook_command::CommandHook {
+            program: &process.command,
+            args: &args,
+            env: &env,
+            cwd: process.cwd.as_deref(),
+            timeout,
         };
-        let specific = answer.get("hookSpecificOutput");
-        let field = |name: &str, specific_name: &str| {
-            answer.get(name).or_else(|| specific.and_then(|output| output.get(specific_name))).cloned()
-        };
-        let decision = field("decision", "permissionDecision").and_then(|value| value.as_str().map(str::to_string));
-        let reason = field("reason", "permissionDecisionReason").and_then(|value| value.as_str().map(str::to_string));
-        let rewritten = field("updatedInput", "updatedInput").filter(Value::is_object);
-        match decision.as_deref() {
-            Some("deny" | "block") => HookDecision {
-                handler,
-                allowed: false,
-                reason: reason.or(Some("denied by the hook".into())),
-                rewritten: None,
-            },
-            Some("allow" | "approve") | None => HookDecision { handler, allowed: true, reason, rewritten },
-            Some(_) => failure(handler, deny_on_failure, "the hook's decision is neither allow nor deny".into()),
+        let redactor = crate::redaction::current();
+        match crate::hook_command::run(&hook, payload.as_bytes()).await {
+            crate::hook_command::CommandOutcome::Exited { code: 0, stdout, .. } => {
+                let text = String::from_utf8_lossy(&stdout);
+                if text.trim().is_empty() {
+                    return HookDecision { handler, allowed: true, reason: None, rewritten: None };
+                }
+                match serde_json::from_str::<Value>(text.trim()) {
+                    Ok(answer) => decision_from_answer(handler, &answer, deny_on_failure, call.event),
+                    Err(_) => failure(handler, deny_on_failure, "it printed something that is not JSON".into()),
+                }
+            }
+            crate::hook_command::CommandOutcome::Exited { code: 2, stderr, .. } => {
+                let reason = excerpt(&redactor.redact(&String::from_utf8_lossy(&stderr)));
+                HookDecision {
+                    handler,
+                    allowed: false,
+                    reason: Some(if reason.is_empty() { "denied by the hook (exit 2)".into() } else { reason }),
+                    rewritten: None,
+                }
+            }
+            crate::hook_command::CommandOutcome::Exited { code, stderr, .. } => {
+                let detail = excerpt(&redactor.redact(&String::from_utf8_lossy(&stderr)));
+                let problem = if detail.is_empty() {
+                    format!("the hook exited with {code}")
+                } else {
+                    format!("the hook exited with {code}: {detail}")
+                };
+                failure(handler, deny_on_failure, problem)
+            }
+            crate::hook_command::CommandOutcome::TimedOut => {
+                failure(handler, deny_on_failure, format!("the hook did not finish within {timeout:?}"))
+            }
+            crate::hook_command::CommandOutcome::Failed(problem) => {
+                failure(handler, deny_on_failure, redactor.redact(&problem).into_owned())
+            }
         }
     }
 }
 
-/// Who is calling, for hooks that want to know.
-pub struct HookContext<'a> {
-    pub subject: &'a str,
-    pub trace_id: &'a str,
+/// What a command or HTTP hook receives: the event, plus who and where, with every secret value
+/// replaced.
+fn handler_payload(call: &HookCall<'_>, input: &Value) -> Value {
+    let mut payload = input.clone();
+    if let Some(object) = payload.as_object_mut() {
+        object.insert("hook_event_name".into(), Value::String(call.event.as_str().into()));
+        object.insert(
+            "castellan".into(),
+            json!({
+                "user": call.subject,
+                "tier": call.tier.as_str(),
+                "server": call.server,
+                "trace_id": call.trace_id,
+            }),
+        );
+    }
+    crate::redaction::current().redact_value(&mut payload);
+    payload
+}
+
+/// The first 500 characters of the trimmed text, on one line.
+fn excerpt(text: &str) -> String {
+    let trimmed = text.trim();
+    let mut out: String = trimmed.chars().take(500).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if trimmed.chars().count() > 500 {
+        out.push('…');
+    }
+    out
+}
+
+/// Reads a hook's answer: ours (`{"decision": "allow"|"deny", "reason", "updated_input"}`) or
+/// Claude Code's (`{"decision": "block", "reason"}` or `{"hookSpecificOutput": {"permissionDecision",
+/// "permissionDecisionReason", "updatedInput"}}`). A rewrite counts on PreToolUse only.
+fn decision_from_answer(handler: String, answer: &Value, deny_on_failure: bool, event: HookEvent) -> HookDecision {
+    if !answer.is_object() {
+        return failure(handler, deny_on_failure, "the hook's answer is not a JSON object".into());
+    }
+    let specific = answer.get("hookSpecificOutput");
+    let field = |names: &[&str], specific_name: &str| {
+        names
+            .iter()
+            .find_map(|name| answer.get(*name))
+            .or_else(|| specific.and_then(|output| output.get(specific_name)))
+            .cloned()
+    };
+    let decision = field(&["decision"], "permissionDecision").and_then(|value| value.as_str().map(str::to_string));
+    let reason = field(&["reason"], "permissionDecisionReason").and_then(|value| value.as_str().map(str::to_string));
+    let rewritten = field(&["updated_input", "updatedInput"], "updatedInput")
+        .filter(|input| input.is_object() && event == HookEvent::PreToolUse);
+    match decision.as_deref() {
+        Some("deny" | "block") => HookDecision {
+            handler,
+            allowed: false,
+            reason: reason.or(Some("denied by the hook".into())),
+            rewritten: None,
+        },
+        Some("allow" | "approve") | None => HookDecision { handler, allowed: true, reason, rewritten },
+        Some(_) => failure(handler, deny_on_failure, "the hook's decision is neither allow nor deny".into()),
+    }
 }
 
 fn failure(handler: String, deny: bool, problem: String) -> HookDecision {
@@ -232,41 +377,77 @@ fn compile(handler: &HookHandler) -> Option<Compiled> {
         HookHandler::Http { url, timeout, deny_on_failure } => {
             Compiled::Http { url: url.clone(), timeout: *timeout, deny_on_failure: *deny_on_failure }
         }
+        HookHandler::Command { process, timeout, deny_on_failure } => {
+            Compiled::Command { process: process.clone(), timeout: *timeout, deny_on_failure: *deny_on_failure }
+        }
     })
 }
 
 /// Whether a pattern matches the tool: `server__tool` patterns name the server too.
-fn tool_matches(patterns: &[NamePattern], call: &ToolUse<'_>) -> bool {
-    let qualified = format!("{}__{}", call.server, call.tool);
-    patterns.iter().any(|pattern| pattern.matches(call.tool) || pattern.matches(&qualified))
+fn tool_matches(patterns: &[NamePattern], (server, tool): (&str, &str)) -> bool {
+    let qualified = format!("{server}__{tool}");
+    patterns.iter().any(|pattern| pattern.matches(tool) || pattern.matches(&qualified))
 }
 
-fn evaluate(handler: &Compiled, call: &ToolUse<'_>) -> HookDecision {
+/// What the content rules (`deny_arguments`, `block_credentials`) look at: the tool's input before
+/// the call, its response after it, its error when it failed, the prompt of UserPromptSubmit.
+fn inspected(event: HookEvent, input: &Value) -> Option<&Value> {
+    let field = match event {
+        HookEvent::PreToolUse => "tool_input",
+        HookEvent::PostToolUse => "tool_response",
+        HookEvent::PostToolUseFailure => "error",
+        HookEvent::UserPromptSubmit => "prompt",
+        _ => return None,
+    };
+    input.get(field)
+}
+
+fn evaluate(handler: &Compiled, call: &HookCall<'_>, input: &Value) -> HookDecision {
+    let content = inspected(call.event, input);
+    let target = call.server.zip(call.tool);
     let (name, denial) = match handler {
         Compiled::DenyTools(patterns) => (
             "builtin:deny_tools",
-            tool_matches(patterns, call).then(|| format!("the tool {} is denied by a hook", call.tool)),
+            target
+                .filter(|target| tool_matches(patterns, *target))
+                .map(|(_, tool)| format!("the tool {tool} is denied by a hook")),
         ),
         Compiled::DenyArguments(pattern) => (
             "builtin:deny_arguments",
-            pattern
-                .is_match(&call.arguments.to_string())
-                .then(|| format!("the arguments match the denied pattern {}", pattern.as_str())),
+            content
+                .filter(|content| match content {
+                    Value::String(text) => pattern.is_match(text),
+                    other => pattern.is_match(&other.to_string()),
+                })
+                .map(|_| format!("the {} matches the denied pattern {}", what(call.event), pattern.as_str())),
         ),
         Compiled::RequireTier(tier, patterns) => (
             "builtin:require_tier",
-            (tool_matches(patterns, call) && call.tier < *tier)
-                .then(|| format!("the tool {} needs the {} tier", call.tool, tier.as_str())),
+            target
+                .filter(|target| tool_matches(patterns, *target) && call.tier < *tier)
+                .map(|(_, tool)| format!("the tool {tool} needs the {} tier", tier.as_str())),
         ),
         Compiled::BlockCredentials(shapes) => (
             "builtin:block_credentials",
-            shapes
-                .is_match(&unescaped_text(call.arguments))
-                .then(|| "the arguments carry something shaped like a credential".to_string()),
+            content
+                .filter(|content| shapes.is_match(&unescaped_text(content)))
+                .map(|_| format!("the {} carries something shaped like a credential", what(call.event))),
         ),
-        Compiled::Http { url, .. } => (url.as_str(), Some("an http hook cannot be evaluated synchronously".into())),
+        Compiled::Http { .. } | Compiled::Command { .. } => {
+            ("hook", Some("a command or http hook cannot be evaluated as a rule".into()))
+        }
     };
     HookDecision { handler: name.to_string(), allowed: denial.is_none(), reason: denial, rewritten: None }
+}
+
+/// How a denial names what the content rules looked at.
+fn what(event: HookEvent) -> &'static str {
+    match event {
+        HookEvent::PostToolUse => "tool's response",
+        HookEvent::PostToolUseFailure => "tool's error",
+        HookEvent::UserPromptSubmit => "prompt",
+        _ => "arguments",
+    }
 }
 
 /// Every string of the arguments, unescaped, one per line (so escapes cannot hide a shape).
@@ -298,29 +479,36 @@ fn unescaped_text(value: &Value) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use serde_json::json;
 
-    fn hooks(handlers: Vec<HookHandler>) -> Hooks {
+    fn hooks(event: HookEvent, handlers: Vec<HookHandler>) -> Hooks {
         let mut settings = HooksSettings::default();
-        settings.events.insert(HookEvent::PreToolUse, handlers);
-        Hooks::new(&settings)
+        settings.events.insert(event, handlers);
+        Hooks::new(&settings, None)
     }
 
-    fn decide(hooks: &Hooks, tool: &str, tier: Tier, arguments: Value) -> Option<HookDecision> {
-        let call = ToolUse { server: "db", tool, tier, arguments: &arguments };
-        let context = HookContext { subject: "s", trace_id: "t" };
+    fn run(hooks: &Hooks, event: HookEvent, tool: Option<&str>, tier: Tier, input: Value) -> HookOutcome {
+        let call = HookCall { event, server: Some("db"), tool, tier, subject: "s", trace_id: "t", input };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(hooks.pre_tool_use(&call, &context)).into_iter().find(|decision| !decision.allowed)
+        runtime.block_on(hooks.run(&call))
+    }
+
+    fn denied_by(hooks: &Hooks, tool: &str, tier: Tier, arguments: Value) -> Option<String> {
+        let input = json!({"tool_name": tool, "tool_input": arguments});
+        let outcome = run(hooks, HookEvent::PreToolUse, Some(tool), tier, input);
+        outcome.decisions.into_iter().find(|decision| !decision.allowed).map(|decision| decision.handler)
     }
 
     #[test]
     fn each_builtin_denies_what_it_names_and_allows_the_rest() {
-        let all = hooks(vec![
-            HookHandler::DenyArguments { pattern: r"(?i)drop\s+table".into() },
-            HookHandler::DenyTools { tools: vec!["delete_*".into(), "db__truncate".into()] },
-            HookHandler::RequireTier { tier: Tier::Admin, tools: vec!["export_*".into()] },
-            HookHandler::BlockCredentials,
-        ]);
+        let all = hooks(
+            HookEvent::PreToolUse,
+            vec![
+                HookHandler::DenyArguments { pattern: r"(?i)drop\s+table".into() },
+                HookHandler::DenyTools { tools: vec!["delete_*".into(), "db__truncate".into()] },
+                HookHandler::RequireTier { tier: Tier::Admin, tools: vec!["export_*".into()] },
+                HookHandler::BlockCredentials,
+            ],
+        );
         let cases = [
             ("query", Tier::User, json!({"sql": "select 1"}), None),
             ("query", Tier::User, json!({"sql": "DROP   TABLE users"}), Some("builtin:deny_arguments")),
@@ -344,24 +532,76 @@ mod tests {
             ("query", Tier::User, json!({"text": "a bearer of good news"}), None),
         ];
         for (tool, tier, arguments, expected) in cases {
-            let denied = decide(&all, tool, tier, arguments.clone()).map(|decision| decision.handler);
+            let denied = denied_by(&all, tool, tier, arguments.clone());
             assert_eq!(denied.as_deref(), expected, "{tool} by {tier:?} with {arguments}");
         }
     }
 
     #[test]
     fn the_first_denial_stops_the_chain_and_every_decision_is_reported() {
-        let chain = hooks(vec![
-            HookHandler::DenyTools { tools: vec!["nothing_matches".into()] },
-            HookHandler::DenyTools { tools: vec!["*".into()] },
-            HookHandler::BlockCredentials,
-        ]);
-        let arguments = json!({});
-        let context = HookContext { subject: "s", trace_id: "t" };
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let call = ToolUse { server: "s", tool: "t", tier: Tier::User, arguments: &arguments };
-        let decisions = runtime.block_on(chain.pre_tool_use(&call, &context));
-        assert_eq!(decisions.len(), 2, "allow, then deny; the third is not run: {decisions:?}");
-        assert!(decisions[0].allowed && !decisions[1].allowed, "{decisions:?}");
+        let chain = hooks(
+            HookEvent::PreToolUse,
+            vec![
+                HookHandler::DenyTools { tools: vec!["nothing_matches".into()] },
+                HookHandler::DenyTools { tools: vec!["*".into()] },
+                HookHandler::BlockCredentials,
+            ],
+        );
+        let outcome = run(&chain, HookEvent::PreToolUse, Some("t"), Tier::User, json!({"tool_input": {}}));
+        assert_eq!(outcome.decisions.len(), 2, "allow, then deny; the third is not run: {outcome:?}");
+        assert!(outcome.decisions[0].allowed && !outcome.decisions[1].allowed, "{outcome:?}");
+        assert!(outcome.denial().is_some_and(|denial| denial.starts_with("builtin:deny_tools: ")), "{outcome:?}");
+    }
+
+    #[test]
+    fn content_rules_look_at_the_response_after_the_call_and_at_the_prompt() {
+        let key = "AKIAIOSFODNN7EXAMPLE";
+        let post = hooks(HookEvent::PostToolUse, vec![HookHandler::BlockCredentials]);
+        let leaked = json!({"tool_input": {"id": 1}, "tool_response": {"content": [{"type": "text", "text": key}]}});
+        let outcome = run(&post, HookEvent::PostToolUse, Some("get"), Tier::User, leaked);
+        assert_eq!(outcome.denial().as_deref().map(|d| d.contains("tool's response")), Some(true), "{outcome:?}");
+        let clean = json!({"tool_input": {"note": key}, "tool_response": {"content": []}});
+        let outcome = run(&post, HookEvent::PostToolUse, Some("get"), Tier::User, clean);
+        assert_eq!(outcome.denial(), None, "after the call, the input is not what is inspected");
+
+        let prompt =
+            hooks(HookEvent::UserPromptSubmit, vec![HookHandler::DenyArguments { pattern: "(?i)^export all".into() }]);
+        let outcome =
+            run(&prompt, HookEvent::UserPromptSubmit, None, Tier::User, json!({"prompt": "Export all customers"}));
+        assert!(outcome.denial().is_some_and(|denial| denial.contains("the prompt matches")), "{outcome:?}");
+        let outcome = run(&prompt, HookEvent::UserPromptSubmit, None, Tier::User, json!({"prompt": "list one"}));
+        assert_eq!(outcome.denial(), None);
+    }
+
+    #[test]
+    fn answers_in_our_form_and_in_claude_codes_form() {
+        let cases = [
+            (json!({"decision": "allow"}), HookEvent::PreToolUse, Some(true), None),
+            (json!({}), HookEvent::PreToolUse, Some(true), None),
+            (json!({"decision": "deny", "reason": "no"}), HookEvent::PreToolUse, Some(false), None),
+            (json!({"decision": "block", "reason": "keep going"}), HookEvent::Stop, Some(false), None),
+            (
+                json!({"decision": "allow", "updated_input": {"id": 2}}),
+                HookEvent::PreToolUse,
+                Some(true),
+                Some(json!({"id": 2})),
+            ),
+            (
+                json!({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "allow", "updatedInput": {"id": 3}}}),
+                HookEvent::PreToolUse,
+                Some(true),
+                Some(json!({"id": 3})),
+            ),
+            (json!({"decision": "allow", "updated_input": {"id": 2}}), HookEvent::PostToolUse, Some(true), None),
+            (json!({"decision": "maybe"}), HookEvent::PreToolUse, Some(false), None),
+            (json!([1]), HookEvent::PreToolUse, Some(false), None),
+        ];
+        for (answer, event, allowed, rewritten) in cases {
+            let decision = decision_from_answer("h".into(), &answer, true, event);
+            assert_eq!(Some(decision.allowed), allowed, "{answer} on {event:?}");
+            assert_eq!(decision.rewritten, rewritten, "{answer} on {event:?}");
+        }
+        let lenient = decision_from_answer("h".into(), &json!({"decision": "maybe"}), false, HookEvent::PreToolUse);
+        assert!(lenient.allowed, "on_failure: allow lets an unreadable decision through");
     }
 }

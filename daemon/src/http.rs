@@ -132,7 +132,7 @@ pub fn too_many_requests(
     HttpResponse::TooManyRequests()
         .insert_header(("Retry-After", seconds.to_string()))
         .insert_header(("RateLimit-Policy", policy.header()))
-        .insert_header(("RateLimit", format!("\"{}\";r=0;t={seconds}", policy.class.as_str())))
+        .insert_header(("RateLimit", format!("{};r=0;t={seconds}", policy.name())))
         .insert_header(("Cache-Control", "no-store"))
         .json(body)
 }

@@ -1,8 +1,11 @@
 //! Rate limits on the call path, measured from this (second) process against the real daemon: the
 //! burst is honoured, admitted calls per second match the configured rate per tier within 5%, a
-//! refused call is a 429 with Retry-After and RateLimit headers and an audit row, and a spoofed
-//! X-Forwarded-For from an untrusted peer buys no extra bucket.
+//! refused call is a 429 with Retry-After and RateLimit headers and an audit row, a spoofed
+//! X-Forwarded-For from an untrusted peer buys no extra bucket, and the limits of single tools and
+//! servers meter what they name and nothing else.
 
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use integration_tests::mcp::{bearer, initialize_body, standard_headers};
@@ -20,19 +23,30 @@ struct Caller {
     authorization: String,
     session: String,
     forwarded_for: Option<String>,
+    /// The tools called, in turn.
+    tools: Vec<String>,
+    turn: Cell<usize>,
+    /// Admitted calls per tool.
+    admitted: RefCell<BTreeMap<String, usize>>,
 }
 
-/// The answer to one tools/call: status and headers.
+/// The answer to one tools/call: status, headers and the body of a refusal.
 struct Answer {
     status: u16,
     retry_after: Option<String>,
     policy: Option<String>,
     limit: Option<String>,
+    body: Value,
 }
 
 impl Caller {
     fn open(app: &TestApp, authorization: &str, forwarded_for: Option<&str>) -> Caller {
-        let url = format!("{}/mcp", app.base_url);
+        Caller::open_at(app, "/mcp", authorization, forwarded_for, &["customers__get_customer"])
+    }
+
+    /// A session on `path` (`/mcp` or `/mcp/{server}`) that calls `tools` in turn.
+    fn open_at(app: &TestApp, path: &str, authorization: &str, forwarded_for: Option<&str>, tools: &[&str]) -> Caller {
+        let url = format!("{}{path}", app.base_url);
         let mut request = ureq::post(&url);
         for (name, value) in standard_headers(authorization, None) {
             request = request.set(name, value);
@@ -47,10 +61,15 @@ impl Caller {
             authorization: authorization.to_string(),
             session,
             forwarded_for: forwarded_for.map(str::to_string),
+            tools: tools.iter().map(|tool| tool.to_string()).collect(),
+            turn: Cell::new(0),
+            admitted: RefCell::new(BTreeMap::new()),
         }
     }
 
     fn call(&self) -> Answer {
+        let tool = &self.tools[self.turn.get() % self.tools.len()];
+        self.turn.set(self.turn.get() + 1);
         let mut request = ureq::post(&self.url);
         for (name, value) in standard_headers(&self.authorization, Some(&self.session)) {
             request = request.set(name, value);
@@ -60,18 +79,19 @@ impl Caller {
             request = request.set("X-Forwarded-For", forwarded);
         }
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": "customers__get_customer", "arguments": {"id": 1}}});
+            "params": {"name": tool, "arguments": {"id": 1}}});
         let response = match request.send_string(&body.to_string()) {
             Ok(response) | Err(ureq::Error::Status(_, response)) => response,
             Err(error) => panic!("transport: {error}"),
         };
         let header = |name: &str| response.header(name).map(str::to_string);
-        Answer {
-            status: response.status(),
-            retry_after: header("retry-after"),
-            policy: header("ratelimit-policy"),
-            limit: header("ratelimit"),
+        let (status, retry_after, policy, limit) =
+            (response.status(), header("retry-after"), header("ratelimit-policy"), header("ratelimit"));
+        let body = response.into_string().ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or(Value::Null);
+        if status == 200 {
+            *self.admitted.borrow_mut().entry(tool.clone()).or_default() += 1;
         }
+        Answer { status, retry_after, policy, limit, body }
     }
 }
 
@@ -202,4 +222,89 @@ fn the_token_endpoint_has_its_own_class_per_client_and_failed_authentication_per
     assert_eq!(guesses[0].0, 401, "a wrong secret is refused: {guesses:?}");
     assert_eq!(guesses[1].0, 429, "and guessing from one address is throttled: {guesses:?}");
     assert!(guesses[1].1.is_some(), "with Retry-After: {guesses:?}");
+}
+
+#[test]
+fn a_tool_limit_meters_that_tool_within_five_percent_and_no_other() {
+    // customers__get_customer: 4/s × 5 (service) = 20/s, burst 60; the class is far above.
+    let profile = profile_with_limits(
+        "  burst_multiplier: 3\n  per_second: { mcp_tool_call: 1000 }\n  tools: { customers__get_customer: 4 }\n",
+        "",
+    );
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile));
+    let key = bearer(&app.user_with_key("sam", "service"));
+    let limited = Caller::open(&app, &key, None);
+    let other = Caller::open_at(&app, "/mcp", &key, None, &["customers__list_customers"]);
+    // The same principal calls another tool of the server at 50/s all the while.
+    let other_run = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut statuses = BTreeMap::<u16, usize>::new();
+        while started.elapsed() < Duration::from_secs(4) {
+            *statuses.entry(other.call().status).or_default() += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        statuses
+    });
+    let (burst, rate, refused) = measure(&limited, 60, 20.0, 4.0);
+    let other_statuses = other_run.join().expect("the other tool's caller");
+    eprintln!("measured: get_customer {rate:.2}/s (burst {burst}); list_customers meanwhile {other_statuses:?}");
+    assert!(burst >= 60, "the tool's burst: 4/s × 5 × 3 ({burst} admitted back to back)");
+    assert!((rate - 20.0).abs() / 20.0 <= 0.05, "get_customer: {rate:.2}/s for a configured 4/s × 5");
+    assert_eq!(other_statuses.keys().copied().collect::<Vec<_>>(), [200], "list_customers is not limited by it");
+
+    assert_eq!(refused.status, 429, "the call after the burst is refused");
+    assert_eq!(refused.policy.as_deref(), Some(r#""tool customers__get_customer";q=60;w=3"#), "RateLimit-Policy");
+    assert_eq!(refused.limit.as_deref(), Some(r#""tool customers__get_customer";r=0;t=1"#), "RateLimit");
+    assert_eq!(refused.body["limit"], "tool customers__get_customer", "the JSON error names the limit");
+
+    // The tool's own endpoint names it without the prefix and shares the (now empty) bucket.
+    let direct = Caller::open_at(&app, "/mcp/customers", &key, None, &["get_customer"]);
+    let statuses: Vec<u16> = (0..5).map(|_| direct.call().status).collect();
+    assert!(statuses.contains(&429), "/mcp/customers meets the same tool bucket: {statuses:?}");
+    let rows = app.audit_rows();
+    assert!(
+        rows.iter().any(|row| row["status"] == "rate_limited" && row["tool"] == "customers__get_customer"),
+        "refused calls are audited as rate_limited"
+    );
+    assert!(
+        rows.iter().any(|row| row["status"] == "rate_limited"
+            && row["error_message"]
+                .as_str()
+                .is_some_and(|message| message.starts_with("rate limited by tool customers__get_customer: retry in "))),
+        "the audit row names the limit"
+    );
+    assert!(
+        rows.iter().all(|row| row["tool"] != "customers__list_customers" || row["status"] == "success"),
+        "no list_customers call was refused"
+    );
+}
+
+#[test]
+fn a_server_limit_meters_every_tool_of_that_server_within_five_percent() {
+    // customers: 10/s × 1 (user), burst 10, shared by the server's tools.
+    let profile = profile_with_limits(
+        "  burst_multiplier: 1\n  per_second: { mcp_tool_call: 1000 }\n  servers: { customers: 10 }\n",
+        "",
+    );
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile));
+    let key = bearer(&app.user_with_key("ursula", "user"));
+    // Paced at twice the rate, every other call is admitted: a turn of three tools makes the
+    // admitted ones take turns too, instead of always landing on the same tool.
+    let tools = ["get_customer", "list_customers", "list_customers"];
+    let caller = Caller::open_at(&app, "/mcp/customers", &key, None, &tools);
+    let (burst, rate, refused) = measure(&caller, 10, 10.0, 4.0);
+    let admitted = caller.admitted.borrow().clone();
+    eprintln!("measured: customers {rate:.2}/s (burst {burst}), admitted per tool {admitted:?}");
+    assert!(burst >= 10, "the server's burst: 10/s × 1 ({burst} admitted back to back)");
+    assert!(
+        (rate - 10.0).abs() / 10.0 <= 0.05,
+        "both tools together: {rate:.2}/s for a configured 10/s (one tool alone would leave the other at 10/s more)"
+    );
+    assert!(
+        admitted.len() == 2 && admitted.values().all(|count| *count >= 10),
+        "both tools drew from the one bucket: {admitted:?}"
+    );
+    assert_eq!(refused.status, 429, "the call after the burst is refused");
+    assert_eq!(refused.policy.as_deref(), Some(r#""server customers";q=10;w=1"#), "RateLimit-Policy");
+    assert_eq!(refused.body["limit"], "server customers", "the JSON error names the limit");
 }

@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 
 use crate::entity::hook_events as entity;
@@ -61,9 +62,10 @@ pub async fn record(db: &DatabaseConnection, row: &HookEventRow) -> DbResult<i64
     Ok(model.id)
 }
 
-/// Stores many decisions in one transaction (the group commit of the hook writer).
+/// Stores many decisions in one statement (the hook writer's group commit, or inside the audit
+/// writer's transaction).
 #[tracing::instrument(skip_all, fields(rows = rows.len()))]
-pub async fn record_many(db: &DatabaseConnection, rows: &[HookEventRow]) -> DbResult<()> {
+pub async fn record_many<C: ConnectionTrait>(db: &C, rows: &[HookEventRow]) -> DbResult<()> {
     if rows.is_empty() {
         return Ok(());
     }

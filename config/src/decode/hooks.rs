@@ -18,14 +18,7 @@ pub(super) fn decode_hooks(decoder: &mut Decoder, node: Option<Node>) -> HooksSe
         };
         let mut decoded = Vec::new();
         for item in decoder.items(&handlers).unwrap_or_default() {
-            if event != HookEvent::PreToolUse {
-                decoder.at_value(
-                    &item,
-                    "this build runs handlers for PreToolUse only; other events come with the hooks endpoint",
-                );
-                continue;
-            }
-            if let Some(handler) = decode_handler(decoder, &item) {
+            if let Some(handler) = decode_handler(decoder, &item, event) {
                 decoded.push(handler);
             }
         }
@@ -34,12 +27,43 @@ pub(super) fn decode_hooks(decoder: &mut Decoder, node: Option<Node>) -> HooksSe
     settings
 }
 
-fn decode_handler(decoder: &mut Decoder, node: &Node) -> Option<HookHandler> {
-    let mut fields =
-        decoder.fields(node, &["builtin", "tools", "pattern", "tier", "command", "http", "timeout", "on_failure"])?;
-    if fields.take("command").is_some() {
-        decoder.at_value(node, "command hooks are not supported by this build yet; use a builtin rule or an http hook");
-        return None;
+fn decode_handler(decoder: &mut Decoder, node: &Node, event: HookEvent) -> Option<HookHandler> {
+    let mut fields = decoder.fields(
+        node,
+        &["builtin", "tools", "pattern", "tier", "command", "args", "env", "cwd", "http", "timeout", "on_failure"],
+    )?;
+    let handler = decode_kind(decoder, node, event, &mut fields);
+    // Keys left over after a handler was decoded belong to another kind of handler (after a
+    // problem, they are noise).
+    if handler.is_some() {
+        for (key, misplaced) in fields.into_rest() {
+            decoder.at_key(&misplaced, format!("`{key}` does not apply to this kind of handler"));
+        }
+    }
+    handler
+}
+
+fn decode_kind(
+    decoder: &mut Decoder,
+    node: &Node,
+    event: HookEvent,
+    fields: &mut super::Fields,
+) -> Option<HookHandler> {
+    let (command, args, env, cwd) =
+        (fields.take("command"), fields.take("args"), fields.take("env"), fields.take("cwd"));
+    if command.is_none() {
+        for (key, misplaced) in [("args", &args), ("env", &env), ("cwd", &cwd)] {
+            if let Some(misplaced) = misplaced {
+                decoder.at_key(misplaced, format!("`{key}` applies only to a command hook"));
+            }
+        }
+    }
+    if let Some(command) = command {
+        let keys = super::mcp::ProcessKeys { command, args, env, cwd };
+        let process = super::mcp::decode_process(decoder, keys, super::Placeholders::Secrets);
+        let timeout = timeout(decoder, fields)?;
+        let deny_on_failure = on_failure(decoder, fields)?;
+        return Some(HookHandler::Command { process: process?, timeout, deny_on_failure });
     }
     if let Some(url_node) = fields.take("http") {
         let url = decoder.nonempty_plain(&url_node)?;
@@ -47,21 +71,8 @@ fn decode_handler(decoder: &mut Decoder, node: &Node) -> Option<HookHandler> {
             decoder.at_value(&url_node, reason);
             return None;
         }
-        let timeout = match fields.take("timeout") {
-            Some(node) => decoder.positive_duration(&node)?,
-            None => std::time::Duration::from_secs(5),
-        };
-        let deny_on_failure = match fields.take("on_failure") {
-            None => true,
-            Some(node) => match decoder.nonempty_plain(&node)?.as_str() {
-                "deny" => true,
-                "allow" => false,
-                _ => {
-                    decoder.at_value(&node, "expected allow or deny");
-                    return None;
-                }
-            },
-        };
+        let timeout = timeout(decoder, fields)?;
+        let deny_on_failure = on_failure(decoder, fields)?;
         return Some(HookHandler::Http { url, timeout, deny_on_failure });
     }
     let Some(kind_node) = fields.take("builtin") else {
@@ -69,6 +80,21 @@ fn decode_handler(decoder: &mut Decoder, node: &Node) -> Option<HookHandler> {
         return None;
     };
     let kind = decoder.nonempty_plain(&kind_node)?;
+    if !event.takes_builtin_rules() {
+        decoder.at_value(
+            &kind_node,
+            format!(
+                "built-in rules apply to PreToolUse, PostToolUse, PostToolUseFailure and UserPromptSubmit; on {} use a command or http hook",
+                event.as_str()
+            ),
+        );
+        return None;
+    }
+    let tool_rule = matches!(kind.as_str(), "deny_tools" | "require_tier");
+    if tool_rule && event == HookEvent::UserPromptSubmit {
+        decoder.at_value(&kind_node, format!("{kind} looks at a tool; UserPromptSubmit has no tool"));
+        return None;
+    }
     let tool_patterns = |decoder: &mut Decoder, fields: &mut super::Fields, required: bool| -> Option<Vec<String>> {
         let Some(node) = fields.take("tools") else {
             if required {
@@ -88,7 +114,7 @@ fn decode_handler(decoder: &mut Decoder, node: &Node) -> Option<HookHandler> {
         Some(patterns)
     };
     match kind.as_str() {
-        "deny_tools" => Some(HookHandler::DenyTools { tools: tool_patterns(decoder, &mut fields, true)? }),
+        "deny_tools" => Some(HookHandler::DenyTools { tools: tool_patterns(decoder, fields, true)? }),
         "deny_arguments" => {
             let Some(pattern_node) = fields.take("pattern") else {
                 decoder.at_value(node, "deny_arguments needs `pattern`: a regular expression");
@@ -116,11 +142,32 @@ fn decode_handler(decoder: &mut Decoder, node: &Node) -> Option<HookHandler> {
                 decoder.at_value(&tier_node, "unknown tier");
                 return None;
             };
-            Some(HookHandler::RequireTier { tier, tools: tool_patterns(decoder, &mut fields, false)? })
+            Some(HookHandler::RequireTier { tier, tools: tool_patterns(decoder, fields, false)? })
         }
         "block_credentials" => Some(HookHandler::BlockCredentials),
         _ => {
             decoder.at_value(&kind_node, format!("unknown builtin; use one of {}", BUILTINS.join(", ")));
+            None
+        }
+    }
+}
+
+/// `timeout`: how long a command or HTTP hook may take. Default 5 s.
+fn timeout(decoder: &mut Decoder, fields: &mut super::Fields) -> Option<std::time::Duration> {
+    match fields.take("timeout") {
+        Some(node) => decoder.positive_duration(&node),
+        None => Some(std::time::Duration::from_secs(5)),
+    }
+}
+
+/// `on_failure`: whether a hook that fails (times out, errs, answers nonsense) denies. Default deny.
+fn on_failure(decoder: &mut Decoder, fields: &mut super::Fields) -> Option<bool> {
+    let Some(node) = fields.take("on_failure") else { return Some(true) };
+    match decoder.nonempty_plain(&node)?.as_str() {
+        "deny" => Some(true),
+        "allow" => Some(false),
+        _ => {
+            decoder.at_value(&node, "expected allow or deny");
             None
         }
     }

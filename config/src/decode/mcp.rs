@@ -37,11 +37,11 @@ pub(super) fn decode_mcp_servers(decoder: &mut Decoder, node: Option<Node>) -> B
 }
 
 /// The keys that configure a child process, taken out of an entry together.
-struct ProcessKeys<'v, 'p> {
-    command: Node<'v, 'p>,
-    args: Option<Node<'v, 'p>>,
-    env: Option<Node<'v, 'p>>,
-    cwd: Option<Node<'v, 'p>>,
+pub(super) struct ProcessKeys<'v, 'p> {
+    pub(super) command: Node<'v, 'p>,
+    pub(super) args: Option<Node<'v, 'p>>,
+    pub(super) env: Option<Node<'v, 'p>>,
+    pub(super) cwd: Option<Node<'v, 'p>>,
 }
 
 fn decode_entry(decoder: &mut Decoder, node: &Node) -> Option<McpServerSpec> {
@@ -123,7 +123,11 @@ fn decode_port(decoder: &mut Decoder, node: &Node) -> Option<PortSetting> {
     setting
 }
 
-fn decode_process(decoder: &mut Decoder, keys: ProcessKeys, placeholders: Placeholders) -> Option<ChildProcess> {
+pub(super) fn decode_process(
+    decoder: &mut Decoder,
+    keys: ProcessKeys,
+    placeholders: Placeholders,
+) -> Option<ChildProcess> {
     let command = decoder
         .nonempty_plain(&keys.command)
         .filter(|command| no_nul(decoder, &keys.command, &Template::literal(command.as_str())));

@@ -84,6 +84,11 @@ impl<'v, 'p> Fields<'v, 'p> {
         let index = self.entries.iter().position(|(name, _)| name == key)?;
         Some(self.entries.swap_remove(index).1)
     }
+
+    /// The keys not taken: known to the section, but not to the variant that was decoded.
+    pub fn into_rest(self) -> Vec<(String, Node<'v, 'p>)> {
+        self.entries
+    }
 }
 
 /// Where a template may use placeholders.

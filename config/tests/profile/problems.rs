@@ -498,8 +498,20 @@ fn some_problems_read_exactly() {
     let cases = [
         ("providers: {}\n", "p.yaml:1:1: providers: section not supported by this build yet"),
         (
-            "hooks:\n  PreToolUse:\n    - { command: ./check.sh }\n",
-            "p.yaml:3:7: hooks.PreToolUse[0]: command hooks are not supported by this build yet; use a builtin rule or an http hook",
+            "hooks:\n  Stop:\n    - { builtin: block_credentials }\n",
+            "p.yaml:3:18: hooks.Stop[0].builtin: built-in rules apply to PreToolUse, PostToolUse, PostToolUseFailure and UserPromptSubmit; on Stop use a command or http hook",
+        ),
+        (
+            "hooks:\n  UserPromptSubmit:\n    - { builtin: deny_tools, tools: [x] }\n",
+            "p.yaml:3:18: hooks.UserPromptSubmit[0].builtin: deny_tools looks at a tool; UserPromptSubmit has no tool",
+        ),
+        (
+            "hooks:\n  PreToolUse:\n    - { http: \"http://127.0.0.1:1/h\", pattern: x }\n",
+            "p.yaml:3:39: hooks.PreToolUse[0].pattern: `pattern` does not apply to this kind of handler",
+        ),
+        (
+            "hooks:\n  PreToolUse:\n    - { builtin: block_credentials, args: [x] }\n",
+            "p.yaml:3:37: hooks.PreToolUse[0].args: `args` applies only to a command hook",
         ),
         (
             "hooks:\n  PreToolUse:\n    - { builtin: deny_arguments, pattern: \"(unclosed\" }\n",

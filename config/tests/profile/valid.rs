@@ -216,10 +216,7 @@ fn the_interface_example_parses_where_in_scope() {
 #[test]
 fn the_full_interface_example_is_refused_section_by_section() {
     let text = format!("{INTERFACE_EXAMPLE_IN_SCOPE}{INTERFACE_EXAMPLE_OUT_OF_SCOPE}");
-    let expected = [
-        "p.yaml:33:7: hooks.PreToolUse[1]: command hooks are not supported by this build yet; use a builtin rule or an http hook",
-        "p.yaml:35:1: providers: section not supported by this build yet",
-    ];
+    let expected = ["p.yaml:35:1: providers: section not supported by this build yet"];
     assert_eq!(problem_lines(&text), expected, "one problem per refused section, at its key");
 }
 
@@ -545,4 +542,45 @@ fn builtin_hooks_parse_for_pre_tool_use() {
         "the regex as written"
     );
     assert_eq!(handlers[3], castellan_config::HookHandler::BlockCredentials, "order kept");
+}
+
+#[test]
+fn command_hooks_and_handlers_of_every_event_parse() {
+    let profile = parse_ok(concat!(
+        "hooks:\n",
+        "  PreToolUse:\n",
+        "    - { command: ./policy/check.sh, args: [\"--strict\"], env: { TOKEN: \"${secret:siem}\" }, timeout: 2s, on_failure: allow }\n",
+        "  UserPromptSubmit:\n",
+        "    - { builtin: block_credentials }\n",
+        "  Stop:\n",
+        "    - { http: \"http://127.0.0.1:9/stop\" }\n",
+        "  SessionEnd:\n",
+        "    - { command: /usr/local/bin/record }\n",
+    ));
+    let events = &profile.hooks.events;
+    let castellan_config::HookHandler::Command { process, timeout, deny_on_failure } =
+        &events[&castellan_config::HookEvent::PreToolUse][0]
+    else {
+        panic!("a command hook: {events:?}")
+    };
+    assert_eq!(process.command, "./policy/check.sh", "the program");
+    assert_eq!(process.args, [Template::literal("--strict")], "its arguments");
+    assert_eq!(
+        process.env.get("TOKEN"),
+        Some(&Template::from_parts([TemplatePart::Secret("siem".into())])),
+        "env may name a secret"
+    );
+    assert_eq!((*timeout, *deny_on_failure), (std::time::Duration::from_secs(2), false), "timeout, on_failure");
+    let castellan_config::HookHandler::Command { timeout, deny_on_failure, .. } =
+        &events[&castellan_config::HookEvent::SessionEnd][0]
+    else {
+        panic!("a command hook: {events:?}")
+    };
+    assert_eq!((*timeout, *deny_on_failure), (std::time::Duration::from_secs(5), true), "defaults: 5 s, deny");
+    assert_eq!(
+        events[&castellan_config::HookEvent::UserPromptSubmit],
+        [castellan_config::HookHandler::BlockCredentials],
+        "credential shapes in prompts"
+    );
+    assert_eq!(events.len(), 4, "four events configured");
 }

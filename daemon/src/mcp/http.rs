@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
+use castellan_config::HookEvent;
 use castellan_config::ServerName;
 use futures_util::{StreamExt as _, stream};
 use serde_json::{Value, json};
@@ -91,7 +92,15 @@ pub async fn post(
     if let Incoming::Request { id, method, params } = &message
         && method == "initialize"
     {
-        return initialize(&state, &principal.subject, scope, id, params.as_ref());
+        let response = initialize(&state, &principal.subject, scope.clone(), id, params.as_ref());
+        if let Some(session_id) = header_str(response.headers(), SESSION_HEADER) {
+            let input = json!({"source": "startup"});
+            state
+                .gateway
+                .session_event(HookEvent::SessionStart, &principal, &scope, session_id, &trace_id, input)
+                .await;
+        }
+        return response;
     }
     let Some(session_id) = header_str(request.headers(), SESSION_HEADER) else {
         return json_error(400, "missing Mcp-Session-Id: send initialize first");
@@ -139,8 +148,9 @@ pub async fn post(
     }
 }
 
-/// The rate limit comes first on the call path: a call over its principal's rate is answered 429
-/// (with `Retry-After` and the RateLimit headers) and audited as `rate_limited`; nothing else runs.
+/// The rate limits come first on the call path: a call over its principal's rate (of its tool, of
+/// its server, or of `mcp_tool_call`) is answered 429 (with `Retry-After` and the RateLimit headers
+/// naming the limit) and audited as `rate_limited`; nothing else runs.
 async fn rate_limited(
     state: &AppState,
     request: &HttpRequest,
@@ -151,21 +161,34 @@ async fn rate_limited(
 ) -> Option<HttpResponse> {
     use crate::rate_limit::Admission;
     let client = crate::http::client_address(state, request);
-    let Admission::Limited { policy, retry_after } =
-        state.rate_limits.check(castellan_config::RateClass::McpToolCall, principal, client)
+    let requested = params.and_then(|params| params.get("name")).and_then(Value::as_str);
+    let target = requested.and_then(|requested| rate_limit_target(scope, requested));
+    let Admission::Limited { policy, retry_after } = state.rate_limits.check_tool_call(principal, client, target)
     else {
         return None;
     };
+    let limit = policy.limit.to_string();
     let session_id = header_str(request.headers(), SESSION_HEADER);
     let call = CallContext { principal, scope, session_id, trace_id, relay: None };
-    state.gateway.audit_rate_limited(&call, params, retry_after.as_millis()).await;
-    tracing::info!(trace_id, subject = %principal.subject, retry_after_ms = retry_after.as_millis() as u64, "tool call rate limited");
+    state.gateway.audit_rate_limited(&call, params, &limit, retry_after.as_millis()).await;
+    tracing::info!(trace_id, subject = %principal.subject, %limit, retry_after_ms = retry_after.as_millis() as u64, "tool call rate limited");
     let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
     Some(crate::http::too_many_requests(
         &policy,
         retry_after,
-        json!({"error": "rate limited", "retry_after_seconds": seconds}),
+        json!({"error": "rate limited", "limit": limit, "retry_after_seconds": seconds}),
     ))
+}
+
+/// The server and tool a `tools/call` names, for the rate limits: on `/mcp/{server}` the path's
+/// server and the name as given; on `/mcp` the halves of `server__tool`. The name is the one the
+/// client wrote, before the gateway resolves it, because the limits run before anything else.
+fn rate_limit_target<'a>(scope: &'a Scope, requested: &'a str) -> Option<crate::rate_limit::ToolCallTarget<'a>> {
+    let (server, tool) = match scope {
+        Scope::Server(server) => (server.as_str(), requested),
+        Scope::Aggregated => super::names::split_prefixed(requested)?,
+    };
+    Some(crate::rate_limit::ToolCallTarget { server, tool })
 }
 
 /// Methods whose servers may send progress, log lines or requests to the client while they run.
@@ -435,6 +458,9 @@ pub async fn delete(
     match state.gateway.sessions.find(session_id, &principal.subject, &scope) {
         Some(session) => {
             state.gateway.sessions.remove(&session.id);
+            let trace_id = crate::http::trace_id_for(&request);
+            let input = json!({"reason": "other"});
+            state.gateway.session_event(HookEvent::SessionEnd, &principal, &scope, &session.id, &trace_id, input).await;
             HttpResponse::NoContent().finish()
         }
         None => json_error(404, "unknown or expired session"),

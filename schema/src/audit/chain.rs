@@ -138,6 +138,7 @@ mod tests {
             started_at,
             completed_at: started_at + chrono::TimeDelta::milliseconds(12),
             duration_ms: 12,
+            hook_events: Vec::new(),
         }
     }
 

@@ -53,6 +53,9 @@ pub struct NewExecution {
     pub started_at: DateTime<Utc>,
     pub completed_at: DateTime<Utc>,
     pub duration_ms: i64,
+    /// The hook decisions of this call, stored in the same transaction (so one durable commit
+    /// covers the call and its decisions); they are `hook_events` rows, outside the hash chain.
+    pub hook_events: Vec<crate::hook_events::HookEventRow>,
 }
 
 /// One stored row of the audit trail.
@@ -194,6 +197,9 @@ pub async fn insert_batch(
     if let Some(last_id) = ids.last() {
         meta::set_with(&transaction, CHAIN_HEAD_KEY, &format!("{last_id} {previous}")).await?;
     }
+    let decisions: Vec<crate::hook_events::HookEventRow> =
+        rows.iter().flat_map(|row| row.hook_events.iter().cloned()).collect();
+    crate::hook_events::record_many(&transaction, &decisions).await?;
     transaction.commit().await?;
     Ok((ids, previous))
 }

@@ -22,6 +22,7 @@ fn execution(index: i64, user: &str, server: &str, tool: &str) -> NewExecution {
         started_at,
         completed_at: started_at + chrono::TimeDelta::milliseconds(7),
         duration_ms: 7,
+        hook_events: Vec::new(),
     }
 }
 
@@ -66,6 +67,7 @@ fn assert_row_matches(stored: &ExecutionRow, written: &NewExecution) {
         started_at: stored.started_at,
         completed_at: stored.completed_at,
         duration_ms: stored.duration_ms,
+        hook_events: Vec::new(),
     };
     assert_eq!(read_back, expected, "row {} reads back as written", stored.id);
 }
@@ -281,4 +283,36 @@ pub async fn audit_verify_pages_through_many_rows(database: TestDatabase) {
     let (id, reason) = first_break(&database).await;
     assert_eq!(id, ids[1_100]);
     assert!(matches!(reason, ChainBreakReason::RowHashMismatch { .. }), "{reason:?}");
+}
+
+/// The hook decisions of a call are stored with its row, in the same transaction: a refused batch
+/// stores neither.
+pub async fn audit_hook_events_commit_with_their_call(database: TestDatabase) {
+    let db = &database.db;
+    let decision = |handler: &str, trace: &str| castellan_schema::hook_events::HookEventRow {
+        id: 0,
+        event: "PreToolUse".into(),
+        decision: "allow".into(),
+        handler: handler.into(),
+        reason: None,
+        server: Some("customers".into()),
+        tool: Some("get_customer".into()),
+        user_id: Some("alice".into()),
+        trace_id: trace.into(),
+        created_at: instant(0),
+    };
+    let mut rows = executions(2);
+    rows[0].hook_events = vec![decision("builtin:deny_tools", "trace-0"), decision("http:x", "trace-0")];
+    let (_, head) = audit::insert_batch(db, GENESIS_HASH, &rows).await.expect("batch");
+    let stored = castellan_schema::hook_events::by_trace_id(db, "trace-0").await.expect("read");
+    let handlers: Vec<&str> = stored.iter().map(|row| row.handler.as_str()).collect();
+    assert_eq!(handlers, ["builtin:deny_tools", "http:x"], "both decisions stored with the call");
+    assert!(audit::verify(db).await.expect("verify").is_intact(), "decisions are outside the chain");
+
+    let mut refused = executions(1);
+    refused[0].status = "exploded".into();
+    refused[0].hook_events = vec![decision("builtin:deny_tools", "trace-refused")];
+    assert!(audit::insert_batch(db, &head, &refused).await.is_err(), "an unknown status is refused");
+    let orphaned = castellan_schema::hook_events::by_trace_id(db, "trace-refused").await.expect("read");
+    assert!(orphaned.is_empty(), "a refused batch stores no decision either: {orphaned:?}");
 }

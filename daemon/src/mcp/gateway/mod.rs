@@ -106,6 +106,45 @@ pub struct GatewayParts {
 }
 
 impl Gateway {
+    /// Runs the handlers of a session event (SessionStart on initialize, SessionEnd when the client
+    /// ends its session) and records their decisions. These events cannot stop anything: a denial
+    /// is recorded and logged.
+    pub async fn session_event(
+        &self,
+        event: castellan_config::HookEvent,
+        principal: &Principal,
+        scope: &Scope,
+        session_id: &str,
+        trace_id: &str,
+        mut input: Value,
+    ) {
+        if !self.hooks.has(event) {
+            return;
+        }
+        input["hook_event_name"] = Value::String(event.as_str().to_string());
+        input["session_id"] = Value::String(session_id.to_string());
+        let server = match scope {
+            Scope::Server(name) => Some(name.as_str()),
+            Scope::Aggregated => None,
+        };
+        let call = crate::hooks::HookCall {
+            event,
+            server,
+            tool: None,
+            tier: principal.tier,
+            subject: &principal.subject,
+            trace_id,
+            input,
+        };
+        let outcome = self.hooks.run(&call).await;
+        if let Some(denial) = outcome.denial() {
+            tracing::info!(trace_id, event = event.as_str(), %denial, "a hook denied an event that cannot be stopped");
+        }
+        if !self.hook_writer.record(outcome.rows(&call)).await {
+            tracing::error!(trace_id, event = event.as_str(), "recording hook decisions failed");
+        }
+    }
+
     pub fn new(parts: GatewayParts) -> Self {
         let GatewayParts {
             registry,

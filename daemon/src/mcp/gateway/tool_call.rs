@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use castellan_actors::Event;
 use castellan_actors::metrics::{ServerLabels, ToolCallLabels};
 use castellan_actors::upstream::{Connection, Related, RpcOutcome, UpstreamError};
+use castellan_config::HookEvent;
 use castellan_schema::audit::NewExecution;
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -40,6 +41,7 @@ impl Gateway {
             },
             tool: requested.clone(),
             input: crate::redaction::current().redact(&arguments.to_string()).into_owned(),
+            hook_events: Vec::new(),
         };
         if !arguments.is_object() {
             return self
@@ -84,18 +86,40 @@ impl Gateway {
                 .finish(call, id, record, started_at, clock, Finish::refused("denied", FORBIDDEN, &message))
                 .await;
         }
-        let arguments = match self.run_pre_tool_use(call, &server.name, &tool, &arguments).await {
-            Ok(rewritten) if rewritten != arguments => {
-                // The audit row shows what the tool was actually called with.
-                record.input = crate::redaction::current().redact(&rewritten.to_string()).into_owned();
-                rewritten
+        let hook_input = |event: HookEvent| {
+            let mut input = json!({
+                "hook_event_name": event.as_str(),
+                "tool_name": requested,
+                "tool_use_id": format!("jsonrpc:{id}"),
+            });
+            if let Some(session) = call.session_id {
+                input["session_id"] = Value::String(session.to_string());
             }
-            Ok(unchanged) => unchanged,
-            Err(denial) => {
+            input
+        };
+        let arguments = if self.hooks.has(HookEvent::PreToolUse) {
+            let mut input = hook_input(HookEvent::PreToolUse);
+            input["tool_input"] = arguments.clone();
+            let hook_call = self.hook_call(call, HookEvent::PreToolUse, (&server.name, &tool), input);
+            let outcome = self.hooks.run(&hook_call).await;
+            record.hook_events.extend(outcome.rows(&hook_call));
+            if let Some(denial) = outcome.denial() {
+                tracing::info!(trace_id = call.trace_id, server = %server.name, tool, "denied by a hook");
+                let message = format!("forbidden: denied by hook {denial}");
                 return self
-                    .finish(call, id, record, started_at, clock, Finish::refused("denied", FORBIDDEN, &denial))
+                    .finish(call, id, record, started_at, clock, Finish::refused("denied", FORBIDDEN, &message))
                     .await;
             }
+            match outcome.tool_input {
+                Some(rewritten) => {
+                    // The audit row shows what the tool was actually called with.
+                    record.input = crate::redaction::current().redact(&rewritten.to_string()).into_owned();
+                    rewritten
+                }
+                None => arguments,
+            }
+        } else {
+            arguments
         };
         if !self.audit.is_available() {
             let message = "audit unavailable: the call was refused and the tool did not run";
@@ -105,6 +129,7 @@ impl Gateway {
         }
         let mut upstream_params = params.clone();
         upstream_params["name"] = Value::String(tool.clone());
+        let upstream_arguments = arguments.clone();
         upstream_params["arguments"] = arguments;
         let timeout = self.server_call_timeouts.load().get(&server.name).copied().unwrap_or(self.call_timeout);
         let connection = Arc::clone(&server.connection);
@@ -134,15 +159,15 @@ impl Gateway {
                 return error.to_message();
             }
         };
-        let finish = match outcome {
+        let mut finish = match outcome {
             Ok(Ok(result)) => {
                 let status =
                     if result.get("isError").and_then(Value::as_bool) == Some(true) { "tool_error" } else { "success" };
-                Finish { status, answer: Ok(result), error_message: None }
+                Finish { status, answer: Ok(result), error_message: None, audited_output: None }
             }
             Ok(Err(error)) => {
                 let message = error.get("message").and_then(Value::as_str).unwrap_or("error").to_string();
-                Finish { status: "rpc_error", answer: Err(error), error_message: Some(message) }
+                Finish { status: "rpc_error", answer: Err(error), error_message: Some(message), audited_output: None }
             }
             Err(UpstreamError::Timeout(after)) => {
                 let message = format!("the tool did not answer within {} ms", after.as_millis());
@@ -155,7 +180,54 @@ impl Gateway {
                 Finish::refused("failed", INTERNAL_ERROR, &message)
             }
         };
+        let event = if finish.status == "success" { HookEvent::PostToolUse } else { HookEvent::PostToolUseFailure };
+        if self.hooks.has(event) {
+            let mut input = hook_input(event);
+            input["tool_input"] = upstream_arguments;
+            match &finish.answer {
+                Ok(result) => input["tool_response"] = result.clone(),
+                Err(error) => {
+                    let message = error.get("message").and_then(Value::as_str).unwrap_or("error");
+                    input["error"] = Value::String(message.to_string());
+                }
+            }
+            if event == HookEvent::PostToolUseFailure && finish.answer.is_ok() {
+                // A tool error (isError) is a result, not an RPC error: its text is the error.
+                input["error"] = Value::String(tool_error_text(input.get("tool_response")));
+            }
+            input["duration_ms"] = json!(clock.elapsed().as_millis() as u64);
+            let hook_call = self.hook_call(call, event, (&server.name, &tool), input);
+            let outcome = self.hooks.run(&hook_call).await;
+            record.hook_events.extend(outcome.rows(&hook_call));
+            if let Some(denial) = outcome.denial() {
+                // The tool ran; what it answered does not reach the caller (the audit row keeps it).
+                tracing::info!(trace_id = call.trace_id, server = %server.name, tool, "result withheld by a hook");
+                let message = format!("forbidden: the tool ran, but its result was withheld by hook {denial}");
+                let output = finish.answer.clone();
+                finish = Finish::refused("denied", FORBIDDEN, &message);
+                finish.audited_output = Some(output);
+            }
+        }
         self.finish(call, id, record, started_at, clock, finish).await
+    }
+
+    /// The hooks' view of one call.
+    fn hook_call<'a>(
+        &self,
+        call: &'a CallContext<'_>,
+        event: HookEvent,
+        target: (&'a str, &'a str),
+        input: Value,
+    ) -> crate::hooks::HookCall<'a> {
+        crate::hooks::HookCall {
+            event,
+            server: Some(target.0),
+            tool: Some(target.1),
+            tier: call.principal.tier,
+            subject: &call.principal.subject,
+            trace_id: call.trace_id,
+            input,
+        }
     }
 
     /// Commits the audit row, then builds the answer. No answer leaves without its row.
@@ -168,7 +240,7 @@ impl Gateway {
         clock: Instant,
         finish: Finish,
     ) -> Value {
-        let output = match &finish.answer {
+        let output = match finish.audited_output.as_ref().unwrap_or(&finish.answer) {
             Ok(result) => Some(truncate(result.to_string())),
             Err(error) => Some(truncate(error.to_string())),
         };
@@ -186,6 +258,7 @@ impl Gateway {
             started_at,
             completed_at,
             duration_ms: (completed_at - started_at).num_milliseconds(),
+            hook_events: record.hook_events,
         };
         let committed = self.audit.record(row).await;
         let elapsed = clock.elapsed();
@@ -312,56 +385,14 @@ impl Gateway {
         Ok((redacted(step), started_at))
     }
 
-    /// Runs the PreToolUse hooks; records each decision with the call's trace id. Returns the
-    /// arguments to call the tool with (perhaps rewritten by a hook), or the message of a denial. A
-    /// decision that cannot be recorded denies: the record is part of the rule.
-    async fn run_pre_tool_use(
+    /// Audits a tools/call refused by its rate limit (`limit` names it) before anything else looked at it.
+    pub async fn audit_rate_limited(
         &self,
         call: &CallContext<'_>,
-        server: &str,
-        tool: &str,
-        arguments: &Value,
-    ) -> Result<Value, String> {
-        if !self.hooks.has_pre_tool_use() {
-            return Ok(arguments.clone());
-        }
-        let use_of_tool = crate::hooks::ToolUse { server, tool, tier: call.principal.tier, arguments };
-        let context = crate::hooks::HookContext { subject: &call.principal.subject, trace_id: call.trace_id };
-        let decisions = self.hooks.pre_tool_use(&use_of_tool, &context).await;
-        let mut denial = None;
-        let mut final_arguments = arguments.clone();
-        let mut rows = Vec::with_capacity(decisions.len());
-        for decision in decisions {
-            if let Some(rewritten) = &decision.rewritten {
-                final_arguments = rewritten.clone();
-            }
-            rows.push(decision.row(
-                castellan_config::HookEvent::PreToolUse,
-                Some((server, tool)),
-                &call.principal.subject,
-                call.trace_id,
-            ));
-            if !decision.allowed {
-                tracing::info!(trace_id = call.trace_id, server, tool, handler = %decision.handler, "denied by a hook");
-                denial = Some(format!(
-                    "forbidden: denied by hook {}: {}",
-                    decision.handler,
-                    decision.reason.unwrap_or_default()
-                ));
-            }
-        }
-        if !self.hook_writer.record(rows).await {
-            tracing::error!(trace_id = call.trace_id, "recording hook decisions failed; the call is refused");
-            return Err("hook decisions cannot be recorded: the call was refused and the tool did not run".into());
-        }
-        match denial {
-            Some(denial) => Err(denial),
-            None => Ok(final_arguments),
-        }
-    }
-
-    /// Audits a tools/call refused by its rate limit before anything else looked at it.
-    pub async fn audit_rate_limited(&self, call: &CallContext<'_>, params: Option<&Value>, retry_after_ms: u128) {
+        params: Option<&Value>,
+        limit: &str,
+        retry_after_ms: u128,
+    ) {
         let requested = params.and_then(|params| params.get("name")).and_then(Value::as_str).unwrap_or_default();
         let arguments = params.and_then(|params| params.get("arguments")).cloned().unwrap_or_else(|| json!({}));
         let server = match call.scope {
@@ -377,13 +408,14 @@ impl Gateway {
             input: crate::redaction::current().redact(&arguments.to_string()).into_owned(),
             output: None,
             status: "rate_limited".into(),
-            error_message: Some(format!("rate limited: retry in {retry_after_ms} ms")),
+            error_message: Some(format!("rate limited by {limit}: retry in {retry_after_ms} ms")),
             user_id: Some(call.principal.subject.clone()),
             session_id: call.session_id.map(str::to_string),
             trace_id: call.trace_id.to_string(),
             started_at: now,
             completed_at: now,
             duration_ms: 0,
+            hook_events: Vec::new(),
         };
         if let Err(error) = self.audit.record(record).await {
             tracing::error!(%error, "could not audit a rate-limited call");
@@ -409,6 +441,7 @@ impl Gateway {
                 started_at: call.binding.started_at,
                 completed_at,
                 duration_ms: (completed_at - call.binding.started_at).num_milliseconds(),
+                hook_events: Vec::new(),
             };
             if let Err(error) = self.audit.record(record).await {
                 tracing::error!(%error, "could not audit an abandoned call");
@@ -473,12 +506,16 @@ struct AuditDraft {
     server: String,
     tool: String,
     input: String,
+    /// The hook decisions so far; committed with the audit row, in one transaction.
+    hook_events: Vec<castellan_schema::hook_events::HookEventRow>,
 }
 
 struct Finish {
     status: &'static str,
     answer: Result<Value, Value>,
     error_message: Option<String>,
+    /// What the tool answered, when the caller gets something else (a PostToolUse denial).
+    audited_output: Option<Result<Value, Value>>,
 }
 
 impl Finish {
@@ -487,8 +524,19 @@ impl Finish {
             status,
             answer: Err(json!({"code": code, "message": message})),
             error_message: Some(message.to_string()),
+            audited_output: None,
         }
     }
+}
+
+/// The text of a tool result with `isError`: its text content, joined.
+fn tool_error_text(result: Option<&Value>) -> String {
+    let texts: Vec<&str> = result
+        .and_then(|result| result.get("content"))
+        .and_then(Value::as_array)
+        .map(|content| content.iter().filter_map(|item| item.get("text").and_then(Value::as_str)).collect())
+        .unwrap_or_default();
+    if texts.is_empty() { "the tool reported an error".to_string() } else { texts.join("\n") }
 }
 
 fn truncate(mut text: String) -> String {
