@@ -138,6 +138,14 @@ impl Application {
             hooks: Arc::new(crate::hooks::Hooks::new(&profile.hooks, Some(secrets.lookup()))),
             hook_writer: crate::hook_writer::HookWriter::start(db.clone()),
         }));
+        let sweeper = Arc::clone(&gateway);
+        tokio::spawn(async move {
+            let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every_minute.tick().await;
+                sweeper.end_idle_sessions().await;
+            }
+        });
         let state = web::Data::new(AppState {
             gateway,
             authenticator: Authenticator::new(db.clone(), Arc::clone(&authority)),

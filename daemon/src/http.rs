@@ -115,7 +115,7 @@ pub fn outgoing_traceparent(trace_id: &str) -> String {
     format!("00-{trace_id}-{span}-01")
 }
 
-fn random_hex(bytes: usize) -> String {
+pub fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buffer);
     hex::encode(buffer)

@@ -92,12 +92,19 @@ pub async fn post(
     if let Incoming::Request { id, method, params } = &message
         && method == "initialize"
     {
-        let response = initialize(&state, &principal.subject, scope.clone(), id, params.as_ref());
+        let response = initialize(&state, (&principal.subject, principal.tier), scope.clone(), id, params.as_ref());
         if let Some(session_id) = header_str(response.headers(), SESSION_HEADER) {
             let input = json!({"source": "startup"});
             state
                 .gateway
-                .session_event(HookEvent::SessionStart, &principal, &scope, session_id, &trace_id, input)
+                .session_event(
+                    HookEvent::SessionStart,
+                    (&principal.subject, principal.tier),
+                    &scope,
+                    session_id,
+                    &trace_id,
+                    input,
+                )
                 .await;
         }
         return response;
@@ -373,11 +380,17 @@ fn sse_event(message: &Value) -> web::Bytes {
     web::Bytes::from(format!("event: message\ndata: {message}\n\n"))
 }
 
-fn initialize(state: &AppState, subject: &str, scope: Scope, id: &Value, params: Option<&Value>) -> HttpResponse {
+fn initialize(
+    state: &AppState,
+    (subject, tier): (&str, castellan_config::Tier),
+    scope: Scope,
+    id: &Value,
+    params: Option<&Value>,
+) -> HttpResponse {
     let requested = params.and_then(|params| params.get("protocolVersion")).and_then(Value::as_str).unwrap_or_default();
     let version = if SESSION_PROTOCOL_VERSIONS.contains(&requested) { requested } else { SESSION_PROTOCOL_VERSIONS[0] };
     let capabilities = params.and_then(|params| params.get("capabilities")).cloned().unwrap_or_else(|| json!({}));
-    let session = state.gateway.sessions.create(subject, scope.clone(), version, capabilities);
+    let session = state.gateway.sessions.create(subject, tier, scope.clone(), version, capabilities);
     let instructions = match &scope {
         Scope::Aggregated => {
             "Tools of every server you may use, named {server}__{tool}. Every call is checked and audited.".to_string()
@@ -460,7 +473,17 @@ pub async fn delete(
             state.gateway.sessions.remove(&session.id);
             let trace_id = crate::http::trace_id_for(&request);
             let input = json!({"reason": "other"});
-            state.gateway.session_event(HookEvent::SessionEnd, &principal, &scope, &session.id, &trace_id, input).await;
+            state
+                .gateway
+                .session_event(
+                    HookEvent::SessionEnd,
+                    (&principal.subject, principal.tier),
+                    &scope,
+                    &session.id,
+                    &trace_id,
+                    input,
+                )
+                .await;
             HttpResponse::NoContent().finish()
         }
         None => json_error(404, "unknown or expired session"),

@@ -21,6 +21,8 @@ pub enum Scope {
 pub struct Session {
     pub id: String,
     pub subject: String,
+    /// The tier of the principal that opened it (for the hooks of its end).
+    pub tier: castellan_config::Tier,
     pub scope: Scope,
     pub protocol_version: String,
     pub client_capabilities: Value,
@@ -90,6 +92,7 @@ impl SessionStore {
     pub fn create(
         &self,
         subject: &str,
+        tier: castellan_config::Tier,
         scope: Scope,
         protocol_version: &str,
         client_capabilities: Value,
@@ -99,6 +102,7 @@ impl SessionStore {
         let session = std::sync::Arc::new(Session {
             id: hex::encode(bytes),
             subject: subject.to_string(),
+            tier,
             scope,
             protocol_version: protocol_version.to_string(),
             client_capabilities,
@@ -121,15 +125,26 @@ impl SessionStore {
         session
     }
 
-    /// The session, if it exists, is not idle-expired, and belongs to `subject` and `scope`.
+    /// The session, if it exists, is not idle-expired, and belongs to `subject` and `scope`. An
+    /// expired session stays in the store until [`SessionStore::take_idle`] ends it.
     pub fn find(&self, id: &str, subject: &str, scope: &Scope) -> Option<std::sync::Arc<Session>> {
-        let mut sessions = lock(&self.sessions);
+        let sessions = lock(&self.sessions);
         let session = sessions.get(id)?;
         if lock(&session.last_seen).elapsed() >= SESSION_IDLE_TIMEOUT {
-            sessions.remove(id);
             return None;
         }
         (session.subject == subject && &session.scope == scope).then(|| std::sync::Arc::clone(session))
+    }
+
+    /// Removes and returns every session idle for `idle` or longer (their end is an event).
+    pub fn take_idle(&self, idle: Duration) -> Vec<std::sync::Arc<Session>> {
+        let mut sessions = lock(&self.sessions);
+        let expired: Vec<String> = sessions
+            .iter()
+            .filter(|(_, session)| lock(&session.last_seen).elapsed() >= idle)
+            .map(|(id, _)| id.clone())
+            .collect();
+        expired.iter().filter_map(|id| sessions.remove(id)).collect()
     }
 
     pub fn remove(&self, id: &str) -> bool {
@@ -153,7 +168,7 @@ mod tests {
     #[test]
     fn a_session_is_found_only_by_its_owner_on_its_endpoint() {
         let store = SessionStore::default();
-        let session = store.create("alice", Scope::Aggregated, "2025-06-18", Value::Null);
+        let session = store.create("alice", castellan_config::Tier::User, Scope::Aggregated, "2025-06-18", Value::Null);
         assert!(store.find(&session.id, "alice", &Scope::Aggregated).is_some(), "owner finds it");
         assert!(store.find(&session.id, "mallory", &Scope::Aggregated).is_none(), "another principal does not");
         assert!(
@@ -162,5 +177,16 @@ mod tests {
         );
         assert!(store.remove(&session.id), "DELETE ends it");
         assert!(store.find(&session.id, "alice", &Scope::Aggregated).is_none(), "ended sessions are gone");
+    }
+
+    #[test]
+    fn idle_sessions_are_taken_once() {
+        let store = SessionStore::default();
+        let session = store.create("alice", castellan_config::Tier::User, Scope::Aggregated, "2025-06-18", Value::Null);
+        assert!(store.take_idle(Duration::from_secs(3600)).is_empty(), "a fresh session is not idle");
+        let taken = store.take_idle(Duration::ZERO);
+        assert_eq!(taken.iter().map(|taken| taken.id.as_str()).collect::<Vec<_>>(), [session.id.as_str()]);
+        assert!(store.take_idle(Duration::ZERO).is_empty(), "and ended once");
+        assert!(!store.remove(&session.id), "it is gone from the store");
     }
 }

@@ -112,7 +112,7 @@ impl Gateway {
     pub async fn session_event(
         &self,
         event: castellan_config::HookEvent,
-        principal: &Principal,
+        (subject, tier): (&str, castellan_config::Tier),
         scope: &Scope,
         session_id: &str,
         trace_id: &str,
@@ -127,21 +127,31 @@ impl Gateway {
             Scope::Server(name) => Some(name.as_str()),
             Scope::Aggregated => None,
         };
-        let call = crate::hooks::HookCall {
-            event,
-            server,
-            tool: None,
-            tier: principal.tier,
-            subject: &principal.subject,
-            trace_id,
-            input,
-        };
+        let call = crate::hooks::HookCall { event, server, tool: None, tier, subject, trace_id, input };
         let outcome = self.hooks.run(&call).await;
         if let Some(denial) = outcome.denial() {
             tracing::info!(trace_id, event = event.as_str(), %denial, "a hook denied an event that cannot be stopped");
         }
         if !self.hook_writer.record(outcome.rows(&call)).await {
             tracing::error!(trace_id, event = event.as_str(), "recording hook decisions failed");
+        }
+    }
+
+    /// Ends the sessions idle for [`SESSION_IDLE_TIMEOUT`], raising SessionEnd for each.
+    pub async fn end_idle_sessions(&self) {
+        for session in self.sessions.take_idle(crate::mcp::session::SESSION_IDLE_TIMEOUT) {
+            let trace_id = crate::http::random_hex(16);
+            let input = serde_json::json!({"reason": "other"});
+            let who = (session.subject.as_str(), session.tier);
+            self.session_event(
+                castellan_config::HookEvent::SessionEnd,
+                who,
+                &session.scope,
+                &session.id,
+                &trace_id,
+                input,
+            )
+            .await;
         }
     }
 
