@@ -18,9 +18,11 @@ use crate::error::{DbError, DbResult};
 use crate::meta;
 use crate::time::truncate_to_micros;
 
+mod append;
 mod chain;
 mod verify;
 
+pub use append::append_from_known_head;
 pub use chain::{GENESIS_HASH, chain_hash};
 pub use verify::{ChainBreak, ChainBreakReason, VerifyReport, verify};
 
@@ -160,6 +162,9 @@ pub async fn insert_batch(
             row.status,
             EXECUTION_STATUSES.join(", ")
         )));
+    }
+    if let Some(appended) = append::append_from_known_head(db, prev_hash, rows).await? {
+        return Ok(appended);
     }
     let transaction = db
         .begin_with_options(TransactionOptions {

@@ -316,3 +316,46 @@ pub async fn audit_hook_events_commit_with_their_call(database: TestDatabase) {
     let orphaned = castellan_schema::hook_events::by_trace_id(db, "trace-refused").await.expect("read");
     assert!(orphaned.is_empty(), "a refused batch stores no decision either: {orphaned:?}");
 }
+
+/// The one-round-trip append writes when the head is the one the writer knows, and writes nothing
+/// when it is not (another writer, or rows removed from the end), leaving that to `insert_batch`.
+pub async fn audit_append_from_known_head_writes_only_on_the_known_head(database: TestDatabase) {
+    let db = &database.db;
+    let mut rows = executions(3);
+    rows[1].hook_events = vec![castellan_schema::hook_events::HookEventRow {
+        id: 0,
+        event: "PreToolUse".into(),
+        decision: "allow".into(),
+        handler: "builtin:block_credentials".into(),
+        reason: None,
+        server: Some("customers".into()),
+        tool: Some("get_customer".into()),
+        user_id: Some("alice".into()),
+        trace_id: "trace-1".into(),
+        created_at: instant(1),
+    }];
+    let (first, head) = audit::append_from_known_head(db, GENESIS_HASH, &rows[..2])
+        .await
+        .expect("append")
+        .expect("the empty chain's head is the genesis hash");
+    assert_eq!(first.len(), 2, "two ids");
+    assert!(first[0] < first[1], "in chain order");
+    assert_eq!(audit::last_hash(db).await.expect("head"), head, "the head record follows");
+    let decisions = castellan_schema::hook_events::by_trace_id(db, "trace-1").await.expect("read");
+    assert_eq!(decisions.len(), 1, "the hook decision went in with its call");
+
+    let stale = audit::append_from_known_head(db, GENESIS_HASH, &rows[2..]).await.expect("no error");
+    assert_eq!(stale, None, "a stale head writes nothing");
+    let stored = audit::tail(db, &TailFilter::default()).await.expect("tail");
+    assert_eq!(stored.len(), 2, "nothing from the refused append");
+
+    let (third, third_head) =
+        audit::append_from_known_head(db, &head, &rows[2..]).await.expect("append").expect("known head");
+    assert!(third[0] > first[1], "appended after");
+    assert!(audit::verify(db).await.expect("verify").is_intact(), "one intact chain");
+
+    // Rows removed from the end: the head went back, so nothing is appended here either.
+    database.execute(&format!("DELETE FROM mcp_tool_executions WHERE id = {}", third[0])).await;
+    let after_truncation = audit::append_from_known_head(db, &third_head, &executions(4)[3..]).await.expect("no error");
+    assert_eq!(after_truncation, None, "a truncated chain is left to insert_batch, which refuses it");
+}
