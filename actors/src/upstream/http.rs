@@ -33,6 +33,13 @@ pub fn upstream_http_client() -> Result<reqwest::Client, UpstreamError> {
         .map_err(|error| UpstreamError::Transport(error.to_string()))
 }
 
+thread_local! {
+    /// This thread's client. A kept-alive connection is driven by a task on the runtime that opened
+    /// it; with one client (one pool) per thread, a request made on an HTTP worker thread goes out on
+    /// a connection that thread drives, with no cross-thread wake-up to send it or take its answer.
+    static THREAD_CLIENT: std::cell::OnceCell<Option<reqwest::Client>> = const { std::cell::OnceCell::new() };
+}
+
 pub(crate) struct HttpWire {
     client: reqwest::Client,
     url: String,
@@ -60,8 +67,10 @@ impl HttpWire {
 
     fn post(&self, message: &Value) -> reqwest::RequestBuilder {
         let traceparent = TRACEPARENT.try_with(Clone::clone).ok();
-        let mut request = self
-            .client
+        let client = THREAD_CLIENT
+            .with(|client| client.get_or_init(|| upstream_http_client().ok()).clone())
+            .unwrap_or_else(|| self.client.clone());
+        let mut request = client
             .post(&self.url)
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json")
