@@ -328,7 +328,7 @@ fn excerpt(text: &str) -> String {
 /// Reads a hook's answer: ours (`{"decision": "allow"|"deny", "reason", "updated_input"}`) or
 /// Claude Code's (`{"decision": "block", "reason"}` or `{"hookSpecificOutput": {"permissionDecision",
 /// "permissionDecisionReason", "updatedInput"}}`). A rewrite counts on PreToolUse only.
-fn decision_from_answer(handler: String, answer: &Value, deny_on_failure: bool, event: HookEvent) -> HookDecision {
+pub fn decision_from_answer(handler: String, answer: &Value, deny_on_failure: bool, event: HookEvent) -> HookDecision {
     if !answer.is_object() {
         return failure(handler, deny_on_failure, "the hook's answer is not a JSON object".into());
     }
@@ -340,7 +340,11 @@ fn decision_from_answer(handler: String, answer: &Value, deny_on_failure: bool, 
             .or_else(|| specific.and_then(|output| output.get(specific_name)))
             .cloned()
     };
-    let decision = field(&["decision"], "permissionDecision").and_then(|value| value.as_str().map(str::to_string));
+    let decision = match field(&["decision"], "permissionDecision") {
+        None => None,
+        Some(Value::String(decision)) => Some(decision),
+        Some(_) => return failure(handler, deny_on_failure, "the hook's decision is not a string".into()),
+    };
     let reason = field(&["reason"], "permissionDecisionReason").and_then(|value| value.as_str().map(str::to_string));
     let rewritten = field(&["updated_input", "updatedInput"], "updatedInput")
         .filter(|input| input.is_object() && event == HookEvent::PreToolUse);
@@ -595,6 +599,7 @@ mod tests {
             (json!({"decision": "allow", "updated_input": {"id": 2}}), HookEvent::PostToolUse, Some(true), None),
             (json!({"decision": "maybe"}), HookEvent::PreToolUse, Some(false), None),
             (json!([1]), HookEvent::PreToolUse, Some(false), None),
+            (json!({"decision": 5}), HookEvent::PreToolUse, Some(false), None),
         ];
         for (answer, event, allowed, rewritten) in cases {
             let decision = decision_from_answer("h".into(), &answer, true, event);
