@@ -58,7 +58,9 @@ impl AuditHandle {
     /// Appends a row and waits until it is durably committed; returns its id.
     pub async fn record(&self, row: NewExecution) -> Result<i64, AuditError> {
         let (reply, answer) = oneshot::channel();
-        self.writer.send(Append { row, reply }).await.map_err(|_| AuditError::Stopped)?;
+        // Not `send`: its acknowledgement would wake the caller once more before the commit's
+        // answer. A writer that has stopped drops the message, and with it `reply`.
+        self.writer.do_send(Append { row, reply });
         answer.await.map_err(|_| AuditError::Stopped)?
     }
 
