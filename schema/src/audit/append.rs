@@ -5,13 +5,14 @@
 //! caller falls back to the careful path, which reads the head and decides.
 //!
 //! SQLite: one round trip carrying the whole transaction (`BEGIN IMMEDIATE` ... `COMMIT`).
-//! PostgreSQL: one statement (data-modifying CTEs), atomic on its own; a writer that races it
-//! (another replica appending from the same head) trips the unique index on `prev_hash`, and the
-//! loser takes the careful path, which holds the advisory lock.
+//! PostgreSQL: one statement (data-modifying CTEs), atomic on its own, holding the writers' advisory
+//! lock from before its first row until it commits. Its head comes from the statement's snapshot,
+//! which may predate the lock: a writer that appended from the same head in between trips the
+//! unique index on `prev_hash`, and the loser takes the careful path.
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlErr, Statement, Value};
 
-use super::{CHAIN_HEAD_KEY, NewExecution, chain_hash};
+use super::{CHAIN_HEAD_KEY, CHAIN_LOCK_KEY, NewExecution, chain_hash};
 use crate::audit::chain::GENESIS_HASH;
 use crate::error::DbResult;
 use crate::hook_events::HookEventRow;
@@ -226,7 +227,14 @@ async fn postgres(
         counter += 1;
         format!("${counter}")
     };
-    let guard = format!("COALESCE((SELECT row_hash FROM head), {}) = {}", dollar(), dollar());
+    // The lock is the careful path's: while it holds it (between reading the head and the head
+    // record), nothing of ours can commit. Taken only when the guard is evaluated, so before any
+    // row goes in, and held until this statement commits.
+    let guard = format!(
+        "EXISTS (SELECT 1 FROM writer_lock) AND COALESCE((SELECT row_hash FROM head), {}) = {}",
+        dollar(),
+        dollar()
+    );
     values.push(GENESIS_HASH.into());
     values.push(chained.first().map(|(_, prev_hash, _)| prev_hash.clone()).unwrap_or_default().into());
     let mut tuples = Vec::with_capacity(chained.len());
@@ -237,7 +245,8 @@ async fn postgres(
     let key = dollar();
     values.push(CHAIN_HEAD_KEY.into());
     let mut sql = format!(
-        "WITH head AS (SELECT row_hash FROM mcp_tool_executions ORDER BY id DESC LIMIT 1), \
+        "WITH writer_lock AS (SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY})), \
+         head AS (SELECT row_hash FROM mcp_tool_executions ORDER BY id DESC LIMIT 1), \
          ins AS (INSERT INTO mcp_tool_executions ({COLUMNS}) SELECT {COLUMNS} FROM (VALUES {}) AS v({COLUMNS}, ord) \
          WHERE {guard} ORDER BY ord RETURNING id, row_hash), \
          head_record AS (INSERT INTO castellan_meta (key, value) SELECT {key}, id::text || ' ' || row_hash FROM ins \

@@ -210,7 +210,7 @@ pub async fn insert_batch(
 }
 
 /// The PostgreSQL advisory lock key that serializes audit writers ("CASTAUD" in ASCII).
-const CHAIN_LOCK_KEY: i64 = 0x43_41_53_54_41_55_44;
+pub(crate) const CHAIN_LOCK_KEY: i64 = 0x43_41_53_54_41_55_44;
 
 /// (id, row_hash) of the last row, if any.
 async fn last_link_with<C: ConnectionTrait>(db: &C) -> DbResult<Option<(i64, String)>> {
