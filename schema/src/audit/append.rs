@@ -194,9 +194,13 @@ async fn sqlite(
     let found = match query.fetch_all(&mut *connection).await {
         Ok(found) => found,
         Err(error) => {
-            // A statement failed inside the transaction: end it before the connection goes back
-            // to the pool, or close the connection rather than hand out an open transaction.
-            if sqlx::query("ROLLBACK").execute(&mut *connection).await.is_err() {
+            // A statement failed, perhaps inside the transaction: end it before the connection
+            // goes back to the pool. "No transaction is active" means there is nothing to end (the
+            // failure came first, at BEGIN); any other failure closes the connection rather than
+            // hand out an open transaction.
+            if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *connection).await
+                && !rollback.to_string().contains("no transaction is active")
+            {
                 let _ = connection.close().await;
             }
             return Err(exec_error(error).into());

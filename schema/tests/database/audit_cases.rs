@@ -359,3 +359,34 @@ pub async fn audit_append_from_known_head_writes_only_on_the_known_head(database
     let after_truncation = audit::append_from_known_head(db, &third_head, &executions(4)[3..]).await.expect("no error");
     assert_eq!(after_truncation, None, "a truncated chain is left to insert_batch, which refuses it");
 }
+
+/// A statement that fails halfway through the one-round-trip append leaves nothing behind: the
+/// row that went in before it is rolled back, and the connection is fit for the next batch.
+pub async fn audit_append_that_fails_halfway_writes_nothing(database: TestDatabase) {
+    let db = &database.db;
+    database.execute("DROP TABLE hook_events").await;
+    let mut rows = executions(1);
+    rows[0].hook_events = vec![castellan_schema::hook_events::HookEventRow {
+        id: 0,
+        event: "PreToolUse".into(),
+        decision: "allow".into(),
+        handler: "builtin:deny_tools".into(),
+        reason: None,
+        server: None,
+        tool: None,
+        user_id: None,
+        trace_id: "trace-0".into(),
+        created_at: instant(0),
+    }];
+    let failed = audit::insert_batch(db, GENESIS_HASH, &rows).await;
+    assert!(failed.is_err(), "the hook rows have no table: {failed:?}");
+    let stored = audit::tail(db, &TailFilter::default()).await.expect("tail");
+    assert!(stored.is_empty(), "the row written before the failure was rolled back: {stored:?}");
+    for _ in 0..6 {
+        // More attempts than the pool has connections (4): none of them was handed back mid-transaction.
+        let (ids, _) = audit::insert_batch(db, GENESIS_HASH, &executions(1)).await.expect("a batch without hooks");
+        assert_eq!(ids.len(), 1);
+        database.execute("DELETE FROM mcp_tool_executions").await;
+        database.execute("DELETE FROM castellan_meta").await;
+    }
+}

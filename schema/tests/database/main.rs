@@ -67,6 +67,7 @@ on_both_backends!(
     audit_cases::audit_verify_pages_through_many_rows,
     audit_cases::audit_hook_events_commit_with_their_call,
     audit_cases::audit_append_from_known_head_writes_only_on_the_known_head,
+    audit_cases::audit_append_that_fails_halfway_writes_nothing,
     meta_cases::meta_get_set_overwrite,
     meta_cases::meta_set_if_absent_has_one_winner,
     identity_schema_cases::identity_migration_up_down_up,
