@@ -45,7 +45,12 @@ impl From<entity::Model> for HookEventRow {
 /// Stores one decision; returns its id.
 #[tracing::instrument(skip_all, fields(event = %row.event, trace_id = %row.trace_id))]
 pub async fn record(db: &DatabaseConnection, row: &HookEventRow) -> DbResult<i64> {
-    let model = entity::ActiveModel {
+    let model = active_model(row).insert(db).await?;
+    Ok(model.id)
+}
+
+fn active_model(row: &HookEventRow) -> entity::ActiveModel {
+    entity::ActiveModel {
         id: ActiveValue::NotSet,
         event: ActiveValue::Set(row.event.clone()),
         decision: ActiveValue::Set(row.decision.clone()),
@@ -57,9 +62,6 @@ pub async fn record(db: &DatabaseConnection, row: &HookEventRow) -> DbResult<i64
         trace_id: ActiveValue::Set(row.trace_id.clone()),
         created_at: ActiveValue::Set(truncate_to_micros(row.created_at)),
     }
-    .insert(db)
-    .await?;
-    Ok(model.id)
 }
 
 /// Stores many decisions in one statement (the hook writer's group commit, or inside the audit
@@ -69,18 +71,7 @@ pub async fn record_many<C: ConnectionTrait>(db: &C, rows: &[HookEventRow]) -> D
     if rows.is_empty() {
         return Ok(());
     }
-    let models = rows.iter().map(|row| entity::ActiveModel {
-        id: ActiveValue::NotSet,
-        event: ActiveValue::Set(row.event.clone()),
-        decision: ActiveValue::Set(row.decision.clone()),
-        handler: ActiveValue::Set(row.handler.clone()),
-        reason: ActiveValue::Set(row.reason.clone()),
-        server: ActiveValue::Set(row.server.clone()),
-        tool: ActiveValue::Set(row.tool.clone()),
-        user_id: ActiveValue::Set(row.user_id.clone()),
-        trace_id: ActiveValue::Set(row.trace_id.clone()),
-        created_at: ActiveValue::Set(truncate_to_micros(row.created_at)),
-    });
+    let models = rows.iter().map(active_model);
     entity::Entity::insert_many(models).exec_without_returning(db).await?;
     Ok(())
 }
