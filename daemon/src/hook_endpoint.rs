@@ -87,11 +87,7 @@ fn claude_code_answer(event: HookEvent, outcome: &crate::hooks::HookOutcome) -> 
             }}),
             // The prompt is erased, Claude keeps going (Stop), or Claude reads the reason beside the
             // tool's result.
-            HookEvent::UserPromptSubmit
-            | HookEvent::Stop
-            | HookEvent::SubagentStop
-            | HookEvent::PostToolUse
-            | HookEvent::PostToolUseFailure => json!({"decision": "block", "reason": reason}),
+            blocking if blocking.can_block() => json!({"decision": "block", "reason": reason}),
             // Nothing to stop: the denial is on record, and the user is told.
             _ => json!({"systemMessage": format!("Castellan: {reason}")}),
         };

@@ -89,47 +89,6 @@ fn placeholders(count: usize, next: &mut impl FnMut() -> String) -> String {
     (0..count).map(|_| next()).collect::<Vec<_>>().join(", ")
 }
 
-/// A value bound to the SQLite statement, as sea-orm would bind it.
-enum Bound {
-    Text(String),
-    MaybeText(Option<String>),
-    Integer(i64),
-    Time(chrono::DateTime<chrono::Utc>),
-}
-
-fn sqlite_row(row: &NewExecution, prev_hash: &str, row_hash: &str) -> [Bound; COLUMN_COUNT] {
-    [
-        Bound::Text(row.server.clone()),
-        Bound::Text(row.tool.clone()),
-        Bound::Text(row.input.clone()),
-        Bound::MaybeText(row.output.clone()),
-        Bound::Text(row.status.clone()),
-        Bound::MaybeText(row.error_message.clone()),
-        Bound::MaybeText(row.user_id.clone()),
-        Bound::MaybeText(row.session_id.clone()),
-        Bound::Text(row.trace_id.clone()),
-        Bound::Time(truncate_to_micros(row.started_at)),
-        Bound::Time(truncate_to_micros(row.completed_at)),
-        Bound::Integer(row.duration_ms),
-        Bound::Text(prev_hash.to_owned()),
-        Bound::Text(row_hash.to_owned()),
-    ]
-}
-
-fn sqlite_hook(hook: &HookEventRow) -> [Bound; HOOK_COLUMN_COUNT] {
-    [
-        Bound::Text(hook.event.clone()),
-        Bound::Text(hook.decision.clone()),
-        Bound::Text(hook.handler.clone()),
-        Bound::MaybeText(hook.reason.clone()),
-        Bound::MaybeText(hook.server.clone()),
-        Bound::MaybeText(hook.tool.clone()),
-        Bound::MaybeText(hook.user_id.clone()),
-        Bound::Text(hook.trace_id.clone()),
-        Bound::Time(truncate_to_micros(hook.created_at)),
-    ]
-}
-
 /// The whole transaction in one round trip to SQLite's worker thread (each round trip costs
 /// about as much as the commit itself): `BEGIN IMMEDIATE`, a guarded insert per row (each returns
 /// its id when it went in), the head record and the hook decisions (both only when the last row
@@ -142,7 +101,7 @@ async fn sqlite(
     head_hash: String,
 ) -> DbResult<Option<(Vec<i64>, String)>> {
     let mut sql = String::from("BEGIN IMMEDIATE;\n");
-    let mut values: Vec<Bound> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
     let mut question = || "?".to_string();
     // `changes()` is the row count of the statement before: each statement after the first insert
     // runs only if the one before it wrote, so the batch goes in whole or not at all.
@@ -153,16 +112,16 @@ async fn sqlite(
              FROM mcp_tool_executions ORDER BY id DESC LIMIT 1), ?) = ? RETURNING id;\n",
             placeholders(COLUMN_COUNT, &mut question)
         ));
-        values.extend(sqlite_row(row, prev_hash, row_hash));
-        values.push(Bound::Text(GENESIS_HASH.to_owned()));
-        values.push(Bound::Text(prev_hash.clone()));
+        values.extend(row_values(row, prev_hash, row_hash));
+        values.push(GENESIS_HASH.into());
+        values.push(prev_hash.clone().into());
     }
     sql.push_str(
         "INSERT INTO castellan_meta (key, value) SELECT ?, id || ' ' || row_hash FROM mcp_tool_executions \
          WHERE changes() = 1 AND row_hash = ? ON CONFLICT (key) DO UPDATE SET value = excluded.value;\n",
     );
-    values.push(Bound::Text(CHAIN_HEAD_KEY.to_owned()));
-    values.push(Bound::Text(head_hash.clone()));
+    values.push(CHAIN_HEAD_KEY.into());
+    values.push(head_hash.clone().into());
     if !hooks.is_empty() {
         let tuples: Vec<String> =
             hooks.iter().map(|_| format!("({})", placeholders(HOOK_COLUMN_COUNT, &mut question))).collect();
@@ -170,7 +129,7 @@ async fn sqlite(
             "INSERT INTO hook_events ({HOOK_COLUMNS}) SELECT * FROM (VALUES {}) WHERE changes() = 1;\n",
             tuples.join(", ")
         ));
-        values.extend(hooks.iter().flat_map(|hook| sqlite_hook(hook)));
+        values.extend(hooks.iter().flat_map(|hook| hook_values(hook)));
     }
     sql.push_str("COMMIT;");
 
@@ -183,12 +142,16 @@ async fn sqlite(
         .map_err(|error| DbErr::Conn(RuntimeErr::SqlxError(std::sync::Arc::new(error))))?;
     // Built from the fixed fragments above and `?` placeholders only; every value is bound.
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    // The same values, bound as sea-orm binds them on the careful path (so the stored text of a
+    // timestamp is the same either way).
     for value in values {
         query = match value {
-            Bound::Text(text) => query.bind(text),
-            Bound::MaybeText(text) => query.bind(text),
-            Bound::Integer(number) => query.bind(number),
-            Bound::Time(time) => query.bind(time),
+            Value::String(text) => query.bind(text),
+            Value::BigInt(number) => query.bind(number),
+            Value::ChronoDateTimeUtc(time) => query.bind(time),
+            other => {
+                return Err(crate::error::DbError::Other(format!("the audit append has no binding for {other:?}")));
+            }
         };
     }
     let found = match query.fetch_all(&mut *connection).await {
