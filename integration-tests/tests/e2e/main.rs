@@ -1,0 +1,23 @@
+//! One end-to-end test binary: every module below is one area of the surface. One binary links the
+//! castellan library once instead of twenty times.
+
+mod conformance;
+mod events;
+mod faults;
+mod federation;
+mod gateway;
+mod hooks;
+mod identity_replicas;
+mod no_bypass;
+mod notifications;
+mod oauth_attacks;
+mod oauth_cimd;
+mod oauth_clients;
+mod observability;
+mod python_clients;
+mod rate_limits;
+mod secrets;
+mod stateless;
+mod supervision;
+mod tool_pinning;
+mod trace_lineage;
