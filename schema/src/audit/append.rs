@@ -18,9 +18,9 @@ use crate::error::DbResult;
 use crate::hook_events::HookEventRow;
 use crate::time::truncate_to_micros;
 
-const COLUMNS: &str = "server, tool, input, output, status, error_message, user_id, session_id, trace_id, \
+const COLUMNS: &str = "server, tool, kind, input, output, status, error_message, user_id, session_id, trace_id, \
                        started_at, completed_at, duration_ms, prev_hash, row_hash";
-const COLUMN_COUNT: usize = 14;
+const COLUMN_COUNT: usize = 15;
 const HOOK_COLUMNS: &str = "event, decision, handler, reason, server, tool, user_id, trace_id, created_at";
 const HOOK_COLUMN_COUNT: usize = 9;
 /// Past this many bound values the careful path (one statement per row) is used instead.
@@ -56,6 +56,7 @@ fn row_values(row: &NewExecution, prev_hash: &str, row_hash: &str) -> [Value; CO
     [
         row.server.clone().into(),
         row.tool.clone().into(),
+        row.kind.as_str().to_owned().into(),
         row.input.clone().into(),
         row.output.clone().into(),
         row.status.clone().into(),

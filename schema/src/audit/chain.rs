@@ -5,6 +5,10 @@
 //! endian) followed by its bytes; an optional string is a 0 byte when absent, else a 1 byte and
 //! the string; timestamps are RFC 3339 UTC strings with exactly six fractional digits;
 //! `duration_ms` is eight big-endian bytes. No two different rows share an encoding.
+//!
+//! The `kind` column came later: a tool call (the only kind before it) is encoded exactly as
+//! before, so rows written earlier still verify; any other kind appends its name as a string
+//! after `duration_ms`, so a row cannot be moved from one kind to another unnoticed.
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -27,6 +31,7 @@ pub fn chain_hash(prev_hash: &str, row: &NewExecution) -> String {
 pub(crate) struct ChainFields<'a> {
     server: &'a str,
     tool: &'a str,
+    kind: &'a str,
     input: &'a str,
     output: Option<&'a str>,
     status: &'a str,
@@ -44,6 +49,7 @@ impl<'a> From<&'a NewExecution> for ChainFields<'a> {
         ChainFields {
             server: &row.server,
             tool: &row.tool,
+            kind: row.kind.as_str(),
             input: &row.input,
             output: row.output.as_deref(),
             status: &row.status,
@@ -63,6 +69,7 @@ impl<'a> From<&'a ExecutionRow> for ChainFields<'a> {
         ChainFields {
             server: &row.server,
             tool: &row.tool,
+            kind: &row.kind,
             input: &row.input,
             output: row.output.as_deref(),
             status: &row.status,
@@ -94,6 +101,9 @@ impl ChainFields<'_> {
         put_str(&mut hasher, &rfc3339_micros(self.started_at));
         put_str(&mut hasher, &rfc3339_micros(self.completed_at));
         hasher.update(self.duration_ms.to_be_bytes());
+        if self.kind != super::ExecutionKind::Tool.as_str() {
+            put_str(&mut hasher, self.kind);
+        }
         hex::encode(hasher.finalize())
     }
 }
@@ -128,6 +138,7 @@ mod tests {
         NewExecution {
             server: "customers".into(),
             tool: "get_customer".into(),
+            kind: super::super::ExecutionKind::Tool,
             input: r#"{"id":1}"#.into(),
             output: Some(r#"{"name":"Ada"}"#.into()),
             status: "success".into(),
@@ -148,6 +159,16 @@ mod tests {
         assert!(GENESIS_HASH.bytes().all(|byte| byte == b'0'));
     }
 
+    /// The encoding of a tool call is the v1 encoding from before the `kind` column (computed
+    /// independently of this code), so rows written before it still verify.
+    #[test]
+    fn a_tool_call_hashes_as_before_the_kind_column() {
+        assert_eq!(
+            chain_hash(GENESIS_HASH, &sample()),
+            "0c7a8fc6e1096a0efe17c399abfb06a047295ae25f944809f52f712d5bd00d4b"
+        );
+    }
+
     #[test]
     fn is_deterministic_lowercase_hex() {
         let first = chain_hash(GENESIS_HASH, &sample());
@@ -166,6 +187,8 @@ mod tests {
         let edits: Vec<(&str, Edit)> = vec![
             ("server", |row| row.server.push('x')),
             ("tool", |row| row.tool.push('x')),
+            ("kind resource", |row| row.kind = super::super::ExecutionKind::Resource),
+            ("kind prompt", |row| row.kind = super::super::ExecutionKind::Prompt),
             ("input", |row| row.input = r#"{"id":2}"#.into()),
             ("output changed", |row| row.output = Some("{}".into())),
             ("output removed", |row| row.output = None),

@@ -30,6 +30,57 @@ pub use verify::{ChainBreak, ChainBreakReason, VerifyReport, verify};
 pub const EXECUTION_STATUSES: [&str; 7] =
     ["success", "tool_error", "rpc_error", "denied", "rate_limited", "timeout", "failed"];
 
+/// Every value the `kind` column may hold.
+pub const EXECUTION_KINDS: [&str; 3] = ["tool", "resource", "prompt"];
+
+/// How a governed MCP request ended, as the `status` column stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExecutionStatus {
+    Success,
+    /// The tool ran and reported an error (`isError`).
+    ToolError,
+    /// A JSON-RPC error: bad parameters, an unknown name, or the server's own error answer.
+    RpcError,
+    Denied,
+    RateLimited,
+    Timeout,
+    Failed,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Success => "success",
+            ExecutionStatus::ToolError => "tool_error",
+            ExecutionStatus::RpcError => "rpc_error",
+            ExecutionStatus::Denied => "denied",
+            ExecutionStatus::RateLimited => "rate_limited",
+            ExecutionStatus::Timeout => "timeout",
+            ExecutionStatus::Failed => "failed",
+        }
+    }
+}
+
+/// What an audit row records: a tool call, a resource request (read, list, subscribe,
+/// completion of a resource template) or a prompt request (get, list, completion of a prompt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ExecutionKind {
+    #[default]
+    Tool,
+    Resource,
+    Prompt,
+}
+
+impl ExecutionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionKind::Tool => "tool",
+            ExecutionKind::Resource => "resource",
+            ExecutionKind::Prompt => "prompt",
+        }
+    }
+}
+
 /// The `castellan_meta` key holding `"{id} {row_hash}"` of the last appended row.
 pub(crate) const CHAIN_HEAD_KEY: &str = "audit.mcp_tool_executions.head";
 
@@ -40,7 +91,10 @@ pub const TAIL_MAX_LIMIT: u64 = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewExecution {
     pub server: String,
+    /// The tool's name (upstream), the resource's URI, the prompt's name, or for a listing the
+    /// method (`resources/list`).
     pub tool: String,
+    pub kind: ExecutionKind,
     /// The call's arguments, JSON.
     pub input: String,
     /// The result, JSON, when there is one.
@@ -66,6 +120,8 @@ pub struct ExecutionRow {
     pub id: i64,
     pub server: String,
     pub tool: String,
+    /// One of [`EXECUTION_KINDS`].
+    pub kind: String,
     pub input: String,
     pub output: Option<String>,
     pub status: String,
@@ -86,6 +142,7 @@ impl From<entity::Model> for ExecutionRow {
             id: model.id,
             server: model.server,
             tool: model.tool,
+            kind: model.kind,
             input: model.input,
             output: model.output,
             status: model.status,
@@ -229,6 +286,7 @@ fn active_model(row: &NewExecution, prev_hash: String, row_hash: String) -> enti
     entity::ActiveModel {
         id: ActiveValue::NotSet,
         server: ActiveValue::Set(row.server.clone()),
+        kind: ActiveValue::Set(row.kind.as_str().to_owned()),
         tool: ActiveValue::Set(row.tool.clone()),
         input: ActiveValue::Set(row.input.clone()),
         output: ActiveValue::Set(row.output.clone()),

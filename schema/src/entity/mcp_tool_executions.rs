@@ -11,6 +11,10 @@ pub struct Model {
     pub server: String,
     #[sea_orm(column_type = "Text")]
     pub tool: String,
+    /// What the row records: one of [`crate::audit::EXECUTION_KINDS`] (`tool` for rows written
+    /// before the column existed).
+    #[sea_orm(column_type = "Text")]
+    pub kind: String,
     /// The call's arguments, JSON.
     #[sea_orm(column_type = "Text")]
     pub input: String,

@@ -12,6 +12,7 @@ mod m20261125_000002_identity;
 mod m20261126_000003_secrets;
 mod m20261126_000004_tool_pins;
 mod m20261126_000005_hook_events;
+mod m20261202_000006_execution_kind;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_secrets::Migration),
             Box::new(m20261126_000004_tool_pins::Migration),
             Box::new(m20261126_000005_hook_events::Migration),
+            Box::new(m20261202_000006_execution_kind::Migration),
         ]
     }
 }

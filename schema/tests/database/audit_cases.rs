@@ -1,6 +1,6 @@
 //! The audit trail: hash-chained inserts, verification and tailing.
 
-use castellan_schema::audit::{self, ChainBreakReason, ExecutionRow, GENESIS_HASH, NewExecution, TailFilter};
+use castellan_schema::audit::{self, ChainBreakReason, ExecutionKind, ExecutionRow, GENESIS_HASH, NewExecution, TailFilter};
 use castellan_schema::entity::mcp_tool_executions;
 use castellan_schema::{DbError, truncate_to_micros};
 use sea_orm::{ActiveValue, EntityTrait};
@@ -12,6 +12,7 @@ fn execution(index: i64, user: &str, server: &str, tool: &str) -> NewExecution {
     NewExecution {
         server: server.to_owned(),
         tool: tool.to_owned(),
+        kind: ExecutionKind::Tool,
         input: format!(r#"{{"id":{index}}}"#),
         output: (index % 2 == 0).then(|| format!(r#"{{"result":{index}}}"#)),
         status: if index % 3 == 0 { "tool_error" } else { "success" }.to_owned(),
@@ -26,8 +27,15 @@ fn execution(index: i64, user: &str, server: &str, tool: &str) -> NewExecution {
     }
 }
 
+/// Rows of every kind in turn, so that storing, reading back and verifying cover the `kind` column.
 fn executions(count: i64) -> Vec<NewExecution> {
-    (0..count).map(|index| execution(index, "alice", "customers", "get_customer")).collect()
+    let kinds = [ExecutionKind::Tool, ExecutionKind::Resource, ExecutionKind::Prompt];
+    (0..count)
+        .map(|index| NewExecution {
+            kind: kinds[index as usize % kinds.len()],
+            ..execution(index, "alice", "customers", "get_customer")
+        })
+        .collect()
 }
 
 /// Inserts `count` rows in two batches and returns their ids.
@@ -57,6 +65,11 @@ fn assert_row_matches(stored: &ExecutionRow, written: &NewExecution) {
     let read_back = NewExecution {
         server: stored.server.clone(),
         tool: stored.tool.clone(),
+        kind: match stored.kind.as_str() {
+            "resource" => ExecutionKind::Resource,
+            "prompt" => ExecutionKind::Prompt,
+            _ => ExecutionKind::Tool,
+        },
         input: stored.input.clone(),
         output: stored.output.clone(),
         status: stored.status.clone(),
@@ -206,6 +219,7 @@ pub async fn audit_unique_indexes_prevent_a_fork(database: TestDatabase) {
         id: ActiveValue::NotSet,
         server: ActiveValue::Set(row.server.clone()),
         tool: ActiveValue::Set(row.tool.clone()),
+        kind: ActiveValue::Set("tool".to_owned()),
         input: ActiveValue::Set("{}".to_owned()),
         output: ActiveValue::Set(None),
         status: ActiveValue::Set("success".to_owned()),

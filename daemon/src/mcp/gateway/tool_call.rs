@@ -248,6 +248,7 @@ impl Gateway {
         let row = NewExecution {
             server: record.server.clone(),
             tool: record.tool.clone(),
+            kind: castellan_schema::audit::ExecutionKind::Tool,
             input: record.input,
             output,
             status: finish.status.to_string(),
@@ -405,6 +406,7 @@ impl Gateway {
         let record = NewExecution {
             server,
             tool: requested.to_string(),
+            kind: castellan_schema::audit::ExecutionKind::Tool,
             input: crate::redaction::current().redact(&arguments.to_string()).into_owned(),
             output: None,
             status: "rate_limited".into(),
@@ -431,6 +433,7 @@ impl Gateway {
             let record = NewExecution {
                 server: row.server,
                 tool: row.tool,
+                kind: castellan_schema::audit::ExecutionKind::Tool,
                 input: row.input,
                 output: None,
                 status: "failed".into(),
