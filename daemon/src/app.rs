@@ -126,6 +126,8 @@ impl Application {
         let tool_pins = Arc::new(crate::tool_pins::ToolPins::new(db.clone(), profile.server.tool_changes));
         tool_pins.reload().await?;
         crate::tool_pins::spawn_observer(Arc::clone(&tool_pins), registry.clone(), bus.clone());
+        let rate_limits =
+            Arc::new(crate::rate_limit::RateLimits::new(&profile.rate_limits, &profile.server.trusted_proxies));
         let gateway = Arc::new(Gateway::new(GatewayParts {
             registry,
             policy: policy_snapshot,
@@ -137,6 +139,7 @@ impl Application {
             tool_pins,
             hooks: Arc::new(crate::hooks::Hooks::new(&profile.hooks, Some(secrets.lookup()))),
             hook_writer: crate::hook_writer::HookWriter::start(db.clone()),
+            rate_limits: Arc::clone(&rate_limits),
         }));
         let sweeper = Arc::clone(&gateway);
         tokio::spawn(async move {
@@ -162,7 +165,7 @@ impl Application {
             passkeys,
             secrets,
             registration_limiter: AddressLimiter::for_registrations(),
-            rate_limits: crate::rate_limit::RateLimits::new(&profile.rate_limits, &profile.server.trusted_proxies),
+            rate_limits,
             metadata_fetch_limiter: AddressLimiter::for_registrations(),
             flow_limiter: AddressLimiter::for_flows(),
         });

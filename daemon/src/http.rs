@@ -45,7 +45,7 @@ pub struct AppState {
     pub secrets: Arc<crate::secrets::SecretStore>,
     pub registration_limiter: crate::identity::address_limiter::AddressLimiter,
     /// `rate_limits`: the buckets every governed call draws from.
-    pub rate_limits: crate::rate_limit::RateLimits,
+    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
     /// Per-address bound on authorization requests that name a metadata-document client id.
     pub metadata_fetch_limiter: crate::identity::address_limiter::AddressLimiter,
     /// Per-address bound on new passkey ceremonies and authorization flows (each is a stored row).

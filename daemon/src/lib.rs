@@ -6,6 +6,7 @@ pub mod admin_api;
 pub mod app;
 pub mod cli;
 pub mod demo_server;
+pub mod governance;
 pub mod hook_command;
 pub mod hook_endpoint;
 pub mod hook_writer;

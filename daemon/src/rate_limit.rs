@@ -217,19 +217,18 @@ impl RateLimits {
         let tool = target.and_then(|target| limiters.tools.get(target.server)?.get(target.tool)?.get(&tier));
         let server = target.and_then(|target| limiters.servers.get(target.server)?.get(&tier));
         let class = limiters.classes.get(&(RateClass::McpToolCall, tier));
-        let key = bucket_key(principal, client);
-        let mut tightest = Admission::Allowed { policy: unmetered(RateClass::McpToolCall), remaining: u32::MAX };
-        for metered in [tool, server, class].into_iter().flatten() {
-            match metered.check(&key) {
-                limited @ Admission::Limited { .. } => return limited,
-                allowed @ Admission::Allowed { remaining, .. } => {
-                    if matches!(tightest, Admission::Allowed { remaining: least, .. } if remaining < least) {
-                        tightest = allowed;
-                    }
-                }
-            }
-        }
-        tightest
+        take_from_each(&[tool, server, class], &bucket_key(principal, client))
+    }
+
+    /// Takes one request to a server that is not a tool call (a resource, a prompt, a listing):
+    /// the server's bucket when the profile limits it, then `mcp_tool_call`'s, which resources
+    /// and prompts share with tools.
+    pub fn check_server_request(&self, principal: &Principal, client: IpAddr, server: Option<&str>) -> Admission {
+        let limiters = self.limiters.load();
+        let tier = principal.tier;
+        let server = server.and_then(|server| limiters.servers.get(server)?.get(&tier));
+        let class = limiters.classes.get(&(RateClass::McpToolCall, tier));
+        take_from_each(&[server, class], &bucket_key(principal, client))
     }
 
     /// The client's address: the peer, or, when the peer is a trusted proxy, the right-most address
@@ -261,6 +260,23 @@ impl RateLimits {
             bucket.shrink_to_fit();
         }
     }
+}
+
+/// Takes a cell from each bucket in turn (most specific first) until one refuses: the refusal, or
+/// the admission of the bucket with the least left.
+fn take_from_each(buckets: &[Option<&Metered>], key: &BucketKey) -> Admission {
+    let mut tightest = Admission::Allowed { policy: unmetered(RateClass::McpToolCall), remaining: u32::MAX };
+    for metered in buckets.iter().flatten() {
+        match metered.check(key) {
+            limited @ Admission::Limited { .. } => return limited,
+            allowed @ Admission::Allowed { remaining, .. } => {
+                if matches!(tightest, Admission::Allowed { remaining: least, .. } if remaining < least) {
+                    tightest = allowed;
+                }
+            }
+        }
+    }
+    tightest
 }
 
 /// The policy reported for a class that has no bucket (its quota could not be built).

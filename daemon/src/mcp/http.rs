@@ -11,6 +11,7 @@ use futures_util::{StreamExt as _, stream};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::answer::Answer;
 use super::gateway::{CallContext, ClientRelay, SESSION_PROTOCOL_VERSIONS};
 use super::jsonrpc::{self, Incoming};
 use super::session::Scope;
@@ -80,14 +81,9 @@ pub async fn post(
         Ok(message) => message,
         Err(error) => return HttpResponse::BadRequest().json(error.to_message()),
     };
-    if let Incoming::Request { method, params, .. } = &message
-        && method == "tools/call"
-        && let Some(refusal) = rate_limited(&state, &request, &principal, &scope, &trace_id, params.as_ref()).await
-    {
-        return refusal;
-    }
+    let client = crate::http::client_address(&state, &request);
     if stateless::is_stateless_version(header_str(request.headers(), VERSION_HEADER), SESSION_HEADER_VERSIONS) {
-        return stateless_post(state, &request, principal, scope, message, trace_id).await;
+        return stateless_post(state, &request, (principal, client), scope, message, trace_id).await;
     }
     if let Incoming::Request { id, method, params } = &message
         && method == "initialize"
@@ -120,23 +116,25 @@ pub async fn post(
         header_str(request.headers(), "accept").is_some_and(|accept| accept.contains("text/event-stream"));
     match message {
         Incoming::Request { id, method, params } if accepts_stream && RELAYING_METHODS.contains(&method.as_str()) => {
-            let parts = CallParts { principal, scope, trace_id, id, method, params };
+            let parts = CallParts { principal, client, scope, trace_id, id, method, params };
             relaying_answer(state.into_inner(), parts, AnswerMode::Session(session)).await
         }
         Incoming::Request { id, method, params } => {
             let call = CallContext {
                 principal: &principal,
+                client,
                 scope: &scope,
                 session_id: Some(&session.id),
                 trace_id: &trace_id,
                 relay: None,
             };
             let answer = state.gateway.handle_request(&call, &id, &method, params).await;
-            HttpResponse::Ok().content_type("application/json").body(answer.to_string())
+            answer_response(200, answer)
         }
         Incoming::Notification { method, params } => {
             let call = CallContext {
                 principal: &principal,
+                client,
                 scope: &scope,
                 session_id: Some(&session.id),
                 trace_id: &trace_id,
@@ -155,61 +153,19 @@ pub async fn post(
     }
 }
 
-/// The rate limits come first on the call path: a call over its principal's rate (of its tool, of
-/// its server, or of `mcp_tool_call`) is answered 429 (with `Retry-After` and the RateLimit headers
-/// naming the limit) and audited as `rate_limited`; nothing else runs.
-async fn rate_limited(
-    state: &AppState,
-    request: &HttpRequest,
-    principal: &crate::identity::Principal,
-    scope: &Scope,
-    trace_id: &str,
-    params: Option<&Value>,
-) -> Option<HttpResponse> {
-    use crate::rate_limit::Admission;
-    let client = crate::http::client_address(state, request);
-    let requested = params.and_then(|params| params.get("name")).and_then(Value::as_str);
-    let target = requested.and_then(|requested| rate_limit_target(scope, requested));
-    let Admission::Limited { policy, retry_after } = state.rate_limits.check_tool_call(principal, client, target)
-    else {
-        return None;
-    };
-    let limit = policy.limit.to_string();
-    let session_id = header_str(request.headers(), SESSION_HEADER);
-    let call = CallContext { principal, scope, session_id, trace_id, relay: None };
-    state.gateway.audit_rate_limited(&call, params, &limit, retry_after.as_millis()).await;
-    tracing::info!(trace_id, subject = %principal.subject, %limit, retry_after_ms = retry_after.as_millis() as u64, "tool call rate limited");
-    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-    Some(crate::http::too_many_requests(
-        &policy,
-        retry_after,
-        json!({"error": "rate limited", "limit": limit, "retry_after_seconds": seconds}),
-    ))
-}
-
-/// The server and tool a `tools/call` names, for the rate limits: on `/mcp/{server}` the path's
-/// server and the name as given; on `/mcp` the halves of `server__tool`. The name is the one the
-/// client wrote, before the gateway resolves it, because the limits run before anything else.
-fn rate_limit_target<'a>(scope: &'a Scope, requested: &'a str) -> Option<crate::rate_limit::ToolCallTarget<'a>> {
-    let (server, tool) = match scope {
-        Scope::Server(server) => (server.as_str(), requested),
-        Scope::Aggregated => super::names::split_prefixed(requested)?,
-    };
-    Some(crate::rate_limit::ToolCallTarget { server, tool })
-}
-
 /// Methods whose servers may send progress, log lines or requests to the client while they run.
 const RELAYING_METHODS: &[&str] = &["tools/call", "prompts/get", "resources/read"];
 
 /// What the call task hands to the HTTP answer: messages before the answer, then the answer.
 enum Outgoing {
     Interim(Value),
-    Final(Value),
+    Final(Answer),
 }
 
 /// One request's owned parts, moved into the task that runs it.
 struct CallParts {
     principal: crate::identity::Principal,
+    client: std::net::IpAddr,
     scope: Scope,
     trace_id: String,
     id: Value,
@@ -251,6 +207,7 @@ async fn relaying_answer(state: Arc<AppState>, parts: CallParts, mode: AnswerMod
             let relay = ClientRelay { interim, session, log_messages, client_capabilities };
             let call = CallContext {
                 principal: &parts.principal,
+                client: parts.client,
                 scope: &parts.scope,
                 session_id: relay.session.as_ref().map(|session| session.id.as_str()),
                 trace_id: &parts.trace_id,
@@ -265,10 +222,10 @@ async fn relaying_answer(state: Arc<AppState>, parts: CallParts, mode: AnswerMod
         Some(Outgoing::Final(mut answer)) => {
             let mut status = 200;
             if let Some(method) = &stateless_method {
-                stateless::decorate_answer(method, &mut answer);
-                status = stateless::status_for(&answer);
+                stateless::decorate_answer(method, &mut answer.message);
+                status = stateless::status_for(&answer.message);
             }
-            return json_answer(status, &answer);
+            return answer_response(status, answer);
         }
         Some(Outgoing::Interim(message)) => message,
         None => return json_error(500, "the call ended without an answer"),
@@ -283,9 +240,9 @@ async fn relaying_answer(state: Arc<AppState>, parts: CallParts, mode: AnswerMod
                 Ok(Some(Outgoing::Interim(message))) => sse_event(&message),
                 Ok(Some(Outgoing::Final(mut answer))) => {
                     if let Some(method) = &stateless_method {
-                        stateless::decorate_answer(method, &mut answer);
+                        stateless::decorate_answer(method, &mut answer.message);
                     }
-                    return Some((Ok(sse_event(&answer)), None));
+                    return Some((Ok(sse_event(&answer.message)), None));
                 }
                 Ok(None) => return None,
                 Err(_) => web::Bytes::from_static(b": keepalive\n\n"),
@@ -300,6 +257,15 @@ async fn relaying_answer(state: Arc<AppState>, parts: CallParts, mode: AnswerMod
         .streaming(head.chain(rest))
 }
 
+/// The HTTP answer of a gateway answer: the JSON-RPC message with `status`, or the 429 of a
+/// rate-limited request (`Retry-After` and the RateLimit headers naming the limit).
+fn answer_response(status: u16, answer: Answer) -> HttpResponse {
+    match answer.rate_limited {
+        Some((policy, retry_after)) => crate::http::too_many_requests(&policy, retry_after, answer.message),
+        None => json_answer(status, &answer.message),
+    }
+}
+
 fn json_answer(status: u16, answer: &Value) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK);
     HttpResponse::build(status).content_type("application/json").body(answer.to_string())
@@ -309,7 +275,7 @@ fn json_answer(status: u16, answer: &Value) -> HttpResponse {
 async fn stateless_post(
     state: web::Data<AppState>,
     request: &HttpRequest,
-    principal: crate::identity::Principal,
+    (principal, client): (crate::identity::Principal, std::net::IpAddr),
     scope: Scope,
     message: Incoming,
     trace_id: String,
@@ -346,7 +312,7 @@ async fn stateless_post(
     }
     stateless::strip_envelope(&mut params);
     let accepts_stream = header_str(headers, "accept").is_some_and(|accept| accept.contains("text/event-stream"));
-    let parts = CallParts { principal, scope, trace_id, id, method, params };
+    let parts = CallParts { principal, client, scope, trace_id, id, method, params };
     if accepts_stream && RELAYING_METHODS.contains(&parts.method.as_str()) {
         let mode = AnswerMode::Stateless {
             wants_log_messages: envelope.wants_log_messages,
@@ -356,14 +322,16 @@ async fn stateless_post(
     }
     let call = CallContext {
         principal: &parts.principal,
+        client: parts.client,
         scope: &parts.scope,
         session_id: None,
         trace_id: &parts.trace_id,
         relay: None,
     };
     let mut answer = state.gateway.handle_request(&call, &parts.id, &parts.method, parts.params.clone()).await;
-    stateless::decorate_answer(&parts.method, &mut answer);
-    json_answer(stateless::status_for(&answer), &answer)
+    stateless::decorate_answer(&parts.method, &mut answer.message);
+    let status = stateless::status_for(&answer.message);
+    answer_response(status, answer)
 }
 
 /// A GET or DELETE in the stateless revision: there is no stream and no session to end.

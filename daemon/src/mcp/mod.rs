@@ -1,5 +1,6 @@
 //! The MCP gateway: Streamable HTTP transport, sessions, and relaying to upstream servers.
 
+pub mod answer;
 pub mod gateway;
 pub mod http;
 pub mod input_required;

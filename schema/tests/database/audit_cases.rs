@@ -1,6 +1,8 @@
 //! The audit trail: hash-chained inserts, verification and tailing.
 
-use castellan_schema::audit::{self, ChainBreakReason, ExecutionKind, ExecutionRow, GENESIS_HASH, NewExecution, TailFilter};
+use castellan_schema::audit::{
+    self, ChainBreakReason, ExecutionKind, ExecutionRow, GENESIS_HASH, NewExecution, TailFilter,
+};
 use castellan_schema::entity::mcp_tool_executions;
 use castellan_schema::{DbError, truncate_to_micros};
 use sea_orm::{ActiveValue, EntityTrait};

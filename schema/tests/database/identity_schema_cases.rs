@@ -32,14 +32,20 @@ pub async fn identity_migration_up_down_up(database: TestDatabase) {
     }
     // Later migrations (secrets, tool pins, ...) came after the identity one: roll them back with it.
     let after_initial = (Migrator::migrations().len() - 1) as u32;
-    Migrator::down(&database.db, Some(after_initial)).await.expect("roll back the identity migration and the later ones");
+    Migrator::down(&database.db, Some(after_initial))
+        .await
+        .expect("roll back the identity migration and the later ones");
     for table in IDENTITY_TABLES {
         assert!(!table_exists(&database, table).await, "{table} is dropped by the rollback");
     }
     let found = users::find_by_id(&database.db, alice.id).await.expect("find alice");
     assert_eq!(found, Some(alice), "the initial schema and its rows survive");
     let pending = Migrator::get_pending_migrations(&database.db).await.expect("pending");
-    assert_eq!(pending.len(), after_initial as usize, "exactly the identity migration and the later ones are pending again");
+    assert_eq!(
+        pending.len(),
+        after_initial as usize,
+        "exactly the identity migration and the later ones are pending again"
+    );
     castellan_schema::migrate(&database.db).await.expect("migrate again");
     for table in IDENTITY_TABLES {
         assert!(table_exists(&database, table).await, "{table} exists after migrating again");

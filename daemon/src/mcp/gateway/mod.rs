@@ -12,6 +12,7 @@ use castellan_actors::upstream::Connection;
 use castellan_actors::{AuditHandle, EventBus, Metrics, PolicySnapshot, Registry};
 use serde_json::{Value, json};
 
+use super::answer::Answer;
 use super::input_required::InputBridge;
 use super::jsonrpc::{self, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError};
 use super::names;
@@ -55,11 +56,15 @@ pub struct Gateway {
     /// The profile's hooks (PreToolUse runs after RBAC, before the tool).
     pub hooks: Arc<crate::hooks::Hooks>,
     pub hook_writer: crate::hook_writer::HookWriter,
+    /// The buckets every governed request draws from.
+    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 /// Who is calling and through which door.
 pub struct CallContext<'a> {
     pub principal: &'a Principal,
+    /// The client's address (the rate-limit bucket of an anonymous caller).
+    pub client: std::net::IpAddr,
     pub scope: &'a Scope,
     pub session_id: Option<&'a str>,
     pub trace_id: &'a str,
@@ -103,6 +108,7 @@ pub struct GatewayParts {
     pub hooks: Arc<crate::hooks::Hooks>,
     /// Where hook decisions are recorded.
     pub hook_writer: crate::hook_writer::HookWriter,
+    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 impl Gateway {
@@ -167,10 +173,12 @@ impl Gateway {
             tool_pins,
             hooks,
             hook_writer,
+            rate_limits,
         } = parts;
         Self {
             hooks,
             hook_writer,
+            rate_limits,
             tool_pins,
             registry,
             policy,
@@ -194,37 +202,37 @@ impl Gateway {
         id: &Value,
         method: &str,
         params: Option<Value>,
-    ) -> Value {
+    ) -> Answer {
         // HTTP backends join the caller's trace: their requests carry a traceparent of ours.
         let traceparent = crate::http::outgoing_traceparent(call.trace_id);
         castellan_actors::upstream::http::with_traceparent(traceparent, self.dispatch(call, id, method, params)).await
     }
 
-    async fn dispatch(&self, call: &CallContext<'_>, id: &Value, method: &str, params: Option<Value>) -> Value {
+    async fn dispatch(&self, call: &CallContext<'_>, id: &Value, method: &str, params: Option<Value>) -> Answer {
         let outcome = match method {
             "ping" => Ok(json!({})),
             "tools/list" => self.list_tools(call, params.as_ref()),
             "tools/call" => return self.call_tool(call, id, params).await,
-            "prompts/list" => self.fan_out_list(call, "prompts/list", "prompts", params).await,
-            "resources/list" => self.fan_out_list(call, "resources/list", "resources", params).await,
-            "resources/templates/list" => {
-                self.fan_out_list(call, "resources/templates/list", "resourceTemplates", params).await
+            "prompts/list"
+            | "resources/list"
+            | "resources/templates/list"
+            | "prompts/get"
+            | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "completion/complete" => {
+                return self.governed_forward(call, id, method, params).await;
             }
-            "prompts/get" => self.forward_named(call, id, "prompts/get", params).await,
-            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-                self.forward_resource(call, id, method, params).await
-            }
-            "completion/complete" => self.forward_completion(call, id, params).await,
             "logging/setLevel" => self.broadcast_set_level(call, params).await,
             _ => Err(RpcError::new(Some(id.clone()), METHOD_NOT_FOUND, format!("method not found: {method}"))),
         };
-        match outcome {
+        Answer::message(match outcome {
             Ok(result) => jsonrpc::result_message(id, result),
             Err(mut error) => {
                 error.id = Some(id.clone());
                 error.to_message()
             }
-        }
+        })
     }
 
     /// A notification from the client: cancellation is relayed, the rest need no answer.

@@ -1,135 +1,119 @@
-//! tools/call: policy, the upstream call (relayed, or bridged for stateless clients), the durable
-//! audit row, then the answer.
+//! tools/call: the MCP adapter of the governed chain. It resolves the name the client wrote, hands
+//! the request to [`crate::governance::Chain`], and runs the upstream call (relayed, or bridged for
+//! stateless clients) when the chain gets that far.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use castellan_actors::Event;
-use castellan_actors::metrics::{ServerLabels, ToolCallLabels};
 use castellan_actors::upstream::{Connection, Related, RpcOutcome, UpstreamError};
-use castellan_config::HookEvent;
-use castellan_schema::audit::NewExecution;
+use castellan_schema::audit::{ExecutionKind, NewExecution};
 use chrono::Utc;
+use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::{CallContext, ClientRelay, Gateway, capability_for, lock};
+use crate::governance::{Executed, HookIdentity, RbacTarget, Request, Resolution, Target, Upstream};
+use crate::mcp::answer::{self, Answer};
 use crate::mcp::input_required::{AbandonedRow, CallBinding, ClientSide, Step};
-use crate::mcp::jsonrpc::{
-    self, FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, REQUEST_TIMEOUT, RpcError,
-};
+use crate::mcp::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError};
 use crate::mcp::names;
 use crate::mcp::session::Scope;
 
-/// Stored tool output is capped; the row says when it was cut.
-const MAX_AUDITED_OUTPUT: usize = 256 * 1024;
-
 impl Gateway {
-    /// tools/call: policy, the upstream call, the durable audit row, then the answer.
-    #[tracing::instrument(skip_all, fields(trace_id = %call.trace_id, user = %call.principal.subject))]
-    pub(super) async fn call_tool(&self, call: &CallContext<'_>, id: &Value, params: Option<Value>) -> Value {
-        let started_at = Utc::now();
-        let clock = Instant::now();
+    /// tools/call: resolve the name, then the governed chain; its outcome in MCP terms.
+    pub(super) async fn call_tool(&self, call: &CallContext<'_>, id: &Value, params: Option<Value>) -> Answer {
         let params = params.unwrap_or_else(|| json!({}));
         let requested = params.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
         let arguments = params.get("arguments").cloned().unwrap_or_else(|| json!({}));
-        let mut record = AuditDraft {
-            server: match call.scope {
-                Scope::Server(name) => name.clone(),
-                Scope::Aggregated => {
-                    names::split_prefixed(&requested).map(|(server, _)| server.to_string()).unwrap_or_default()
-                }
-            },
-            tool: requested.clone(),
-            input: crate::redaction::current().redact(&arguments.to_string()).into_owned(),
-            hook_events: Vec::new(),
+        let resolution = self.resolve_tool_call(call.scope, &requested, &arguments);
+        let request = self.request(call, id, ExecutionKind::Tool, &requested, arguments);
+        let upstream = McpUpstream { gateway: self, call, id, method: "tools/call", params: &params };
+        let governed = self.chain().govern(request, resolution, &upstream).await;
+        answer::render(id, ExecutionKind::Tool, governed.outcome)
+    }
+
+    /// The chain's view of one MCP request.
+    pub(super) fn request<'a>(
+        &self,
+        call: &'a CallContext<'_>,
+        id: &Value,
+        kind: ExecutionKind,
+        requested: &'a str,
+        arguments: Value,
+    ) -> Request<'a> {
+        Request {
+            principal: call.principal,
+            client: call.client,
+            kind,
+            requested,
+            arguments,
+            session_id: call.session_id,
+            trace_id: call.trace_id,
+            hook: HookIdentity { tool_use_id: format!("jsonrpc:{id}") },
+        }
+    }
+
+    /// What a `tools/call` names: one (server, tool) of the registry snapshot, by exact bytes.
+    fn resolve_tool_call(&self, scope: &Scope, requested: &str, arguments: &Value) -> Resolution {
+        let server_guess = match scope {
+            Scope::Server(name) => name.clone(),
+            Scope::Aggregated => {
+                names::split_prefixed(requested).map(|(server, _)| server.to_string()).unwrap_or_default()
+            }
         };
         if !arguments.is_object() {
-            return self
-                .finish(
-                    call,
-                    id,
-                    record,
-                    started_at,
-                    clock,
-                    Finish::refused("rpc_error", INVALID_PARAMS, "arguments must be an object"),
-                )
-                .await;
+            return Resolution::Invalid { server: server_guess, message: "arguments must be an object".into() };
         }
-        let Some((server, tool)) = self.resolve_tool(call.scope, &requested) else {
-            if self.registry.get(&record.server).is_none() && self.configured_servers.load().contains(&record.server) {
-                let message = format!("the server '{}' is not running; it is being restarted", record.server);
-                return self
-                    .finish(call, id, record, started_at, clock, Finish::refused("failed", INTERNAL_ERROR, &message))
-                    .await;
+        match self.resolve_tool(scope, requested) {
+            Some((server, tool)) => {
+                let definition_hash = server.tool(&tool).map(|entry| entry.definition_hash.clone());
+                Resolution::Found(Target {
+                    server: server.name.clone(),
+                    name: tool,
+                    rbac: RbacTarget::Tool,
+                    definition_hash,
+                })
             }
-            let message = format!("unknown tool: {requested}");
-            return self
-                .finish(call, id, record, started_at, clock, Finish::refused("rpc_error", INVALID_PARAMS, &message))
-                .await;
+            None if self.registry.get(&server_guess).is_none()
+                && self.configured_servers.load().contains(&server_guess) =>
+            {
+                Resolution::ServerDown { server: server_guess }
+            }
+            None => Resolution::Unknown { server: server_guess, message: format!("unknown tool: {requested}") },
+        }
+    }
+
+    /// The chain with this replica's collaborators and the policy snapshot in force now.
+    pub(super) fn chain(&self) -> crate::governance::Chain<'_> {
+        crate::governance::Chain {
+            policy: self.policy.load_full(),
+            limits: &self.rate_limits,
+            pins: &*self.tool_pins,
+            hooks: &*self.hooks,
+            audit: &self.audit,
+            redactor: crate::redaction::current(),
+            clock: &crate::governance::SystemClock,
+            metrics: &self.metrics,
+            bus: &self.bus,
+        }
+    }
+
+    /// Runs a tools/call upstream once the chain has admitted it.
+    async fn execute_tool_call(
+        &self,
+        call: &CallContext<'_>,
+        id: &Value,
+        params: &Value,
+        target: &Target,
+        arguments: Value,
+    ) -> Executed {
+        let Some(server) = self.registry.get(&target.server) else {
+            return Executed::Failed(format!("the server '{}' is not running; it is being restarted", target.server));
         };
-        record.server = server.name.clone();
-        record.tool = tool.clone();
-        if server
-            .tool(&tool)
-            .is_some_and(|entry| self.tool_pins.is_blocked(&server.name, &tool, &entry.definition_hash))
-        {
-            let message = "forbidden: this tool's definition changed since it was approved; an admin can approve it with `castellan tools approve`";
-            return self
-                .finish(call, id, record, started_at, clock, Finish::refused("denied", FORBIDDEN, message))
-                .await;
-        }
-        if let castellan_actors::Decision::Deny { rule } =
-            self.policy.load().decide(call.principal.tier, &server.name, &tool)
-        {
-            let message = format!("forbidden: denied by rule '{rule}'");
-            return self
-                .finish(call, id, record, started_at, clock, Finish::refused("denied", FORBIDDEN, &message))
-                .await;
-        }
-        let hook_input = |event: HookEvent| {
-            let mut input = json!({
-                "hook_event_name": event.as_str(),
-                "tool_name": requested,
-                "tool_use_id": format!("jsonrpc:{id}"),
-            });
-            if let Some(session) = call.session_id {
-                input["session_id"] = Value::String(session.to_string());
-            }
-            input
-        };
-        let arguments = if self.hooks.has(HookEvent::PreToolUse) {
-            let mut input = hook_input(HookEvent::PreToolUse);
-            input["tool_input"] = arguments.clone();
-            let hook_call = self.hook_call(call, HookEvent::PreToolUse, (&server.name, &tool), input);
-            let outcome = self.hooks.run(&hook_call).await;
-            record.hook_events.extend(outcome.rows(&hook_call));
-            if let Some(denial) = outcome.denial() {
-                tracing::info!(trace_id = call.trace_id, server = %server.name, tool, "denied by a hook");
-                let message = format!("forbidden: denied by hook {denial}");
-                return self
-                    .finish(call, id, record, started_at, clock, Finish::refused("denied", FORBIDDEN, &message))
-                    .await;
-            }
-            match outcome.tool_input {
-                Some(rewritten) => {
-                    // The audit row shows what the tool was actually called with.
-                    record.input = crate::redaction::current().redact(&rewritten.to_string()).into_owned();
-                    rewritten
-                }
-                None => arguments,
-            }
-        } else {
-            arguments
-        };
-        if !self.audit.is_available() {
-            let message = "audit unavailable: the call was refused and the tool did not run";
-            return self
-                .finish(call, id, record, started_at, clock, Finish::refused("failed", INTERNAL_ERROR, message))
-                .await;
-        }
+        let requested = params.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let input = crate::redaction::current().redact(&arguments.to_string()).into_owned();
         let mut upstream_params = params.clone();
-        upstream_params["name"] = Value::String(tool.clone());
-        let upstream_arguments = arguments.clone();
+        upstream_params["name"] = Value::String(target.name.clone());
         upstream_params["arguments"] = arguments;
         let timeout = self.server_call_timeouts.load().get(&server.name).copied().unwrap_or(self.call_timeout);
         let connection = Arc::clone(&server.connection);
@@ -139,171 +123,17 @@ impl Gateway {
         let binding = CallBinding {
             subject: call.principal.subject.clone(),
             method: "tools/call".into(),
-            name: requested.clone(),
-            started_at,
+            name: requested,
+            started_at: Utc::now(),
             trace_id: call.trace_id.to_string(),
-            audit: Some(AbandonedRow {
-                server: record.server.clone(),
-                tool: record.tool.clone(),
-                input: record.input.clone(),
-            }),
+            audit: Some(AbandonedRow { server: target.server.clone(), tool: target.name.clone(), input }),
         };
         let run =
             self.run_upstream(call, &connection, upstream_id, "tools/call", upstream_params, timeout, binding).await;
         lock(&self.in_flight).remove(&key);
-        let (outcome, started_at) = match run {
-            Ok((Step::Done(outcome), started_at)) => (outcome, started_at),
-            Ok((Step::InputRequired(result), _)) => return jsonrpc::result_message(id, result),
-            Err(mut error) => {
-                error.id = Some(id.clone());
-                return error.to_message();
-            }
-        };
-        let mut finish = match outcome {
-            Ok(Ok(result)) => {
-                let status =
-                    if result.get("isError").and_then(Value::as_bool) == Some(true) { "tool_error" } else { "success" };
-                Finish { status, answer: Ok(result), error_message: None, audited_output: None }
-            }
-            Ok(Err(error)) => {
-                let message = error.get("message").and_then(Value::as_str).unwrap_or("error").to_string();
-                Finish { status: "rpc_error", answer: Err(error), error_message: Some(message), audited_output: None }
-            }
-            Err(UpstreamError::Timeout(after)) => {
-                let message = format!("the tool did not answer within {} ms", after.as_millis());
-                Finish::refused("timeout", REQUEST_TIMEOUT, &message)
-            }
-            Err(UpstreamError::Cancelled) => Finish::refused("failed", INTERNAL_ERROR, "cancelled by the client"),
-            Err(error) => {
-                tracing::warn!(server = %server.name, %error, "tool call failed upstream");
-                let message = format!("the server '{}' failed during the call", server.name);
-                Finish::refused("failed", INTERNAL_ERROR, &message)
-            }
-        };
-        let event = if finish.status == "success" { HookEvent::PostToolUse } else { HookEvent::PostToolUseFailure };
-        if self.hooks.has(event) {
-            let mut input = hook_input(event);
-            input["tool_input"] = upstream_arguments;
-            match &finish.answer {
-                Ok(result) => input["tool_response"] = result.clone(),
-                Err(error) => {
-                    let message = error.get("message").and_then(Value::as_str).unwrap_or("error");
-                    input["error"] = Value::String(message.to_string());
-                }
-            }
-            if event == HookEvent::PostToolUseFailure && finish.answer.is_ok() {
-                // A tool error (isError) is a result, not an RPC error: its text is the error.
-                input["error"] = Value::String(tool_error_text(input.get("tool_response")));
-            }
-            input["duration_ms"] = json!(clock.elapsed().as_millis() as u64);
-            let hook_call = self.hook_call(call, event, (&server.name, &tool), input);
-            let outcome = self.hooks.run(&hook_call).await;
-            record.hook_events.extend(outcome.rows(&hook_call));
-            if let Some(denial) = outcome.denial() {
-                // The tool ran; what it answered does not reach the caller (the audit row keeps it).
-                tracing::info!(trace_id = call.trace_id, server = %server.name, tool, "result withheld by a hook");
-                let message = format!("forbidden: the tool ran, but its result was withheld by hook {denial}");
-                let output = finish.answer.clone();
-                finish = Finish::refused("denied", FORBIDDEN, &message);
-                finish.audited_output = Some(output);
-            }
-        }
-        self.finish(call, id, record, started_at, clock, finish).await
-    }
-
-    /// The hooks' view of one call.
-    fn hook_call<'a>(
-        &self,
-        call: &'a CallContext<'_>,
-        event: HookEvent,
-        target: (&'a str, &'a str),
-        input: Value,
-    ) -> crate::hooks::HookCall<'a> {
-        crate::hooks::HookCall {
-            event,
-            server: Some(target.0),
-            tool: Some(target.1),
-            tier: call.principal.tier,
-            subject: &call.principal.subject,
-            trace_id: call.trace_id,
-            input,
-        }
-    }
-
-    /// Commits the audit row, then builds the answer. No answer leaves without its row.
-    async fn finish(
-        &self,
-        call: &CallContext<'_>,
-        id: &Value,
-        record: AuditDraft,
-        started_at: chrono::DateTime<Utc>,
-        clock: Instant,
-        finish: Finish,
-    ) -> Value {
-        let output = match finish.audited_output.as_ref().unwrap_or(&finish.answer) {
-            Ok(result) => Some(truncate(result.to_string())),
-            Err(error) => Some(truncate(error.to_string())),
-        };
-        let completed_at = Utc::now();
-        let row = NewExecution {
-            server: record.server.clone(),
-            tool: record.tool.clone(),
-            kind: castellan_schema::audit::ExecutionKind::Tool,
-            input: record.input,
-            output,
-            status: finish.status.to_string(),
-            error_message: finish.error_message.clone(),
-            user_id: Some(call.principal.subject.clone()),
-            session_id: call.session_id.map(str::to_string),
-            trace_id: call.trace_id.to_string(),
-            started_at,
-            completed_at,
-            duration_ms: (completed_at - started_at).num_milliseconds(),
-            hook_events: record.hook_events,
-        };
-        let committed = self.audit.record(row).await;
-        let elapsed = clock.elapsed();
-        self.metrics
-            .tool_calls
-            .get_or_create(&ToolCallLabels {
-                server: record.server.clone(),
-                tool: record.tool.clone(),
-                status: finish.status.to_string(),
-            })
-            .inc();
-        self.metrics
-            .tool_call_seconds
-            .get_or_create(&ServerLabels { server: record.server.clone() })
-            .observe(elapsed.as_secs_f64());
-        // The access line of the call; arguments and results stay out of logs (they may hold secrets).
-        tracing::info!(
-            trace_id = %call.trace_id,
-            user = %call.principal.subject,
-            server = %record.server,
-            tool = %record.tool,
-            status = finish.status,
-            duration_ms = elapsed.as_millis() as u64,
-            audited = committed.is_ok(),
-            "tool call"
-        );
-        self.bus.publish(Event::ToolCall {
-            server: record.server,
-            tool: record.tool,
-            status: finish.status.to_string(),
-            user: Some(call.principal.subject.clone()),
-            trace_id: call.trace_id.to_string(),
-            duration_ms: elapsed.as_millis() as i64,
-        });
-        if committed.is_err() {
-            return jsonrpc::error_message(
-                id,
-                INTERNAL_ERROR,
-                "audit unavailable: the result is withheld because it could not be recorded",
-            );
-        }
-        match finish.answer {
-            Ok(result) => jsonrpc::result_message(id, result),
-            Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+        match run {
+            Ok((step, _)) => executed(&server.name, step),
+            Err(error) => Executed::Answered(Err(json!({"code": error.code, "message": error.message}))),
         }
     }
 
@@ -356,7 +186,7 @@ impl Gateway {
             }
             let started_at = binding.started_at;
             let outcome = self.relayed_request(call, connection, upstream_id, method, params, timeout).await;
-            return Ok((redacted(Step::Done(outcome)), started_at));
+            return Ok((Step::Done(outcome), started_at));
         };
         let client = ClientSide {
             capabilities: &relay.client_capabilities,
@@ -383,45 +213,7 @@ impl Gateway {
             (step, started_at, abandoned)
         };
         self.audit_abandoned(abandoned).await;
-        Ok((redacted(step), started_at))
-    }
-
-    /// Audits a tools/call refused by its rate limit (`limit` names it) before anything else looked at it.
-    pub async fn audit_rate_limited(
-        &self,
-        call: &CallContext<'_>,
-        params: Option<&Value>,
-        limit: &str,
-        retry_after_ms: u128,
-    ) {
-        let requested = params.and_then(|params| params.get("name")).and_then(Value::as_str).unwrap_or_default();
-        let arguments = params.and_then(|params| params.get("arguments")).cloned().unwrap_or_else(|| json!({}));
-        let server = match call.scope {
-            Scope::Server(name) => name.clone(),
-            Scope::Aggregated => {
-                names::split_prefixed(requested).map(|(server, _)| server.to_string()).unwrap_or_default()
-            }
-        };
-        let now = Utc::now();
-        let record = NewExecution {
-            server,
-            tool: requested.to_string(),
-            kind: castellan_schema::audit::ExecutionKind::Tool,
-            input: crate::redaction::current().redact(&arguments.to_string()).into_owned(),
-            output: None,
-            status: "rate_limited".into(),
-            error_message: Some(format!("rate limited by {limit}: retry in {retry_after_ms} ms")),
-            user_id: Some(call.principal.subject.clone()),
-            session_id: call.session_id.map(str::to_string),
-            trace_id: call.trace_id.to_string(),
-            started_at: now,
-            completed_at: now,
-            duration_ms: 0,
-            hook_events: Vec::new(),
-        };
-        if let Err(error) = self.audit.record(record).await {
-            tracing::error!(%error, "could not audit a rate-limited call");
-        }
+        Ok((step, started_at))
     }
 
     /// Writes the row of each tools/call that a stateless client left waiting for input.
@@ -455,18 +247,6 @@ impl Gateway {
 
 /// Hands one related message to the client: notifications as they are, server-to-client requests
 /// under an id of ours, or refused when the client never declared the capability they need.
-/// What a server answered, with every secret value replaced before it reaches the client or the
-/// audit row (`crate::redaction`).
-fn redacted(mut step: Step) -> Step {
-    if let Step::Done(Ok(answer)) = &mut step {
-        let redactor = crate::redaction::current();
-        match answer {
-            Ok(result) | Err(result) => redactor.redact_value(result),
-        }
-    }
-    step
-}
-
 async fn relay_one(relay: &ClientRelay, related: Related) {
     match related {
         Related::Notification(message) => {
@@ -505,51 +285,43 @@ async fn relay_one(relay: &ClientRelay, related: Related) {
     }
 }
 
-struct AuditDraft {
-    server: String,
-    tool: String,
-    input: String,
-    /// The hook decisions so far; committed with the audit row, in one transaction.
-    hook_events: Vec<castellan_schema::hook_events::HookEventRow>,
+/// The upstream of one MCP request, for the chain: what runs once the request is admitted.
+pub(super) struct McpUpstream<'a> {
+    pub gateway: &'a Gateway,
+    pub call: &'a CallContext<'a>,
+    pub id: &'a Value,
+    pub method: &'a str,
+    pub params: &'a Value,
 }
 
-struct Finish {
-    status: &'static str,
-    answer: Result<Value, Value>,
-    error_message: Option<String>,
-    /// What the tool answered, when the caller gets something else (a PostToolUse denial).
-    audited_output: Option<Result<Value, Value>>,
-}
-
-impl Finish {
-    pub(super) fn refused(status: &'static str, code: i64, message: &str) -> Self {
-        Self {
-            status,
-            answer: Err(json!({"code": code, "message": message})),
-            error_message: Some(message.to_string()),
-            audited_output: None,
-        }
+impl Upstream for McpUpstream<'_> {
+    fn execute<'a>(&'a self, target: &'a Target, arguments: Value) -> BoxFuture<'a, Executed> {
+        Box::pin(async move {
+            let gateway = self.gateway;
+            match self.method {
+                "tools/call" => gateway.execute_tool_call(self.call, self.id, self.params, target, arguments).await,
+                _ => gateway.execute_forwarded(self.call, self.method, target, arguments).await,
+            }
+        })
     }
 }
 
-/// The text of a tool result with `isError`: its text content, joined.
-fn tool_error_text(result: Option<&Value>) -> String {
-    let texts: Vec<&str> = result
-        .and_then(|result| result.get("content"))
-        .and_then(Value::as_array)
-        .map(|content| content.iter().filter_map(|item| item.get("text").and_then(Value::as_str)).collect())
-        .unwrap_or_default();
-    if texts.is_empty() { "the tool reported an error".to_string() } else { texts.join("\n") }
+/// How an upstream exchange ended, for the chain.
+pub(super) fn executed(server: &str, step: Step) -> Executed {
+    match step {
+        Step::InputRequired(result) => Executed::Suspended(result),
+        Step::Done(outcome) => executed_outcome(server, outcome),
+    }
 }
 
-fn truncate(mut text: String) -> String {
-    if text.len() > MAX_AUDITED_OUTPUT {
-        let mut cut = MAX_AUDITED_OUTPUT;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
+pub(super) fn executed_outcome(server: &str, outcome: Result<RpcOutcome, UpstreamError>) -> Executed {
+    match outcome {
+        Ok(answer) => Executed::Answered(answer),
+        Err(UpstreamError::Timeout(after)) => Executed::Timeout(after),
+        Err(UpstreamError::Cancelled) => Executed::Cancelled,
+        Err(error) => {
+            tracing::warn!(server, %error, "request failed upstream");
+            Executed::Failed(format!("the server '{server}' failed during the call"))
         }
-        text.truncate(cut);
-        text.push_str("…[truncated]");
     }
-    text
 }
