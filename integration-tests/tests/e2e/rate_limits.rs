@@ -165,7 +165,10 @@ fn each_tier_gets_its_burst_then_its_rate_within_five_percent() {
     let rows = app.audit_rows();
     let limited: Vec<&Value> = rows.iter().filter(|row| row["status"] == "rate_limited").collect();
     assert!(!limited.is_empty(), "refused calls are audited as rate_limited");
-    assert!(limited.iter().all(|row| row["tool"] == "customers__get_customer"), "with the tool asked for");
+    assert!(
+        limited.iter().all(|row| row["server"] == "customers" && row["tool"] == "get_customer"),
+        "with the tool asked for, resolved"
+    );
 }
 
 #[test]
@@ -263,8 +266,10 @@ fn a_tool_limit_meters_that_tool_within_five_percent_and_no_other() {
     assert!(statuses.contains(&429), "/mcp/customers meets the same tool bucket: {statuses:?}");
     let rows = app.audit_rows();
     assert!(
-        rows.iter().any(|row| row["status"] == "rate_limited" && row["tool"] == "customers__get_customer"),
-        "refused calls are audited as rate_limited"
+        rows.iter().any(|row| row["status"] == "rate_limited"
+            && row["server"] == "customers"
+            && row["tool"] == "get_customer"),
+        "refused calls are audited as rate_limited, under the resolved server and tool"
     );
     assert!(
         rows.iter().any(|row| row["status"] == "rate_limited"
