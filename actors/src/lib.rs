@@ -18,5 +18,5 @@ pub mod upstream;
 pub use audit_writer::{AuditHandle, AuditWriter};
 pub use event_bus::{Event, EventBus};
 pub use metrics::Metrics;
-pub use policy::{Decision, PolicyEngine, PolicySnapshot};
+pub use policy::{Decision, PolicySnapshot};
 pub use registry::{LiveServer, Registry};

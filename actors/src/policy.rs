@@ -1,12 +1,8 @@
-//! RBAC decisions and the PolicyEngine actor that publishes the compiled policy snapshot.
-//!
-//! The decision is a plain function over plain types so that the same code filters `tools/list` and
-//! guards `tools/call`; handlers read the current snapshot through `arc-swap`, never a mailbox.
+//! RBAC decisions: plain functions over plain types, so that the same code filters `tools/list`
+//! and guards `tools/call`. The snapshot they are read from is published by the daemon's
+//! `governance::Policies` together with the rate limits and hook chains of the same profile (one
+//! atomic store: a separate actor for RBAC alone let a reload show new RBAC with old hooks).
 
-use std::sync::Arc;
-
-use actix::prelude::*;
-use arc_swap::ArcSwap;
 use castellan_config::{Effect, RbacSettings, Tier};
 
 /// Why a call is allowed or denied; the rule name is what `forbidden:` errors and audit rows cite.
@@ -82,35 +78,6 @@ pub fn decide_server<'t>(
         return whole;
     }
     tools.into_iter().map(|tool| decide(rbac, tier, server, tool)).find(Decision::is_allowed).unwrap_or(whole)
-}
-
-/// Owns the current snapshot; handlers hold a clone of `snapshot` and `load()` it per request.
-pub struct PolicyEngine {
-    pub snapshot: Arc<ArcSwap<PolicySnapshot>>,
-}
-
-impl PolicyEngine {
-    pub fn new(rbac: RbacSettings) -> Self {
-        Self { snapshot: Arc::new(ArcSwap::from_pointee(PolicySnapshot { rbac, generation: 1 })) }
-    }
-}
-
-impl Actor for PolicyEngine {
-    type Context = Context<Self>;
-}
-
-/// Replace the policy with one compiled from a profile that already passed validation.
-#[derive(Message)]
-#[rtype(result = "u64")]
-pub struct ApplyPolicy(pub RbacSettings);
-
-impl Handler<ApplyPolicy> for PolicyEngine {
-    type Result = u64;
-    fn handle(&mut self, message: ApplyPolicy, _: &mut Context<Self>) -> u64 {
-        let generation = self.snapshot.load().generation + 1;
-        self.snapshot.store(Arc::new(PolicySnapshot { rbac: message.0, generation }));
-        generation
-    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use castellan_actors::mcp_server::ServerContext;
 use castellan_actors::port_allocator::PortAllocator;
 use castellan_actors::reconciler::{ApplyServers, Reconciler, Shutdown};
 use castellan_actors::upstream::http::upstream_http_client;
-use castellan_actors::{AuditHandle, AuditWriter, EventBus, Metrics, PolicyEngine, Registry};
+use castellan_actors::{AuditHandle, AuditWriter, EventBus, Metrics, Registry};
 use castellan_config::Profile;
 use sea_orm::DatabaseConnection;
 
@@ -58,7 +58,6 @@ pub struct Application {
     pub address: std::net::SocketAddr,
     pub state: web::Data<AppState>,
     reconciler: Addr<Reconciler>,
-    pub policy: Addr<PolicyEngine>,
     audit: AuditHandle,
     pub bus: EventBus,
 }
@@ -68,7 +67,6 @@ pub struct Application {
 pub struct LiveHandles {
     pub state: web::Data<AppState>,
     pub reconciler: Addr<Reconciler>,
-    pub policy: Addr<PolicyEngine>,
     pub bus: EventBus,
 }
 
@@ -80,9 +78,7 @@ impl Application {
         let registry = Registry::default();
         let sessions = Arc::new(SessionStore::default());
         let audit = AuditWriter::start(db.clone(), metrics.clone()).await?;
-        let policy_engine = PolicyEngine::new(profile.rbac.clone());
-        let policy_snapshot = Arc::clone(&policy_engine.snapshot);
-        let policy = policy_engine.start();
+        let policies = Arc::new(crate::governance::Policies::new(profile));
         let self_executable = std::env::current_exe()
             .map_err(|error| StartError::Other(format!("cannot find own executable: {error}")))?;
         let master = Arc::new(load_master_key(profile).map_err(|error| StartError::Other(error.to_string()))?);
@@ -126,20 +122,17 @@ impl Application {
         let tool_pins = Arc::new(crate::tool_pins::ToolPins::new(db.clone(), profile.server.tool_changes));
         tool_pins.reload().await?;
         crate::tool_pins::spawn_observer(Arc::clone(&tool_pins), registry.clone(), bus.clone());
-        let rate_limits =
-            Arc::new(crate::rate_limit::RateLimits::new(&profile.rate_limits, &profile.server.trusted_proxies));
         let gateway = Arc::new(Gateway::new(GatewayParts {
             registry,
-            policy: policy_snapshot,
+            policies,
             audit: audit.clone(),
             bus: bus.clone(),
             metrics: metrics.clone(),
             sessions,
             call_timeout: profile.server.call_timeout,
             tool_pins,
-            hooks: Arc::new(crate::hooks::Hooks::new(&profile.hooks, Some(secrets.lookup()))),
+            hooks: Arc::new(crate::hooks::Hooks::new(Some(secrets.lookup()))),
             hook_writer: crate::hook_writer::HookWriter::start(db.clone()),
-            rate_limits: Arc::clone(&rate_limits),
         }));
         let sweeper = Arc::clone(&gateway);
         tokio::spawn(async move {
@@ -165,7 +158,7 @@ impl Application {
             passkeys,
             secrets,
             registration_limiter: AddressLimiter::for_registrations(),
-            rate_limits,
+            trusted_proxies: crate::rate_limit::TrustedProxies::new(&profile.server.trusted_proxies),
             metadata_fetch_limiter: AddressLimiter::for_registrations(),
             flow_limiter: AddressLimiter::for_flows(),
         });
@@ -174,15 +167,10 @@ impl Application {
             let mut interval = tokio::time::interval(Duration::from_secs(60));
             loop {
                 interval.tick().await;
-                sweeping.rate_limits.sweep();
+                sweeping.gateway.policies.load().limits.sweep();
             }
         });
-        let handles = LiveHandles {
-            state: state.clone(),
-            reconciler: reconciler.clone(),
-            policy: policy.clone(),
-            bus: bus.clone(),
-        };
+        let handles = LiveHandles { state: state.clone(), reconciler: reconciler.clone(), bus: bus.clone() };
         apply_servers(&handles, profile);
 
         let max_body = profile.server.max_body_bytes;
@@ -195,16 +183,11 @@ impl Application {
         .listen(listener)
         .map_err(|source| StartError::Listen { address: address.to_string(), source })?
         .run();
-        Ok(Self { server, address, state, reconciler, policy, audit, bus })
+        Ok(Self { server, address, state, reconciler, audit, bus })
     }
 
     pub fn handles(&self) -> LiveHandles {
-        LiveHandles {
-            state: self.state.clone(),
-            reconciler: self.reconciler.clone(),
-            policy: self.policy.clone(),
-            bus: self.bus.clone(),
-        }
+        LiveHandles { state: self.state.clone(), reconciler: self.reconciler.clone(), bus: self.bus.clone() }
     }
 
     /// Serves until a stop signal; then children are stopped and the audit trail is flushed.
@@ -334,9 +317,11 @@ pub fn apply_servers(handles: &LiveHandles, profile: &Profile) {
     handles.state.allowed_origins.store(Arc::new(profile.server.allowed_origins.clone()));
     handles.state.allow_anonymous.store(profile.server.allow_anonymous, Ordering::Relaxed);
     handles.state.secrets.set_validation(profile.secrets.validation);
-    handles.state.rate_limits.apply(&profile.rate_limits, &profile.server.trusted_proxies);
+    // RBAC, rate limits, hook chains and the pinning mode: one atomic store.
+    let generation = handles.state.gateway.policies.apply(profile);
+    tracing::debug!(generation, "governance snapshot published");
+    handles.state.trusted_proxies.apply(&profile.server.trusted_proxies);
     handles.state.gateway.tool_pins.set_mode(profile.server.tool_changes);
-    handles.state.gateway.hooks.apply(&profile.hooks);
     handles.reconciler.do_send(ApplyServers(profile.mcp_servers.clone()));
     handles.state.migrations_applied.store(true, Ordering::Release);
 }

@@ -38,7 +38,7 @@ async fn hook(
     };
     let client = crate::http::client_address(&state, &request);
     if let crate::rate_limit::Admission::Limited { policy, retry_after } =
-        state.rate_limits.check(RateClass::Hooks, &principal, client)
+        state.gateway.policies.load().limits.check(RateClass::Hooks, &principal, client)
     {
         return crate::http::too_many_requests(&policy, retry_after, json!({"error": "rate limited"}));
     }
@@ -61,7 +61,8 @@ async fn hook(
         trace_id: &trace_id,
         input: payload,
     };
-    let outcome = state.gateway.hooks.run(&call).await;
+    let snapshot = state.gateway.policies.load();
+    let outcome = state.gateway.hooks.run(&snapshot.hooks, &call).await;
     let mut rows = outcome.rows(&call);
     if rows.is_empty() {
         // No handler for this event: the event itself is still on record.

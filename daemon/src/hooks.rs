@@ -8,10 +8,8 @@
 //! rewrite the tool's input, which the handlers after it and the tool then see.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use castellan_actors::mcp_server::SecretLookup;
 use castellan_config::{ChildProcess, HookEvent, HookHandler, HooksSettings, NamePattern, Tier};
 use regex::Regex;
@@ -119,47 +117,50 @@ const CREDENTIAL_SHAPES: &str = concat!(
     r"|(?i)\bbearer\s+[A-Za-z0-9._~+/-]{20,}=*",
 );
 
-/// The hooks of this replica, replaced on profile reload.
+/// The compiled handlers of one profile's `hooks`, by event: part of the governance snapshot.
+#[derive(Default)]
+pub struct HookChains(HashMap<HookEvent, Vec<Compiled>>);
+
+impl HookChains {
+    /// Compiles the handlers; patterns were validated when the profile was read.
+    pub fn compile(settings: &HooksSettings) -> Self {
+        HookChains(
+            settings
+                .events
+                .iter()
+                .map(|(event, handlers)| (*event, handlers.iter().filter_map(compile).collect::<Vec<_>>()))
+                .filter(|(_, handlers)| !handlers.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Whether any handler runs on `event` (so callers can skip building its input).
+    pub fn has(&self, event: HookEvent) -> bool {
+        self.0.contains_key(&event)
+    }
+}
+
+/// What runs hook handlers: the HTTP client of HTTP hooks and the secrets of command hooks.
 pub struct Hooks {
-    handlers: ArcSwap<HashMap<HookEvent, Vec<Compiled>>>,
     http: reqwest::Client,
     /// Resolves `${secret:NAME}` in command hooks' arguments and environment.
     secrets: Option<SecretLookup>,
 }
 
 impl Hooks {
-    pub fn new(settings: &HooksSettings, secrets: Option<SecretLookup>) -> Self {
+    pub fn new(secrets: Option<SecretLookup>) -> Self {
         // Operators name hook endpoints, so no address guard; no redirects, bounded connect time.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(3))
             .build()
             .unwrap_or_default();
-        let hooks = Hooks { handlers: ArcSwap::from_pointee(HashMap::new()), http, secrets };
-        hooks.apply(settings);
-        hooks
+        Hooks { http, secrets }
     }
 
-    /// Compiles the handlers; patterns were validated when the profile was read.
-    pub fn apply(&self, settings: &HooksSettings) {
-        let compiled = settings
-            .events
-            .iter()
-            .map(|(event, handlers)| (*event, handlers.iter().filter_map(compile).collect::<Vec<_>>()))
-            .filter(|(_, handlers)| !handlers.is_empty())
-            .collect();
-        self.handlers.store(Arc::new(compiled));
-    }
-
-    /// Whether any handler runs on `event` (so callers can skip building its input).
-    pub fn has(&self, event: HookEvent) -> bool {
-        self.handlers.load().contains_key(&event)
-    }
-
-    /// Runs the handlers of `call.event` in order until one denies.
-    pub async fn run(&self, call: &HookCall<'_>) -> HookOutcome {
-        let handlers = self.handlers.load_full();
-        let Some(handlers) = handlers.get(&call.event) else { return HookOutcome::default() };
+    /// Runs the handlers of `call.event` in `chains` in order until one denies.
+    pub async fn run(&self, chains: &HookChains, call: &HookCall<'_>) -> HookOutcome {
+        let Some(handlers) = chains.0.get(&call.event) else { return HookOutcome::default() };
         let mut outcome = HookOutcome::default();
         let mut input = call.input.clone();
         for handler in handlers {
@@ -484,19 +485,19 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
-    fn hooks(event: HookEvent, handlers: Vec<HookHandler>) -> Hooks {
+    fn hooks(event: HookEvent, handlers: Vec<HookHandler>) -> HookChains {
         let mut settings = HooksSettings::default();
         settings.events.insert(event, handlers);
-        Hooks::new(&settings, None)
+        HookChains::compile(&settings)
     }
 
-    fn run(hooks: &Hooks, event: HookEvent, tool: Option<&str>, tier: Tier, input: Value) -> HookOutcome {
+    fn run(chains: &HookChains, event: HookEvent, tool: Option<&str>, tier: Tier, input: Value) -> HookOutcome {
         let call = HookCall { event, server: Some("db"), tool, tier, subject: "s", trace_id: "t", input };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(hooks.run(&call))
+        runtime.block_on(Hooks::new(None).run(chains, &call))
     }
 
-    fn denied_by(hooks: &Hooks, tool: &str, tier: Tier, arguments: Value) -> Option<String> {
+    fn denied_by(hooks: &HookChains, tool: &str, tier: Tier, arguments: Value) -> Option<String> {
         let input = json!({"tool_name": tool, "tool_input": arguments});
         let outcome = run(hooks, HookEvent::PreToolUse, Some(tool), tier, input);
         outcome.decisions.into_iter().find(|decision| !decision.allowed).map(|decision| decision.handler)

@@ -44,8 +44,9 @@ pub struct AppState {
     /// The secret store behind `${secret:NAME}`.
     pub secrets: Arc<crate::secrets::SecretStore>,
     pub registration_limiter: crate::identity::address_limiter::AddressLimiter,
-    /// `rate_limits`: the buckets every governed call draws from.
-    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
+    /// `server.trusted_proxies`: whose `X-Forwarded-For` names the client (the rate-limit buckets
+    /// themselves are in the governance snapshot, `gateway.policies`).
+    pub trusted_proxies: crate::rate_limit::TrustedProxies,
     /// Per-address bound on authorization requests that name a metadata-document client id.
     pub metadata_fetch_limiter: crate::identity::address_limiter::AddressLimiter,
     /// Per-address bound on new passkey ceremonies and authorization flows (each is a stored row).
@@ -141,7 +142,7 @@ pub fn too_many_requests(
 pub fn client_address(state: &AppState, request: &HttpRequest) -> std::net::IpAddr {
     let forwarded: Vec<&str> =
         request.headers().get_all("x-forwarded-for").filter_map(|value| value.to_str().ok()).collect();
-    state.rate_limits.client_address(request.peer_addr().map(|peer| peer.ip()), &forwarded)
+    state.trusted_proxies.client_address(request.peer_addr().map(|peer| peer.ip()), &forwarded)
 }
 
 /// DNS-rebinding defence: a browser's Origin must be ours or explicitly allowed. Non-browser

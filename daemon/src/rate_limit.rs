@@ -112,7 +112,9 @@ impl Metered {
 /// The buckets of one tier of one `servers` or `tools` entry.
 type ByTier = BTreeMap<Tier, Metered>;
 
-struct Limiters {
+/// The compiled buckets of one profile's `rate_limits`; part of the governance snapshot, rebuilt
+/// when the limits change (and only then: a rebuilt bucket forgets what was spent).
+pub struct Limits {
     settings: RateLimitSettings,
     classes: BTreeMap<(RateClass, Tier), Metered>,
     servers: BTreeMap<String, ByTier>,
@@ -121,7 +123,7 @@ struct Limiters {
     tools: BTreeMap<String, BTreeMap<String, ByTier>>,
 }
 
-impl Limiters {
+impl Limits {
     fn build(settings: RateLimitSettings) -> Self {
         let mut classes = BTreeMap::new();
         for class in RateClass::ALL {
@@ -146,7 +148,7 @@ impl Limiters {
             let limit = Limit::Tool(format!("{server}{}{tool}", crate::mcp::names::SEPARATOR).into());
             tools.entry(server.to_string()).or_default().insert(tool.clone(), by_tier(limit, *base_rate));
         }
-        Limiters { settings, classes, servers, tools }
+        Limits { settings, classes, servers, tools }
     }
 
     fn every_bucket(&self) -> impl Iterator<Item = &Bucket> {
@@ -164,32 +166,19 @@ pub struct ToolCallTarget<'a> {
     pub tool: &'a str,
 }
 
-/// The buckets of this replica, rebuilt when the profile's limits change (and only then: a rebuilt
-/// bucket forgets what was spent).
-pub struct RateLimits {
-    limiters: ArcSwap<Limiters>,
-    trusted_proxies: ArcSwap<Vec<(IpAddr, u8)>>,
-}
-
-impl RateLimits {
-    pub fn new(settings: &RateLimitSettings, trusted_proxies: &[String]) -> Self {
-        RateLimits {
-            limiters: ArcSwap::from_pointee(Limiters::build(settings.clone())),
-            trusted_proxies: ArcSwap::from_pointee(parse_proxies(trusted_proxies)),
+impl Limits {
+    /// The limits of `settings`: `previous` itself when its settings are the same, so a reload that
+    /// leaves the limits alone keeps what every bucket has spent.
+    pub fn compile(settings: &RateLimitSettings, previous: Option<&Arc<Limits>>) -> Arc<Limits> {
+        match previous {
+            Some(previous) if previous.settings == *settings => Arc::clone(previous),
+            _ => Arc::new(Limits::build(settings.clone())),
         }
-    }
-
-    /// Applies a reloaded profile.
-    pub fn apply(&self, settings: &RateLimitSettings, trusted_proxies: &[String]) {
-        if self.limiters.load().settings != *settings {
-            self.limiters.store(Arc::new(Limiters::build(settings.clone())));
-        }
-        self.trusted_proxies.store(Arc::new(parse_proxies(trusted_proxies)));
     }
 
     /// Takes one request of `class` from the principal's bucket.
     pub fn check(&self, class: RateClass, principal: &Principal, client: IpAddr) -> Admission {
-        let limiters = self.limiters.load();
+        let limiters = self;
         match limiters.classes.get(&(class, principal.tier)) {
             Some(metered) => metered.check(&bucket_key(principal, client)),
             None => Admission::Allowed { policy: unmetered(class), remaining: 0 },
@@ -212,7 +201,7 @@ impl RateLimits {
         client: IpAddr,
         target: Option<ToolCallTarget<'_>>,
     ) -> Admission {
-        let limiters = self.limiters.load();
+        let limiters = self;
         let tier = principal.tier;
         let tool = target.and_then(|target| limiters.tools.get(target.server)?.get(target.tool)?.get(&tier));
         let server = target.and_then(|target| limiters.servers.get(target.server)?.get(&tier));
@@ -224,18 +213,42 @@ impl RateLimits {
     /// the server's bucket when the profile limits it, then `mcp_tool_call`'s, which resources
     /// and prompts share with tools.
     pub fn check_server_request(&self, principal: &Principal, client: IpAddr, server: Option<&str>) -> Admission {
-        let limiters = self.limiters.load();
+        let limiters = self;
         let tier = principal.tier;
         let server = server.and_then(|server| limiters.servers.get(server)?.get(&tier));
         let class = limiters.classes.get(&(RateClass::McpToolCall, tier));
         take_from_each(&[server, class], &bucket_key(principal, client))
     }
 
+    /// Forgets buckets that are full again (run periodically: bounds memory to recent callers).
+    pub fn sweep(&self) {
+        for bucket in self.every_bucket() {
+            bucket.retain_recent();
+            bucket.shrink_to_fit();
+        }
+    }
+}
+
+/// `server.trusted_proxies`: whose `X-Forwarded-For` names the client.
+pub struct TrustedProxies {
+    proxies: ArcSwap<Vec<(IpAddr, u8)>>,
+}
+
+impl TrustedProxies {
+    pub fn new(trusted_proxies: &[String]) -> Self {
+        TrustedProxies { proxies: ArcSwap::from_pointee(parse_proxies(trusted_proxies)) }
+    }
+
+    /// Applies a reloaded profile.
+    pub fn apply(&self, trusted_proxies: &[String]) {
+        self.proxies.store(Arc::new(parse_proxies(trusted_proxies)));
+    }
+
     /// The client's address: the peer, or, when the peer is a trusted proxy, the right-most address
     /// of `X-Forwarded-For` that is not itself a trusted proxy.
     pub fn client_address(&self, peer: Option<IpAddr>, forwarded_for: &[&str]) -> IpAddr {
         let peer = peer.map(canonical).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let trusted = self.trusted_proxies.load();
+        let trusted = self.proxies.load();
         let is_trusted =
             |address: IpAddr| trusted.iter().any(|(network, prefix)| in_network(address, *network, *prefix));
         if !is_trusted(peer) {
@@ -251,14 +264,6 @@ impl RateLimits {
             }
         }
         client
-    }
-
-    /// Forgets buckets that are full again (run periodically: bounds memory to recent callers).
-    pub fn sweep(&self) {
-        for bucket in self.limiters.load().every_bucket() {
-            bucket.retain_recent();
-            bucket.shrink_to_fit();
-        }
     }
 }
 
@@ -362,7 +367,7 @@ mod tests {
     fn a_fresh_principal_gets_exactly_the_burst_then_waits() {
         let mut settings = RateLimitSettings::default();
         settings.per_second.insert(RateClass::McpToolCall, 2.0);
-        let limits = RateLimits::new(&settings, &[]);
+        let limits = Limits::compile(&settings, None);
         let client = IpAddr::from([10, 0, 0, 1]);
         let admitted = (0..20)
             .filter(|_| {
@@ -395,12 +400,12 @@ mod tests {
     }
 
     /// mcp_tool_call 5/s, burst multiplier 1, `get_customer` 2/s, the `billing` server 3/s.
-    fn tool_and_server_limits() -> RateLimits {
+    fn tool_and_server_limits() -> Arc<Limits> {
         let mut settings = RateLimitSettings { burst_multiplier: 1.0, ..RateLimitSettings::default() };
         settings.per_second.insert(RateClass::McpToolCall, 5.0);
         settings.tools.insert((server("customers"), "get_customer".into()), 2.0);
         settings.servers.insert(server("billing"), 3.0);
-        RateLimits::new(&settings, &[])
+        Limits::compile(&settings, None)
     }
 
     fn target<'a>(server: &'a str, tool: &'a str) -> Option<ToolCallTarget<'a>> {
@@ -409,7 +414,7 @@ mod tests {
 
     /// The limit that refused each of `count` calls, or "" for an admitted one.
     fn outcomes(
-        limits: &RateLimits,
+        limits: &Limits,
         principal: &Principal,
         target: Option<ToolCallTarget<'_>>,
         count: usize,
@@ -497,7 +502,7 @@ mod tests {
         let mut settings = RateLimitSettings { burst_multiplier: 1.0, ..RateLimitSettings::default() };
         settings.per_second.insert(RateClass::McpToolCall, 5.0);
         settings.servers.insert(server("customers"), 1.0);
-        limits.apply(&settings, &[]);
+        let limits = Limits::compile(&settings, Some(&limits));
         assert_eq!(
             outcomes(&limits, &alice, target("customers", "get_customer"), 2),
             ["", "server customers"],
@@ -507,7 +512,7 @@ mod tests {
 
     #[test]
     fn forwarded_for_counts_only_from_trusted_proxies() {
-        let limits = RateLimits::new(&RateLimitSettings::default(), &["10.0.0.0/8".to_string()]);
+        let limits = TrustedProxies::new(&["10.0.0.0/8".to_string()]);
         let outside = IpAddr::from([203, 0, 113, 9]);
         let proxy = IpAddr::from([10, 1, 2, 3]);
         let cases: [(IpAddr, &[&str], IpAddr, &str); 5] = [

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use castellan_actors::Event;
-use castellan_actors::policy::ApplyPolicy;
 use castellan_config::Profile;
 use sha2::{Digest, Sha256};
 
@@ -31,7 +30,6 @@ pub fn watch_profile(path: PathBuf, current: Profile, handles: LiveHandles) {
                     if profile.server.listen != running.server.listen || profile.database.url != running.database.url {
                         tracing::warn!(profile = %source, "listen address and database changes take effect at the next restart");
                     }
-                    handles.policy.do_send(ApplyPolicy(profile.rbac.clone()));
                     // Secrets set since the last refresh are there for servers this change starts.
                     if let Err(error) = handles.state.secrets.reload().await {
                         tracing::warn!(%error, "re-reading the secret store failed; keeping the values in memory");

@@ -33,11 +33,12 @@ impl ToolPins {
         self.mode.store(Arc::new(mode));
     }
 
-    /// Whether the request path must hide and refuse this tool: only in `block` mode, and only for a
+    /// Whether the request path must hide and refuse this tool: only in `block` mode (the
+    /// snapshot's; `mode` here is only what the change events report), and only for a
     /// tool whose current definition differs from the approved one. A tool not pinned yet (seen for
     /// the first time this instant) is not blocked: it is about to be pinned as it is.
-    pub fn is_blocked(&self, server: &str, tool: &str, definition_hash: &str) -> bool {
-        **self.mode.load() == ToolChanges::Block
+    pub fn is_blocked(&self, mode: ToolChanges, server: &str, tool: &str, definition_hash: &str) -> bool {
+        mode == ToolChanges::Block
             && self
                 .approved
                 .load()

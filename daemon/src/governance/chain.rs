@@ -15,7 +15,7 @@ use super::outcome::{Governed, Outcome};
 use super::ports::{AuditSink, Clock, Executed, HookRunner, PinCheck, Upstream};
 use crate::hooks::HookCall;
 use crate::identity::Principal;
-use crate::rate_limit::{Admission, RateLimits, ToolCallTarget};
+use crate::rate_limit::{Admission, Limits, ToolCallTarget};
 use crate::redaction::Redactor;
 
 /// Stored output is capped; the row says when it was cut.
@@ -88,8 +88,8 @@ pub enum RbacTarget {
 /// The collaborators of the chain for one request: the policy snapshot in force and what runs,
 /// hooks, pins and records.
 pub struct Chain<'a> {
-    pub policy: Arc<PolicySnapshot>,
-    pub limits: &'a RateLimits,
+    pub policy: &'a PolicySnapshot,
+    pub limits: &'a Limits,
     pub pins: &'a dyn PinCheck,
     pub hooks: &'a dyn HookRunner,
     pub audit: &'a dyn AuditSink,

@@ -14,12 +14,14 @@
 mod chain;
 mod outcome;
 mod ports;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
 pub use chain::{Chain, HookIdentity, RbacTarget, Request, Resolution, Target};
 pub use outcome::{Governed, Outcome};
-pub use ports::{AuditSink, Clock, Executed, HookRunner, PinCheck, SystemClock, Upstream};
+pub use ports::{AuditSink, Clock, Executed, HookRunner, PinCheck, SnapshotPins, SystemClock, Upstream};
+pub use snapshot::{Policies, Snapshot, SnapshotHooks};
 
 /// The steps of the chain, in the order they run. Step 1 runs in the surface (before the body is
 /// read); the others in [`Chain::govern`]. A step that refuses ends the request with an audit row.

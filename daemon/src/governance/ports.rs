@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::Target;
-use crate::hooks::{HookCall, HookOutcome, Hooks};
+use crate::hooks::{HookCall, HookOutcome};
 
 /// The time of day, for `started_at`/`completed_at` and durations.
 pub trait Clock: Send + Sync {
@@ -57,25 +57,21 @@ pub trait HookRunner: Sync {
     fn run<'a>(&'a self, call: &'a HookCall<'a>) -> BoxFuture<'a, HookOutcome>;
 }
 
-impl HookRunner for Hooks {
-    fn has(&self, event: HookEvent) -> bool {
-        Hooks::has(self, event)
-    }
-
-    fn run<'a>(&'a self, call: &'a HookCall<'a>) -> BoxFuture<'a, HookOutcome> {
-        Box::pin(Hooks::run(self, call))
-    }
-}
-
 /// Tool pinning: whether a tool's current definition is refused (changed since approval, under
 /// `server.tool_changes: block`).
 pub trait PinCheck: Sync {
     fn is_blocked(&self, server: &str, tool: &str, definition_hash: &str) -> bool;
 }
 
-impl PinCheck for crate::tool_pins::ToolPins {
+/// The approved definitions, judged under one snapshot's `tool_changes`.
+pub struct SnapshotPins<'a> {
+    pub pins: &'a crate::tool_pins::ToolPins,
+    pub mode: castellan_config::ToolChanges,
+}
+
+impl PinCheck for SnapshotPins<'_> {
     fn is_blocked(&self, server: &str, tool: &str, definition_hash: &str) -> bool {
-        crate::tool_pins::ToolPins::is_blocked(self, server, tool, definition_hash)
+        self.pins.is_blocked(self.mode, server, tool, definition_hash)
     }
 }
 

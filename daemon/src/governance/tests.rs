@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::hooks::{HookCall, HookDecision, HookOutcome};
 use crate::identity::{Credential, Principal};
-use crate::rate_limit::RateLimits;
+use crate::rate_limit::Limits;
 use crate::redaction::Redactor;
 
 const SECRET: &str = "s3cr3t-canary-value";
@@ -211,8 +211,8 @@ fn request<'a>(principal: &'a Principal, requested: &'a str, arguments: Value) -
 }
 
 struct World {
-    policy: Arc<PolicySnapshot>,
-    limits: RateLimits,
+    policy: PolicySnapshot,
+    limits: Arc<Limits>,
     pins: FakePins,
     hooks: FakeHooks,
     audit: FakeAudit,
@@ -225,8 +225,8 @@ impl World {
         let profile = profile(case.profile);
         let metrics = Metrics::new();
         World {
-            policy: Arc::new(PolicySnapshot { rbac: profile.rbac.clone(), generation: 1 }),
-            limits: RateLimits::new(&profile.rate_limits, &[]),
+            policy: PolicySnapshot { rbac: profile.rbac.clone(), generation: 1 },
+            limits: Limits::compile(&profile.rate_limits, None),
             pins: FakePins(case.pinned_blocked),
             hooks: FakeHooks { scripts: case.hooks.clone(), ..FakeHooks::default() },
             audit: FakeAudit { down: case.audit_down, commit_fails: case.commit_fails, ..FakeAudit::default() },
@@ -237,7 +237,7 @@ impl World {
 
     fn chain(&self) -> Chain<'_> {
         Chain {
-            policy: Arc::clone(&self.policy),
+            policy: &self.policy,
             limits: &self.limits,
             pins: &self.pins,
             hooks: &self.hooks,

@@ -46,7 +46,7 @@ fn oauth_rate_limited(
     address: std::net::IpAddr,
 ) -> Option<HttpResponse> {
     let crate::rate_limit::Admission::Limited { policy, retry_after } =
-        state.rate_limits.check(castellan_config::RateClass::Oauth, principal, address)
+        state.gateway.policies.load().limits.check(castellan_config::RateClass::Oauth, principal, address)
     else {
         return None;
     };

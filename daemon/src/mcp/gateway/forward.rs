@@ -79,7 +79,7 @@ impl Gateway {
         let (kind, requested, resolution) = self.resolve_forwarded(call.scope, method, &params);
         let request = self.request(call, id, kind, &requested, params.clone());
         let upstream = McpUpstream { gateway: self, call, id, method, params: &params };
-        let governed = self.chain().govern(request, resolution, &upstream).await;
+        let governed = self.govern(request, resolution, &upstream).await;
         answer::render(id, kind, governed.outcome)
     }
 

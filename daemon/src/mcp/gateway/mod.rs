@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use base64::Engine;
 use castellan_actors::registry::LiveServer;
 use castellan_actors::upstream::Connection;
-use castellan_actors::{AuditHandle, EventBus, Metrics, PolicySnapshot, Registry};
+use castellan_actors::{AuditHandle, EventBus, Metrics, Registry};
 use serde_json::{Value, json};
 
 use super::answer::Answer;
@@ -35,7 +35,8 @@ type InFlightCall = (Arc<Connection>, u64);
 /// Everything the gateway reads on the request path.
 pub struct Gateway {
     pub registry: Registry,
-    pub policy: Arc<ArcSwap<PolicySnapshot>>,
+    /// RBAC, rate limits, hook chains and the pinning mode in force, swapped whole on reload.
+    pub policies: Arc<crate::governance::Policies>,
     pub audit: AuditHandle,
     pub bus: EventBus,
     pub metrics: Metrics,
@@ -53,11 +54,9 @@ pub struct Gateway {
     input_bridge: InputBridge,
     /// Approved tool definitions: a changed tool is hidden under `server.tool_changes: block`.
     pub tool_pins: Arc<crate::tool_pins::ToolPins>,
-    /// The profile's hooks (PreToolUse runs after RBAC, before the tool).
+    /// Runs hook handlers (the snapshot says which).
     pub hooks: Arc<crate::hooks::Hooks>,
     pub hook_writer: crate::hook_writer::HookWriter,
-    /// The buckets every governed request draws from.
-    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 /// Who is calling and through which door.
@@ -98,7 +97,7 @@ fn capability_for(method: &str) -> Option<&'static str> {
 /// What the gateway is built from.
 pub struct GatewayParts {
     pub registry: Registry,
-    pub policy: Arc<ArcSwap<PolicySnapshot>>,
+    pub policies: Arc<crate::governance::Policies>,
     pub audit: AuditHandle,
     pub bus: EventBus,
     pub metrics: Metrics,
@@ -108,7 +107,6 @@ pub struct GatewayParts {
     pub hooks: Arc<crate::hooks::Hooks>,
     /// Where hook decisions are recorded.
     pub hook_writer: crate::hook_writer::HookWriter,
-    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 impl Gateway {
@@ -124,7 +122,8 @@ impl Gateway {
         trace_id: &str,
         mut input: Value,
     ) {
-        if !self.hooks.has(event) {
+        let snapshot = self.policies.load();
+        if !snapshot.hooks.has(event) {
             return;
         }
         input["hook_event_name"] = Value::String(event.as_str().to_string());
@@ -134,7 +133,7 @@ impl Gateway {
             Scope::Aggregated => None,
         };
         let call = crate::hooks::HookCall { event, server, tool: None, tier, subject, trace_id, input };
-        let outcome = self.hooks.run(&call).await;
+        let outcome = self.hooks.run(&snapshot.hooks, &call).await;
         if let Some(denial) = outcome.denial() {
             tracing::info!(trace_id, event = event.as_str(), %denial, "a hook denied an event that cannot be stopped");
         }
@@ -164,7 +163,7 @@ impl Gateway {
     pub fn new(parts: GatewayParts) -> Self {
         let GatewayParts {
             registry,
-            policy,
+            policies,
             audit,
             bus,
             metrics,
@@ -173,15 +172,13 @@ impl Gateway {
             tool_pins,
             hooks,
             hook_writer,
-            rate_limits,
         } = parts;
         Self {
             hooks,
             hook_writer,
-            rate_limits,
             tool_pins,
             registry,
-            policy,
+            policies,
             audit,
             bus,
             metrics,
@@ -257,13 +254,14 @@ impl Gateway {
     }
 
     fn list_tools(&self, call: &CallContext<'_>, params: Option<&Value>) -> Result<Value, RpcError> {
-        let policy = self.policy.load();
+        let snapshot = self.policies.load();
+        let policy = &snapshot.policy;
         let prefixed = *call.scope == Scope::Aggregated;
         let mut tools = Vec::new();
         for server in self.servers_in_scope(call.scope) {
             for tool in &server.tools {
                 if !policy.decide(call.principal.tier, &server.name, &tool.name).is_allowed()
-                    || self.tool_pins.is_blocked(&server.name, &tool.name, &tool.definition_hash)
+                    || self.tool_pins.is_blocked(snapshot.tool_changes, &server.name, &tool.name, &tool.definition_hash)
                 {
                     continue;
                 }
@@ -311,9 +309,8 @@ impl Gateway {
     }
 
     fn visible(&self, principal: &Principal, server: &LiveServer) -> bool {
-        let policy = self.policy.load();
-        server.tools.iter().any(|tool| policy.decide(principal.tier, &server.name, &tool.name).is_allowed())
-            || policy.decide(principal.tier, &server.name, "*").is_allowed()
+        let tools = server.tools.iter().map(|tool| tool.name.as_str());
+        self.policies.load().policy.decide_server(principal.tier, &server.name, tools).is_allowed()
     }
 }
 

@@ -12,7 +12,9 @@ use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::{CallContext, ClientRelay, Gateway, capability_for, lock};
-use crate::governance::{Executed, HookIdentity, RbacTarget, Request, Resolution, Target, Upstream};
+use crate::governance::{
+    Executed, HookIdentity, RbacTarget, Request, Resolution, SnapshotHooks, SnapshotPins, Target, Upstream,
+};
 use crate::mcp::answer::{self, Answer};
 use crate::mcp::input_required::{AbandonedRow, CallBinding, ClientSide, Step};
 use crate::mcp::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError};
@@ -28,7 +30,7 @@ impl Gateway {
         let resolution = self.resolve_tool_call(call.scope, &requested, &arguments);
         let request = self.request(call, id, ExecutionKind::Tool, &requested, arguments);
         let upstream = McpUpstream { gateway: self, call, id, method: "tools/call", params: &params };
-        let governed = self.chain().govern(request, resolution, &upstream).await;
+        let governed = self.govern(request, resolution, &upstream).await;
         answer::render(id, ExecutionKind::Tool, governed.outcome)
     }
 
@@ -83,19 +85,28 @@ impl Gateway {
         }
     }
 
-    /// The chain with this replica's collaborators and the policy snapshot in force now.
-    pub(super) fn chain(&self) -> crate::governance::Chain<'_> {
-        crate::governance::Chain {
-            policy: self.policy.load_full(),
-            limits: &self.rate_limits,
-            pins: &*self.tool_pins,
-            hooks: &*self.hooks,
+    /// Runs `request` through the governed chain, under the snapshot in force now.
+    pub(super) async fn govern(
+        &self,
+        request: Request<'_>,
+        resolution: Resolution,
+        upstream: &McpUpstream<'_>,
+    ) -> crate::governance::Governed {
+        let snapshot = self.policies.load();
+        let hooks = SnapshotHooks { runner: &self.hooks, chains: &snapshot.hooks };
+        let pins = SnapshotPins { pins: &self.tool_pins, mode: snapshot.tool_changes };
+        let chain = crate::governance::Chain {
+            policy: &snapshot.policy,
+            limits: &snapshot.limits,
+            pins: &pins,
+            hooks: &hooks,
             audit: &self.audit,
             redactor: crate::redaction::current(),
             clock: &crate::governance::SystemClock,
             metrics: &self.metrics,
             bus: &self.bus,
-        }
+        };
+        chain.govern(request, resolution, upstream).await
     }
 
     /// Runs a tools/call upstream once the chain has admitted it.
