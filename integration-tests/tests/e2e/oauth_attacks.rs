@@ -793,6 +793,60 @@ fn revocation_by_another_client_leaves_the_token_working() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The admin API
+
+/// The bootstrap admin signs in and authorizes one client twice: once for `mcp:tools` alone (what
+/// an MCP client asks for), once for `admin mcp:tools`. Before, both tokens opened the admin API
+/// because the user's tier is admin; now only the one that carries the `admin` scope does. The
+/// admin's API key keeps working.
+#[test]
+fn the_admin_api_needs_the_admin_scope_on_our_access_tokens() {
+    let app = spawn_app(Database::Sqlite);
+    let redirect = loopback_redirect_uri();
+    let client = code_client(&app, "app", &[&redirect]);
+    let narrow = AuthorizationRequest::new(client.client_id(), &redirect);
+    let mut wide = AuthorizationRequest::new(client.client_id(), &redirect);
+    wide.scope = "admin mcp:tools".into();
+    let callbacks = authorize_in_browser(&app, &[&narrow, &wide]);
+    let (narrow_token, _) = tokens_for(&app, &client, &narrow, &callbacks[0].code);
+    let (wide_token, _) = tokens_for(&app, &client, &wide, &callbacks[1].code);
+    assert_eq!(jwt_parts(&narrow_token).1["scope"], "mcp:tools", "the narrow token's scope");
+    assert_eq!(jwt_parts(&wide_token).1["scope"], "admin mcp:tools", "the wide token's scope");
+    assert_accepted(&mcp_initialize(&app, "/mcp", &narrow_token), "the narrow token on /mcp");
+
+    let trace = format!("{}/api/v1/traces/4bf92f3577b34da6a3ce929d0e0e4736", app.base_url);
+    let get_with = |token: &str| {
+        let bearer = format!("Bearer {token}");
+        match ureq::get(&trace).set("authorization", &bearer).call() {
+            Ok(response) => (response.status(), response.header("www-authenticate").map(str::to_string)),
+            Err(ureq::Error::Status(status, response)) => {
+                (status, response.header("www-authenticate").map(str::to_string))
+            }
+            Err(error) => panic!("transport error on {trace}: {error}"),
+        }
+    };
+    let (status, challenge) = get_with(&narrow_token);
+    assert_eq!(status, 403, "an admin's token with only mcp:tools is refused on /api/v1/traces");
+    assert!(
+        challenge
+            .as_deref()
+            .is_some_and(|text| text.contains("insufficient_scope") && text.contains("scope=\"admin\"")),
+        "the challenge names the missing scope: {challenge:?}"
+    );
+    assert_eq!(get_with(&wide_token).0, 200, "an admin's token with the admin scope is accepted on /api/v1/traces");
+    assert_eq!(get_with(&app.admin_key).0, 200, "the admin's API key still works on /api/v1/traces");
+
+    let events =
+        |token: &str| integration_tests::events::EventStream::open(&app.base_url, &format!("Bearer {token}"), "");
+    assert_eq!(
+        events(&narrow_token).err().map(|(status, _)| status),
+        Some(403),
+        "/api/v1/events refuses mcp:tools only"
+    );
+    assert!(events(&wide_token).is_ok(), "/api/v1/events accepts the admin scope");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Registration and malformed requests
 
 fn register(app: &TestApp) -> HttpReply {
