@@ -153,17 +153,24 @@ pub fn load_profile(global: &GlobalArgs) -> Result<(castellan_config::Profile, P
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         format!("invalid profile:\n{}", lines.join("\n"))
     })?;
+    apply_environment(&mut profile);
+    Ok((profile, source))
+}
+
+/// What the environment overrides in a profile: `CASTELLAN_DATABASE_URL`. Applied to a reloaded
+/// profile too, so that it is compared with the running one on equal terms.
+pub fn apply_environment(profile: &mut castellan_config::Profile) {
     if let Ok(url) = std::env::var("CASTELLAN_DATABASE_URL")
         && !url.is_empty()
     {
         profile.database.url = url;
     }
-    Ok((profile, source))
 }
 
 async fn serve(global: &GlobalArgs, listen: Option<String>) -> Result<ExitCode, String> {
     crate::observability::init_logging();
     let (mut profile, source) = load_profile(global)?;
+    let as_started = profile.clone();
     if let Some(listen) = listen {
         if profile.server.public_url == castellan_config::derived_public_url(&profile.server.listen) {
             profile.server.public_url = castellan_config::derived_public_url(&listen);
@@ -175,7 +182,7 @@ async fn serve(global: &GlobalArgs, listen: Option<String>) -> Result<ExitCode, 
     let application = Application::build(&profile, db).await.map_err(|error| error.to_string())?;
     tracing::info!(listen_addr = %application.address, "castellan listening");
     if let ProfileSource::File(path) = source {
-        crate::reload::watch_profile(path, profile, application.handles());
+        crate::reload::watch_profile(path, as_started, application.handles());
     }
     application.run_until_stopped().await.map_err(|error| error.to_string())?;
     Ok(ExitCode::SUCCESS)

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use integration_tests::events::EventStream;
 use integration_tests::mcp::{Session, bearer};
 use integration_tests::{
     AppOptions, Database, alive, descendants, eventually, profile_with_everything, spawn_app, spawn_app_with,
@@ -127,6 +128,38 @@ fn profile_reload_applies_valid_changes_and_ignores_invalid_ones() {
         eventually(Duration::from_secs(10), || !session.tool_names().contains(&"customers__get_customer".to_string()));
     assert!(applied, "a valid change is applied without a restart; log:\n{}", app.log());
     assert_eq!(session.call("customers__get_customer", json!({"id": 1}))["error"]["code"], -32003);
+}
+
+/// A reload that changes settings read only at start (here `identity.max_dynamic_clients` and
+/// `identity.access_token_ttl`) applies what it can (the stricter RBAC rule), and names each of
+/// the others as "needs a restart: KEY" in the log and in the `profile_applied` event. Before, these
+/// were silently ignored. The command-line `--listen` of every test daemon is not a change.
+#[test]
+fn profile_reload_names_the_settings_that_need_a_restart() {
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite));
+    let user_key = app.user_with_key("dave", "user");
+    let mut session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&user_key));
+    let mut events =
+        EventStream::open(&app.base_url, &bearer(&app.admin_key), "?types=profile_applied").expect("event stream");
+
+    let changed = integration_tests::DEFAULT_TEST_PROFILE
+        .replace("tools: [\"delete_*\"]", "tools: [\"delete_*\", \"get_*\"]")
+        + "identity:\n  max_dynamic_clients: 7\n  access_token_ttl: 5m\n";
+    std::fs::write(&app.profile_path, changed).expect("write");
+    let applied = events.find(Duration::from_secs(10), |message| message.event == "profile_applied");
+    let applied = applied.unwrap_or_else(|| panic!("a profile_applied event; log:\n{}", app.log()));
+    assert_eq!(
+        applied.data["restart_needed"],
+        json!(["identity.access_token_ttl", "identity.max_dynamic_clients"]),
+        "the event names the restart-only keys that changed: {}",
+        applied.raw
+    );
+    let log = app.log();
+    for key in ["identity.access_token_ttl", "identity.max_dynamic_clients"] {
+        assert!(log.contains(&format!("needs a restart: {key}")), "the log names {key}:\n{log}");
+    }
+    assert!(!log.contains("needs a restart: server.listen"), "--listen is not a profile change:\n{log}");
+    assert!(!session.tool_names().contains(&"customers__get_customer".to_string()), "the live change was applied");
 }
 
 /// A long call to server-everything posted on its own thread with a fixed request id.
