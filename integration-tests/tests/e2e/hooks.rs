@@ -257,8 +257,13 @@ fn the_shim_records_a_tool_use_under_the_trace_id_derived_from_its_tool_use_id()
     let prompt = json!({"session_id": "abc123", "hook_event_name": "UserPromptSubmit", "prompt": "hello"});
     assert_eq!(shim("UserPromptSubmit", &app.base_url, Some(&app.admin_key), &prompt).0, 0);
     let total = app.database.query_scalar("SELECT count(*) FROM hook_events");
-    let under_trace = app.database.query_scalar(&format!("SELECT count(*) FROM hook_events WHERE trace_id = '{expected}'"));
-    assert_eq!((total.as_str(), under_trace.as_str()), ("3", "2"), "an event without a tool use gets a trace of its own");
+    let under_trace =
+        app.database.query_scalar(&format!("SELECT count(*) FROM hook_events WHERE trace_id = '{expected}'"));
+    assert_eq!(
+        (total.as_str(), under_trace.as_str()),
+        ("3", "2"),
+        "an event without a tool use gets a trace of its own"
+    );
 }
 
 /// A fresh directory for one test's files.
