@@ -846,6 +846,31 @@ fn the_admin_api_needs_the_admin_scope_on_our_access_tokens() {
     assert!(events(&wide_token).is_ok(), "/api/v1/events accepts the admin scope");
 }
 
+/// A client-credentials token of an admin-tier client with the admin scope opens the admin API when
+/// it is for the whole gateway (`/mcp`), and not when it is for one server (`/mcp/customers`):
+/// before, any of our audiences did.
+#[test]
+fn the_admin_api_refuses_a_token_for_one_server() {
+    let app = spawn_app(Database::Sqlite);
+    let robot = ClientAuth::basic(&app.oauth_client("robot", &["--tier", "admin"]));
+    let token_for = |resource: &str| {
+        let pairs = [("grant_type", "client_credentials"), ("scope", "admin mcp:tools"), ("resource", resource)];
+        access_token_of(&form_post(&app, "/oauth/token", Some(&robot), &pairs))
+    };
+    let gateway = token_for(&format!("{}/mcp", app.public_url));
+    let one_server = token_for(&format!("{}/mcp/customers", app.public_url));
+    let status_with = |token: &str| {
+        let url = format!("{}/api/v1/traces/4bf92f3577b34da6a3ce929d0e0e4736", app.base_url);
+        match ureq::get(&url).set("authorization", &format!("Bearer {token}")).call() {
+            Ok(response) => response.status(),
+            Err(ureq::Error::Status(status, _)) => status,
+            Err(error) => panic!("transport error on {url}: {error}"),
+        }
+    };
+    assert_eq!(status_with(&gateway), 200, "a gateway token with the admin scope");
+    assert_eq!(status_with(&one_server), 401, "a token for one server's resource is not for the admin API");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Registration and malformed requests
 
@@ -934,6 +959,35 @@ fn never_used_registrations_cannot_lock_real_clients_out() {
         assert!(!listing.contains(&flood_ids[0]), "{database:?}: the oldest unused registration made room: {listing}");
         assert_eq!(dynamic_clients(&app), 3, "{database:?}: still at the cap");
     }
+}
+
+/// A client that redeemed a code holds its place for good: with the cap filled by such clients, a
+/// new registration is refused (403), as before; nothing is evicted.
+#[test]
+fn a_cap_filled_by_clients_that_were_used_refuses_new_registrations() {
+    let profile = format!("{DEFAULT_TEST_PROFILE}identity:\n  max_dynamic_clients: 1\n");
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile));
+    let redirect = loopback_redirect_uri();
+    let metadata = json!({"client_name": "real", "redirect_uris": [redirect], "token_endpoint_auth_method": "none"});
+    let registered = post(
+        &format!("{}/oauth/register", app.base_url),
+        &[("content-type", "application/json")],
+        &metadata.to_string(),
+    );
+    assert_eq!(registered.status, 201, "the real client registers: {registered}");
+    let client_id = registered.json()["client_id"].as_str().expect("client_id").to_string();
+    let client = ClientAuth::Public { client_id: client_id.clone() };
+    let request = AuthorizationRequest::new(&client_id, &redirect);
+    let code = authorize_in_browser(&app, &[&request]).remove(0).code;
+    let (access, _) = tokens_for(&app, &client, &request, &code);
+    assert_accepted(&mcp_initialize(&app, "/mcp", &access), "the real client's token");
+
+    let refused = register(&app);
+    assert_eq!(refused.status, 403, "the cap is filled by a used client: {refused}");
+    assert_eq!(refused.error(), "access_denied", "{refused}");
+    let listing = String::from_utf8_lossy(&app.cli(&["clients", "list"]).stdout).to_string();
+    assert!(listing.contains(&client_id), "the used client was not evicted: {listing}");
+    assert_eq!(dynamic_clients(&app), 1, "no client beyond the cap");
 }
 
 #[test]
