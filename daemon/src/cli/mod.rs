@@ -83,7 +83,13 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum ProfileCommand {
     /// Validate a profile: exit 0 if valid, else 1 and one line per problem.
-    Check { file: PathBuf },
+    Check {
+        file: PathBuf,
+        /// The profile the daemon was started with: also print `FILE: needs a restart: KEY` for
+        /// each setting FILE changes that a reload does not apply.
+        #[arg(long, value_name = "RUNNING_FILE")]
+        running: Option<PathBuf>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -94,20 +100,33 @@ pub fn main() -> ExitCode {
             let code = castellan_actors::spawn::run_child_supervisor(program, command);
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
-        Command::Profile(ProfileCommand::Check { file }) => match castellan_config::load_profile_file(&file) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                ExitCode::SUCCESS
-            }
-            Err(problems) => {
-                for problem in problems {
-                    println!("{problem}");
-                }
-                ExitCode::FAILURE
-            }
-        },
+        Command::Profile(ProfileCommand::Check { file, running }) => check_profile(&file, running.as_deref()),
         command => run_async(cli.global, command),
     }
+}
+
+/// `castellan profile check FILE [--running RUNNING_FILE]`.
+fn check_profile(file: &std::path::Path, running: Option<&std::path::Path>) -> ExitCode {
+    let print_problems = |problems: Vec<castellan_config::Problem>| {
+        for problem in problems {
+            println!("{problem}");
+        }
+        ExitCode::FAILURE
+    };
+    let checked = match castellan_config::load_profile_file(file) {
+        Ok(profile) => profile,
+        Err(problems) => return print_problems(problems),
+    };
+    println!("{}: ok", file.display());
+    let Some(running) = running else { return ExitCode::SUCCESS };
+    let running = match castellan_config::load_profile_file(running) {
+        Ok(profile) => profile,
+        Err(problems) => return print_problems(problems),
+    };
+    for key in crate::reload::restart_only_changes(&running, &checked) {
+        println!("{}: needs a restart: {key}", file.display());
+    }
+    ExitCode::SUCCESS
 }
 
 fn run_async(global: GlobalArgs, command: Command) -> ExitCode {

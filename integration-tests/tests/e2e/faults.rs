@@ -162,6 +162,35 @@ fn profile_reload_names_the_settings_that_need_a_restart() {
     assert!(!session.tool_names().contains(&"customers__get_customer".to_string()), "the live change was applied");
 }
 
+/// `castellan profile check FILE --running RUNNING_FILE` says before the reload what it will not apply.
+#[test]
+fn profile_check_against_the_running_profile_names_the_settings_that_need_a_restart() {
+    let dir = std::env::temp_dir().join(format!("castellan-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let (running, changed) = (dir.join("running.yaml"), dir.join("changed.yaml"));
+    std::fs::write(&running, "server:\n  listen: 127.0.0.1:8080\n").expect("write");
+    std::fs::write(
+        &changed,
+        "server:\n  listen: 127.0.0.1:8080\n  public_url: https://castellan.example\nrbac:\n  default: allow\n",
+    )
+    .expect("write");
+    let check = |extra: &[&std::path::Path]| {
+        let mut command = std::process::Command::new(integration_tests::castellan_binary());
+        command.args(["profile", "check"]).arg(&changed);
+        if let Some(running) = extra.first() {
+            command.arg("--running").arg(running);
+        }
+        let output = command.output().expect("profile check runs");
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).to_string())
+    };
+    let (code, out) = check(&[&running]);
+    assert_eq!(code, Some(0), "a valid profile: {out}");
+    let expected = format!("{0}: ok\n{0}: needs a restart: server.public_url\n", changed.display());
+    assert_eq!(out, expected, "the restart-only change is named, the live rbac change is not");
+    assert_eq!(check(&[]), (Some(0), format!("{}: ok\n", changed.display())), "without --running, as before");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A long call to server-everything posted on its own thread with a fixed request id.
 fn long_call_in_background(session: &Session, id: u64, seconds: u64) -> std::thread::JoinHandle<(Value, Duration)> {
     let url = session.url.clone();
