@@ -55,6 +55,9 @@ pub enum Event {
     },
     ProfileApplied {
         source: String,
+        /// Changed settings that are read only at start (`server.public_url`, ...), by profile
+        /// key: applied at the next restart, not by this reload.
+        restart_needed: Vec<String>,
     },
     ProfileRejected {
         source: String,
@@ -259,7 +262,7 @@ mod tests {
             Event::ServerHealth { server: "s".into(), state: "h".into(), detail: "d".into() },
             Event::ToolsChanged { server: "s".into(), tools: 1 },
             Event::ReconcileAction { server: "s".into(), action: "a".into() },
-            Event::ProfileApplied { source: "p".into() },
+            Event::ProfileApplied { source: "p".into(), restart_needed: vec![] },
             Event::ProfileRejected { source: "p".into(), problems: vec![] },
             Event::ToolCall {
                 server: "s".into(),

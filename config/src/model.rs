@@ -474,6 +474,9 @@ pub struct IdentitySettings {
     pub dynamic_registration: bool,
     /// `max_dynamic_clients`: registrations are refused beyond this many dynamic clients.
     pub max_dynamic_clients: u64,
+    /// `unused_dynamic_client_ttl`: a dynamic client that never redeemed a code within this long of
+    /// its registration no longer counts toward `max_dynamic_clients` and is deleted. Default 24 hours.
+    pub unused_dynamic_client_ttl: Duration,
     /// `client_metadata_documents`: accept `https://` client ids (Client ID Metadata Documents).
     pub client_metadata_documents: bool,
     /// `allow_private_addresses`: let client metadata document fetches reach loopback, private and
@@ -495,6 +498,7 @@ pub const DEFAULT_GRANT_TTL: Duration = Duration::from_secs(90 * 86_400);
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(12 * 3_600);
 pub const DEFAULT_SIGNING_KEY_ROTATION: Duration = Duration::from_secs(30 * 86_400);
 pub const DEFAULT_MAX_DYNAMIC_CLIENTS: u64 = 1_000;
+pub const DEFAULT_UNUSED_DYNAMIC_CLIENT_TTL: Duration = Duration::from_secs(86_400);
 pub const DEFAULT_KEY_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
 impl Default for IdentitySettings {
@@ -507,6 +511,7 @@ impl Default for IdentitySettings {
             signing_key_rotation: DEFAULT_SIGNING_KEY_ROTATION,
             dynamic_registration: true,
             max_dynamic_clients: DEFAULT_MAX_DYNAMIC_CLIENTS,
+            unused_dynamic_client_ttl: DEFAULT_UNUSED_DYNAMIC_CLIENT_TTL,
             client_metadata_documents: true,
             allow_private_addresses: false,
             extra_ca_file: None,

@@ -1,15 +1,15 @@
 //! The admin API (`/api/v1/...`): operators' read access to what Castellan recorded and, in
-//! [`events`], to what happens now. Admin tier only.
+//! [`events`], to what happens now. Admin tier only, and our own access tokens need the `admin`
+//! scope and the gateway's audience (`identity::may_use_admin_api`).
 
 mod events;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use castellan_config::Tier;
 use chrono::Utc;
 use serde_json::json;
 
 use crate::http::{AppState, json_error};
-use crate::identity::{Audience, AuthError};
+use crate::identity::{AdminRefusal, Audience, AuthError, may_use_admin_api};
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
@@ -17,12 +17,19 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/api/v1/events", web::get().to(events::events));
 }
 
-/// Authenticates an admin, or the error response.
+/// Authenticates an admin, or the error response. A token must be for the whole of Castellan (the
+/// audience `{public_url}/mcp`): one issued for a single server's resource (`/mcp/{server}`) does
+/// not open the admin API.
 async fn admin(state: &AppState, request: &HttpRequest) -> Result<crate::identity::Principal, HttpResponse> {
     let authorization = request.headers().get("authorization").and_then(|value| value.to_str().ok());
-    match state.authenticator.authenticate(authorization, Audience::AnyOwn, Utc::now()).await {
-        Ok(principal) if principal.tier >= Tier::Admin => Ok(principal),
-        Ok(_) => Err(json_error(403, "the admin API needs the admin tier")),
+    match state.authenticator.authenticate(authorization, Audience::Mcp(None), Utc::now()).await {
+        Ok(principal) => match may_use_admin_api(&principal) {
+            Ok(()) => Ok(principal),
+            Err(AdminRefusal::Tier) => Err(json_error(403, "the admin API needs the admin tier")),
+            Err(AdminRefusal::Scope) => Err(HttpResponse::Forbidden()
+                .insert_header(("WWW-Authenticate", "Bearer error=\"insufficient_scope\", scope=\"admin\""))
+                .json(json!({"error": "the admin API needs a token with the admin scope"}))),
+        },
         Err(AuthError::Unavailable) => Err(json_error(503, "the identity store is unavailable; try again")),
         Err(_) => Err(HttpResponse::Unauthorized()
             .insert_header(("WWW-Authenticate", "Bearer"))

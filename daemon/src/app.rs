@@ -157,9 +157,9 @@ impl Application {
             client_metadata,
             passkeys,
             secrets,
-            registration_limiter: AddressLimiter::for_registrations(),
+            registration_limiter: AddressLimiter::for_registrations(std::time::Instant::now()),
             trusted_proxies: crate::rate_limit::TrustedProxies::new(&profile.server.trusted_proxies),
-            metadata_fetch_limiter: AddressLimiter::for_registrations(),
+            metadata_fetch_limiter: AddressLimiter::for_metadata_fetches(),
             flow_limiter: AddressLimiter::for_flows(),
         });
         let sweeping = state.clone();
@@ -223,7 +223,7 @@ async fn build_authority(
     let revocations = Arc::new(Revocations::new(db.clone()));
     revocations.poll(chrono::Utc::now()).await?;
     revocations::spawn_polling(Arc::clone(&revocations));
-    spawn_purge(db.clone());
+    spawn_purge(db.clone(), profile.identity.unused_dynamic_client_ttl);
     let federation = federated_issuers(profile)?;
     Ok(Arc::new(Authority::new(
         db.clone(),
@@ -259,8 +259,9 @@ fn federated_issuers(profile: &Profile) -> Result<Option<Arc<FederatedIssuers>>,
     Ok(Some(issuers))
 }
 
-/// Hourly: expired codes, tokens, sessions and flows, and dynamic clients never used within a day.
-fn spawn_purge(db: DatabaseConnection) {
+/// Hourly: expired codes, tokens, sessions and flows, and dynamic clients never used within
+/// `unused_client_ttl` of their registration.
+fn spawn_purge(db: DatabaseConnection, unused_client_ttl: Duration) {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -271,7 +272,12 @@ fn spawn_purge(db: DatabaseConnection) {
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "purging expired authorization state failed"),
             }
-            let _ = castellan_schema::oauth::delete_unused_dynamic_clients(&db, now - chrono::Duration::days(1)).await;
+            let cutoff = crate::oauth::register::unused_registered_since(now, unused_client_ttl);
+            match castellan_schema::oauth::delete_unused_dynamic_clients(&db, cutoff).await {
+                Ok(removed) if removed > 0 => tracing::info!(removed, "never-used dynamic clients removed"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "removing never-used dynamic clients failed"),
+            }
         }
     });
 }

@@ -21,4 +21,5 @@ pub mod redaction;
 pub mod reload;
 pub mod secrets;
 pub mod tool_pins;
+pub mod trace_ids;
 pub mod web;

@@ -83,6 +83,50 @@ pub fn post(url: &str, headers: &[(&str, &str)], body: &str) -> HttpReply {
     finish(url, request.send_string(body))
 }
 
+/// `POST url` with this JSON body from the loopback address `source` (any of 127.0.0.0/8 works on
+/// Linux without configuration), one HTTP/1.1 request on its own connection. For limits keyed by the
+/// client's address.
+pub fn post_json_from(source: std::net::Ipv4Addr, url: &str, body: &str) -> HttpReply {
+    use std::io::{Read, Write};
+    let parsed = url::Url::parse(url).unwrap_or_else(|error| panic!("{url}: {error}"));
+    let target: std::net::SocketAddr = parsed
+        .socket_addrs(|| None)
+        .ok()
+        .and_then(|addresses| addresses.into_iter().next())
+        .unwrap_or_else(|| panic!("{url} names no address"));
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&std::net::SocketAddr::from((source, 0)).into())
+        .unwrap_or_else(|error| panic!("bind {source}: {error}"));
+    socket
+        .connect_timeout(&target.into(), Duration::from_secs(10))
+        .unwrap_or_else(|error| panic!("connect {url} from {source}: {error}"));
+    let mut stream: std::net::TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("read timeout");
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        parsed.path(),
+        target,
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send the request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the answer");
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line from {url}: {text}"));
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    HttpReply { status, headers, body: body.to_string() }
+}
+
 /// `application/x-www-form-urlencoded` text of `pairs`, in order (repeats kept).
 pub fn form_body(pairs: &[(&str, &str)]) -> String {
     let mut serializer = url::form_urlencoded::Serializer::new(String::new());

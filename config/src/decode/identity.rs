@@ -17,6 +17,7 @@ const IDENTITY_KEYS: &[&str] = &[
     "key_refetch_interval",
     "dynamic_registration",
     "max_dynamic_clients",
+    "unused_dynamic_client_ttl",
     "client_metadata_documents",
     "allow_private_addresses",
     "extra_ca_file",
@@ -53,6 +54,7 @@ pub(super) fn decode_identity(decoder: &mut Decoder, node: Option<Node>) -> Iden
         ("session_ttl", &mut settings.session_ttl),
         ("signing_key_rotation", &mut settings.signing_key_rotation),
         ("key_refetch_interval", &mut settings.key_refetch_interval),
+        ("unused_dynamic_client_ttl", &mut settings.unused_dynamic_client_ttl),
     ];
     for (key, slot) in durations {
         if let Some(node) = fields.take(key)

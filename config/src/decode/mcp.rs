@@ -135,6 +135,7 @@ pub(super) fn decode_process(
     if let Some(node) = &keys.args {
         for item in decoder.items(node).unwrap_or_default() {
             if let Some(arg) = decoder.template(&item, placeholders)
+                && no_secret_in_args(decoder, &item, &arg)
                 && no_nul(decoder, &item, &arg)
             {
                 args.push(arg);
@@ -162,6 +163,19 @@ pub(super) fn decode_process(
         no_nul(decoder, node, &Template::literal(cwd.as_str())).then(|| PathBuf::from(cwd))
     });
     Some(ChildProcess { command: command?, args, env, cwd })
+}
+
+/// A command line is readable by every local user (`ps`, `/proc/PID/cmdline`), so a secret there would
+/// leak to all of them; the environment and headers are not.
+fn no_secret_in_args(decoder: &mut Decoder, node: &Node, template: &Template) -> bool {
+    let Some(name) = template.secret_names().first().map(|name| name.to_string()) else { return true };
+    decoder.at_value(
+        node,
+        format!(
+            "`${{secret:{name}}}` is not allowed in `args`: command lines are visible to every local user; pass the secret in `env` (or, for an HTTP server, in `headers`)"
+        ),
+    );
+    false
 }
 
 /// A NUL cannot pass through `exec`, so it is refused here rather than failing at every spawn.

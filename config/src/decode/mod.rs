@@ -96,7 +96,7 @@ impl<'v, 'p> Fields<'v, 'p> {
 pub(crate) enum Placeholders {
     /// Plain settings: no secrets, no port.
     None,
-    /// mcp_servers args, env, headers and url.
+    /// mcp_servers args, env, headers and url (secrets are refused in args by `decode_process`).
     Secrets,
     /// The same, in an entry with `port: auto`.
     SecretsAndPort,
@@ -236,7 +236,7 @@ impl<'a> Decoder<'a> {
                     self.at_value(
                         node,
                         format!(
-                            "`${{secret:{name}}}` is not allowed here; secrets may appear only in the args, env, headers and url of an mcp_servers entry and in an issuer's client_secret"
+                            "`${{secret:{name}}}` is not allowed here; secrets may appear only in the env, headers and url of an mcp_servers entry, the env of a command hook and an issuer's client_secret"
                         ),
                     );
                 }

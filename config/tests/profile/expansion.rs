@@ -4,17 +4,18 @@ use castellan_config::{Template, TemplatePart, Transport};
 
 use crate::{parse_with, problem_lines_with};
 
-/// Parses `value` as the only argument of a stdio server and returns that argument's template.
+/// Parses `value` as the only environment variable of a stdio server and returns its template (the
+/// environment, unlike `args`, may hold secret references).
 fn expand_arg(value: &str, vars: &[(&str, &str)]) -> Template {
     let yaml_value = serde_yaml_ng::to_string(value).unwrap();
-    let text = format!("mcp_servers:\n  s:\n    command: x\n    args:\n      - {}\n", yaml_value.trim_end());
+    let text = format!("mcp_servers:\n  s:\n    command: x\n    env:\n      V: {}\n", yaml_value.trim_end());
     let profile = match parse_with(&text, vars) {
         Ok(profile) => profile,
         Err(problems) => panic!("{value:?} should expand, got {problems:#?}"),
     };
     let spec = profile.mcp_servers.into_values().next().unwrap();
-    let Transport::Stdio { mut args, .. } = spec.transport else { panic!("expected stdio for {value:?}") };
-    args.remove(0)
+    let Transport::Stdio { mut env, .. } = spec.transport else { panic!("expected stdio for {value:?}") };
+    env.remove("V").unwrap()
 }
 
 fn lit(text: &str) -> TemplatePart {

@@ -187,6 +187,25 @@ const SINGLE_PROBLEM_CASES: &[(&str, &str, &str, &str)] = &[
         "p.yaml:4:12: mcp_servers.s.args[0]: ",
         "a secret name uses only letters",
     ),
+    // Command lines are readable by every local user: secrets go in env or headers.
+    (
+        "secret in stdio args",
+        "mcp_servers:\n  s:\n    command: x\n    args: [\"--token=${secret:tok}\"]\n",
+        "p.yaml:4:12: mcp_servers.s.args[0]: ",
+        "`${secret:tok}` is not allowed in `args`: command lines are visible to every local user; pass the secret in `env`",
+    ),
+    (
+        "secret in the args of an HTTP child",
+        "mcp_servers:\n  s:\n    command: x\n    args: [a, \"${secret:tok}\"]\n    url: http://127.0.0.1:${PORT}/mcp\n    port: auto\n",
+        "p.yaml:4:15: mcp_servers.s.args[1]: ",
+        "(or, for an HTTP server, in `headers`)",
+    ),
+    (
+        "secret in a command hook's args",
+        "hooks:\n  PreToolUse:\n    - { command: ./check, args: [\"${secret:tok}\"] }\n",
+        "p.yaml:3:34: hooks.PreToolUse[0].args[0]: ",
+        "is not allowed in `args`: command lines are visible to every local user",
+    ),
     // mcp_servers: names and forms
     (
         "bad server name",

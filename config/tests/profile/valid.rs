@@ -280,7 +280,7 @@ fn a_stdio_server_takes_every_key() {
         r#"mcp_servers:
   files:
     command: /usr/local/bin/files-mcp
-    args: ["--root", "/srv", "--token=${secret:files_token}"]
+    args: ["--root", "/srv"]
     env: { HOME: /srv, TOKEN: "${secret:files_token}" }
     cwd: /srv
     call_timeout: 5s
@@ -295,14 +295,7 @@ fn a_stdio_server_takes_every_key() {
     let expected = McpServerSpec {
         transport: Transport::Stdio {
             command: "/usr/local/bin/files-mcp".into(),
-            args: vec![
-                Template::literal("--root"),
-                Template::literal("/srv"),
-                Template::from_parts([
-                    TemplatePart::Literal("--token=".into()),
-                    TemplatePart::Secret("files_token".into()),
-                ]),
-            ],
+            args: vec![Template::literal("--root"), Template::literal("/srv")],
             env: BTreeMap::from([
                 ("HOME".to_string(), Template::literal("/srv")),
                 ("TOKEN".to_string(), Template::from_parts([TemplatePart::Secret("files_token".into())])),

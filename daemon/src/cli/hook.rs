@@ -3,6 +3,10 @@
 //! cannot be asked, events that gate an action (PreToolUse, UserPromptSubmit) are blocked (exit 2):
 //! any other exit code would let the action go ahead.
 //!
+//! A payload that names a tool use (`tool_use_id`) is sent with a `traceparent` derived from it
+//! (`trace_ids::traceparent_for_tool_use`), the trace id the gateway derives from the same id in
+//! Claude Code's `tools/call` request, so both records of one call share a trace.
+//!
 //! Environment: `CASTELLAN_API_KEY` (required), `CASTELLAN_URL` (default: the profile's public URL).
 
 use std::io::Read;
@@ -44,13 +48,12 @@ pub async fn run(global: &GlobalArgs, event: &str) -> Result<ExitCode, String> {
     let client = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none()).build();
     let Ok(client) = client else { return refuse("cannot build an HTTP client".into()) };
     let url = format!("{}/hooks/{event}", base.trim_end_matches('/'));
-    let response = client
-        .post(&url)
-        .header("Authorization", format!("Bearer {key}"))
-        .header("Content-Type", "application/json")
-        .body(input)
-        .send()
-        .await;
+    let mut request =
+        client.post(&url).header("Authorization", format!("Bearer {key}")).header("Content-Type", "application/json");
+    if let Some(traceparent) = crate::trace_ids::traceparent_for_hook_input(&input) {
+        request = request.header("traceparent", traceparent);
+    }
+    let response = request.body(input).send().await;
     let response = match response {
         Ok(response) => response,
         Err(_) => return refuse(format!("Castellan at {base} could not be asked; the action is blocked")),

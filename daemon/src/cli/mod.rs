@@ -83,7 +83,13 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum ProfileCommand {
     /// Validate a profile: exit 0 if valid, else 1 and one line per problem.
-    Check { file: PathBuf },
+    Check {
+        file: PathBuf,
+        /// The profile the daemon was started with: also print `FILE: needs a restart: KEY` for
+        /// each setting FILE changes that a reload does not apply.
+        #[arg(long, value_name = "RUNNING_FILE")]
+        running: Option<PathBuf>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -94,20 +100,33 @@ pub fn main() -> ExitCode {
             let code = castellan_actors::spawn::run_child_supervisor(program, command);
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
-        Command::Profile(ProfileCommand::Check { file }) => match castellan_config::load_profile_file(&file) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                ExitCode::SUCCESS
-            }
-            Err(problems) => {
-                for problem in problems {
-                    println!("{problem}");
-                }
-                ExitCode::FAILURE
-            }
-        },
+        Command::Profile(ProfileCommand::Check { file, running }) => check_profile(&file, running.as_deref()),
         command => run_async(cli.global, command),
     }
+}
+
+/// `castellan profile check FILE [--running RUNNING_FILE]`.
+fn check_profile(file: &std::path::Path, running: Option<&std::path::Path>) -> ExitCode {
+    let print_problems = |problems: Vec<castellan_config::Problem>| {
+        for problem in problems {
+            println!("{problem}");
+        }
+        ExitCode::FAILURE
+    };
+    let checked = match castellan_config::load_profile_file(file) {
+        Ok(profile) => profile,
+        Err(problems) => return print_problems(problems),
+    };
+    println!("{}: ok", file.display());
+    let Some(running) = running else { return ExitCode::SUCCESS };
+    let running = match castellan_config::load_profile_file(running) {
+        Ok(profile) => profile,
+        Err(problems) => return print_problems(problems),
+    };
+    for key in crate::reload::restart_only_changes(&running, &checked) {
+        println!("{}: needs a restart: {key}", file.display());
+    }
+    ExitCode::SUCCESS
 }
 
 fn run_async(global: GlobalArgs, command: Command) -> ExitCode {
@@ -153,17 +172,24 @@ pub fn load_profile(global: &GlobalArgs) -> Result<(castellan_config::Profile, P
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         format!("invalid profile:\n{}", lines.join("\n"))
     })?;
+    apply_environment(&mut profile);
+    Ok((profile, source))
+}
+
+/// What the environment overrides in a profile: `CASTELLAN_DATABASE_URL`. Applied to a reloaded
+/// profile too, so that it is compared with the running one on equal terms.
+pub fn apply_environment(profile: &mut castellan_config::Profile) {
     if let Ok(url) = std::env::var("CASTELLAN_DATABASE_URL")
         && !url.is_empty()
     {
         profile.database.url = url;
     }
-    Ok((profile, source))
 }
 
 async fn serve(global: &GlobalArgs, listen: Option<String>) -> Result<ExitCode, String> {
     crate::observability::init_logging();
     let (mut profile, source) = load_profile(global)?;
+    let as_started = profile.clone();
     if let Some(listen) = listen {
         if profile.server.public_url == castellan_config::derived_public_url(&profile.server.listen) {
             profile.server.public_url = castellan_config::derived_public_url(&listen);
@@ -175,7 +201,7 @@ async fn serve(global: &GlobalArgs, listen: Option<String>) -> Result<ExitCode, 
     let application = Application::build(&profile, db).await.map_err(|error| error.to_string())?;
     tracing::info!(listen_addr = %application.address, "castellan listening");
     if let ProfileSource::File(path) = source {
-        crate::reload::watch_profile(path, profile, application.handles());
+        crate::reload::watch_profile(path, as_started, application.handles());
     }
     application.run_until_stopped().await.map_err(|error| error.to_string())?;
     Ok(ExitCode::SUCCESS)

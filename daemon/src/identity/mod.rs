@@ -100,6 +100,34 @@ pub fn has_scope(principal: &Principal, needed: &str) -> bool {
     surfaces.peek().is_none() || surfaces.any(|scope| scope == needed)
 }
 
+/// The scope an access token of Castellan's own authorization server needs for the admin API.
+pub const ADMIN_SCOPE: &str = "admin";
+
+/// Why a principal may not use the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRefusal {
+    /// Below the admin tier.
+    Tier,
+    /// One of our access tokens whose `scope` does not name `admin`: the user is an admin, but
+    /// the client was granted less (a token an MCP client got for `mcp:tools` must not open
+    /// the admin API).
+    Scope,
+}
+
+/// Whether `principal` may use the admin API. Every credential needs the admin tier. Our own access
+/// tokens must also carry the `admin` scope: an OAuth scope is what the user consented to give that
+/// client. API keys and federated tokens are judged by tier alone, as before: an API key's scopes
+/// narrow its tier (a key of an admin scoped `user` is refused by the tier check), and a federated
+/// issuer's scopes are its own vocabulary, mapped to a tier by `tier_map`.
+pub fn may_use_admin_api(principal: &Principal) -> Result<(), AdminRefusal> {
+    if principal.tier < Tier::Admin {
+        return Err(AdminRefusal::Tier);
+    }
+    let scoped = !matches!(principal.credential, Credential::OAuth { .. })
+        || principal.scopes.iter().any(|scope| scope == ADMIN_SCOPE);
+    if scoped { Ok(()) } else { Err(AdminRefusal::Scope) }
+}
+
 /// The resources a request may present a token for: its `aud` must be one of these.
 #[derive(Debug, Clone, Copy)]
 pub enum Audience<'a> {
@@ -210,6 +238,37 @@ pub fn effective_tier(user_tier: Tier, key_scopes: &[String]) -> Tier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_api_needs_the_admin_tier_and_our_tokens_also_the_admin_scope() {
+        let principal = |tier: Tier, scopes: &[&str], credential: Credential| Principal {
+            subject: "s".into(),
+            tier,
+            scopes: scopes.iter().map(|scope| scope.to_string()).collect(),
+            credential,
+        };
+        let oauth = || Credential::OAuth { client_id: "c".into(), token_id: "t".into() };
+        let key = || Credential::ApiKey { public_id: "k".into() };
+        let federated = || Credential::Federated { issuer: "https://idp.example".into() };
+        let cases = [
+            (
+                "our token, admin user, mcp:tools only",
+                principal(Tier::Admin, &["mcp:tools"], oauth()),
+                Err(AdminRefusal::Scope),
+            ),
+            ("our token, admin user, no scope", principal(Tier::Admin, &[], oauth()), Err(AdminRefusal::Scope)),
+            ("our token, admin user, admin scope", principal(Tier::Admin, &["admin", "mcp:tools"], oauth()), Ok(())),
+            ("our token, user tier, admin scope", principal(Tier::User, &["admin"], oauth()), Err(AdminRefusal::Tier)),
+            ("API key of an admin, no scopes", principal(Tier::Admin, &[], key()), Ok(())),
+            ("API key of an admin, mcp:tools", principal(Tier::Admin, &["mcp:tools"], key()), Ok(())),
+            ("API key of a user", principal(Tier::User, &[], key()), Err(AdminRefusal::Tier)),
+            ("federated admin", principal(Tier::Admin, &["openid"], federated()), Ok(())),
+            ("anonymous", Principal::anonymous(), Err(AdminRefusal::Tier)),
+        ];
+        for (what, principal, expected) in cases {
+            assert_eq!(may_use_admin_api(&principal), expected, "{what}");
+        }
+    }
 
     #[test]
     fn our_tokens_need_the_scope_itself_other_credentials_are_restricted_only_by_surface_scopes() {

@@ -82,6 +82,14 @@ pub async fn post(
         Err(error) => return HttpResponse::BadRequest().json(error.to_message()),
     };
     let client = crate::http::client_address(&state, &request);
+    // A Claude Code tools/call names its tool use: the trace id is derived from it, as the
+    // `castellan hook` shim derives the trace id of that tool use's hook events.
+    let trace_id = match &message {
+        Incoming::Request { method, params: Some(params), .. } if method == "tools/call" => {
+            crate::trace_ids::trace_id_for_tool_call(params).unwrap_or(trace_id)
+        }
+        _ => trace_id,
+    };
     if stateless::is_stateless_version(header_str(request.headers(), VERSION_HEADER), SESSION_HEADER_VERSIONS) {
         return stateless_post(state, &request, (principal, client), scope, message, trace_id).await;
     }

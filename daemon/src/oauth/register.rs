@@ -1,7 +1,11 @@
 //! RFC 7591 dynamic client registration at `POST /oauth/register`. Registered clients are public
-//! (PKCE, no secret) unless they ask for a secret method. Flooding is bounded twice: a per-address
-//! rate and a cap on the number of dynamic clients (`identity.max_dynamic_clients`); dynamic clients
-//! never used are removed after a day.
+//! (PKCE, no secret) unless they ask for a secret method. Flooding is bounded three times: a rate per
+//! address and one for all addresses together (`AddressLimiter::for_registrations`), and a cap on the
+//! number of dynamic clients (`identity.max_dynamic_clients`). A client that never redeemed a code
+//! within `identity.unused_dynamic_client_ttl` of its registration no longer counts toward the cap
+//! and is deleted by the hourly purge; and when the cap is reached, the oldest never-used
+//! registration makes room, so registrations that are never used cannot lock real clients out.
+//! Only clients that were used fill the cap for good.
 
 use std::time::Instant;
 
@@ -10,6 +14,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use crate::http::AppState;
+use crate::identity::address_limiter::Refusal;
 use crate::identity::grants::{self, GrantError};
 use crate::identity::{credentials, redirect_uri};
 
@@ -41,9 +46,13 @@ pub async fn register(request: HttpRequest, body: web::Bytes, state: web::Data<A
         return registration_error(404, "not_found", "dynamic client registration is disabled");
     }
     let address = crate::http::client_address(&state, &request);
-    if !state.registration_limiter.allow(address, Instant::now()) {
-        let mut response =
-            registration_error(429, "too_many_requests", "too many registrations from this address; wait a minute");
+    if let Err(refusal) = state.registration_limiter.check(address, Instant::now()) {
+        let description = match refusal {
+            Refusal::Address => "too many registrations from this address; wait a minute",
+            Refusal::Global => "too many registrations at the moment; wait a minute",
+        };
+        tracing::warn!(?refusal, "registration rate limited");
+        let mut response = registration_error(429, "too_many_requests", description);
         response
             .headers_mut()
             .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("60"));
@@ -61,15 +70,8 @@ pub async fn register(request: HttpRequest, body: web::Bytes, state: web::Data<A
         Err((error, description)) => return registration_error(400, error, &description),
     };
     let now = Utc::now();
-    match castellan_schema::oauth::count_dynamic_clients(&state.db).await {
-        Ok(count) if count >= state.authority.settings.max_dynamic_clients => {
-            return registration_error(403, "access_denied", "this server accepts no more dynamic registrations");
-        }
-        Ok(_) => {}
-        Err(error) => {
-            tracing::error!(%error, "counting clients failed");
-            return registration_error(503, "temporarily_unavailable", "try again");
-        }
+    if let Err(response) = make_room(&state, now).await {
+        return response;
     }
     let client_id = credentials::generate_id("dyn_");
     let secret = parsed.confidential.then(|| credentials::generate(credentials::CLIENT_SECRET_PREFIX));
@@ -108,6 +110,40 @@ pub async fn register(request: HttpRequest, body: web::Bytes, state: web::Data<A
         }
     }
     HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(answer)
+}
+
+/// Whether a new dynamic client may be registered at `now`: below the cap it may; at the cap the
+/// oldest never-used registration is deleted to make room, and only a cap filled by clients that
+/// were used refuses (403).
+async fn make_room(state: &AppState, now: chrono::DateTime<Utc>) -> Result<(), HttpResponse> {
+    let settings = &state.authority.settings;
+    let unavailable = |error: castellan_schema::DbError| {
+        tracing::error!(%error, "checking the dynamic client cap failed");
+        registration_error(503, "temporarily_unavailable", "try again")
+    };
+    let unused_since = unused_registered_since(now, settings.unused_dynamic_client_ttl);
+    let holding = castellan_schema::oauth::count_dynamic_clients_holding_places(&state.db, unused_since)
+        .await
+        .map_err(unavailable)?;
+    if holding < settings.max_dynamic_clients {
+        return Ok(());
+    }
+    if castellan_schema::oauth::evict_oldest_unused_dynamic_client(&state.db).await.map_err(unavailable)? {
+        tracing::warn!(
+            max_dynamic_clients = settings.max_dynamic_clients,
+            "the dynamic client cap is reached: the oldest never-used registration was deleted to make room"
+        );
+        return Ok(());
+    }
+    Err(registration_error(403, "access_denied", "this server accepts no more dynamic registrations"))
+}
+
+/// Never-used clients registered before this instant no longer count toward the cap.
+pub fn unused_registered_since(now: chrono::DateTime<Utc>, ttl: std::time::Duration) -> chrono::DateTime<Utc> {
+    chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|ttl| now.checked_sub_signed(ttl))
+        .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC)
 }
 
 /// A registration request that passed every check.

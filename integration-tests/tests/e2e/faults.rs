@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use integration_tests::events::EventStream;
 use integration_tests::mcp::{Session, bearer};
 use integration_tests::{
     AppOptions, Database, alive, descendants, eventually, profile_with_everything, spawn_app, spawn_app_with,
@@ -127,6 +128,67 @@ fn profile_reload_applies_valid_changes_and_ignores_invalid_ones() {
         eventually(Duration::from_secs(10), || !session.tool_names().contains(&"customers__get_customer".to_string()));
     assert!(applied, "a valid change is applied without a restart; log:\n{}", app.log());
     assert_eq!(session.call("customers__get_customer", json!({"id": 1}))["error"]["code"], -32003);
+}
+
+/// A reload that changes settings read only at start (here `identity.max_dynamic_clients` and
+/// `identity.access_token_ttl`) applies what it can (the stricter RBAC rule), and names each of
+/// the others as "needs a restart: KEY" in the log and in the `profile_applied` event. Before, these
+/// were silently ignored. The command-line `--listen` of every test daemon is not a change.
+#[test]
+fn profile_reload_names_the_settings_that_need_a_restart() {
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite));
+    let user_key = app.user_with_key("dave", "user");
+    let mut session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&user_key));
+    let mut events =
+        EventStream::open(&app.base_url, &bearer(&app.admin_key), "?types=profile_applied").expect("event stream");
+
+    let changed = integration_tests::DEFAULT_TEST_PROFILE
+        .replace("tools: [\"delete_*\"]", "tools: [\"delete_*\", \"get_*\"]")
+        + "identity:\n  max_dynamic_clients: 7\n  access_token_ttl: 5m\n";
+    std::fs::write(&app.profile_path, changed).expect("write");
+    let applied = events.find(Duration::from_secs(10), |message| message.event == "profile_applied");
+    let applied = applied.unwrap_or_else(|| panic!("a profile_applied event; log:\n{}", app.log()));
+    assert_eq!(
+        applied.data["restart_needed"],
+        json!(["identity.access_token_ttl", "identity.max_dynamic_clients"]),
+        "the event names the restart-only keys that changed: {}",
+        applied.raw
+    );
+    let log = app.log();
+    for key in ["identity.access_token_ttl", "identity.max_dynamic_clients"] {
+        assert!(log.contains(&format!("needs a restart: {key}")), "the log names {key}:\n{log}");
+    }
+    assert!(!log.contains("needs a restart: server.listen"), "--listen is not a profile change:\n{log}");
+    assert!(!session.tool_names().contains(&"customers__get_customer".to_string()), "the live change was applied");
+}
+
+/// `castellan profile check FILE --running RUNNING_FILE` says before the reload what it will not apply.
+#[test]
+fn profile_check_against_the_running_profile_names_the_settings_that_need_a_restart() {
+    let dir = std::env::temp_dir().join(format!("castellan-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let (running, changed) = (dir.join("running.yaml"), dir.join("changed.yaml"));
+    std::fs::write(&running, "server:\n  listen: 127.0.0.1:8080\n").expect("write");
+    std::fs::write(
+        &changed,
+        "server:\n  listen: 127.0.0.1:8080\n  public_url: https://castellan.example\nrbac:\n  default: allow\n",
+    )
+    .expect("write");
+    let check = |extra: &[&std::path::Path]| {
+        let mut command = std::process::Command::new(integration_tests::castellan_binary());
+        command.args(["profile", "check"]).arg(&changed);
+        if let Some(running) = extra.first() {
+            command.arg("--running").arg(running);
+        }
+        let output = command.output().expect("profile check runs");
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).to_string())
+    };
+    let (code, out) = check(&[&running]);
+    assert_eq!(code, Some(0), "a valid profile: {out}");
+    let expected = format!("{0}: ok\n{0}: needs a restart: server.public_url\n", changed.display());
+    assert_eq!(out, expected, "the restart-only change is named, the live rbac change is not");
+    assert_eq!(check(&[]), (Some(0), format!("{}: ok\n", changed.display())), "without --running, as before");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A long call to server-everything posted on its own thread with a fixed request id.

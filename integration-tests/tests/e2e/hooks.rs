@@ -222,6 +222,55 @@ fn the_claude_code_shim_gets_decisions_for_built_in_tools_and_fails_closed() {
     );
 }
 
+/// The shim sends a `traceparent` derived from the payload's `tool_use_id`, so its hook_events rows
+/// land under the trace id the gateway derives from `_meta["claudecode/toolUseId"]` of the same
+/// call (`castellan::trace_ids`). Before, each hook request got a random trace id.
+#[test]
+fn the_shim_records_a_tool_use_under_the_trace_id_derived_from_its_tool_use_id() {
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite));
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/claude_code_hooks");
+    let load = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join(name)).expect("fixture")).expect("fixture json")
+    };
+    let pre = load("PreToolUse.json");
+    let post = load("PostToolUse.json");
+    let tool_use_id = pre["tool_use_id"].as_str().expect("the fixture names its tool use").to_string();
+    let expected = castellan::trace_ids::trace_id_for_tool_use(&tool_use_id).expect("a trace id");
+    let mut post = post;
+    post["tool_use_id"] = json!(tool_use_id);
+    assert_eq!(shim("PreToolUse", &app.base_url, Some(&app.admin_key), &pre).0, 0, "PreToolUse answered");
+    assert_eq!(shim("PostToolUse", &app.base_url, Some(&app.admin_key), &post).0, 0, "PostToolUse answered");
+
+    let recorded = trace(&app, &expected);
+    let events: Vec<&str> = recorded["hook_events"]
+        .as_array()
+        .expect("hook events")
+        .iter()
+        .filter_map(|event| event["event"].as_str())
+        .collect();
+    assert_eq!(events, ["PreToolUse", "PostToolUse"], "both events of the tool use are under its trace id: {recorded}");
+    // Claude Code's tools/call for the same tool use names it in `_meta`: the gateway's row joins
+    // the trace (even though this client also sends a traceparent of its own).
+    let mut session = integration_tests::mcp::Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
+    let params = json!({"name": "customers__get_customer", "arguments": {"id": 1}, "_meta": {"claudecode/toolUseId": tool_use_id}});
+    assert_eq!(session.request("tools/call", params).status, 200);
+    let recorded = trace(&app, &expected);
+    let executions = recorded["tool_executions"].as_array().cloned().unwrap_or_default();
+    assert_eq!(executions.len(), 1, "the gateway's row of the call is under the tool use's trace: {recorded}");
+    assert_eq!(executions[0]["tool"], "get_customer");
+
+    let prompt = json!({"session_id": "abc123", "hook_event_name": "UserPromptSubmit", "prompt": "hello"});
+    assert_eq!(shim("UserPromptSubmit", &app.base_url, Some(&app.admin_key), &prompt).0, 0);
+    let total = app.database.query_scalar("SELECT count(*) FROM hook_events");
+    let under_trace =
+        app.database.query_scalar(&format!("SELECT count(*) FROM hook_events WHERE trace_id = '{expected}'"));
+    assert_eq!(
+        (total.as_str(), under_trace.as_str()),
+        ("3", "2"),
+        "an event without a tool use gets a trace of its own"
+    );
+}
+
 /// A fresh directory for one test's files.
 fn scratch(name: &str) -> std::path::PathBuf {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();

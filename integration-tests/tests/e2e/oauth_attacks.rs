@@ -5,17 +5,17 @@
 //! flooding, and malformed token requests. Every case checks the answer and the state change that
 //! must (or must not) follow. What each case must do is docs/identity-notes.md section 4.
 
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use castellan::identity::master_key::MasterKey;
 use integration_tests::oauth::{
     AuthorizationRequest, ClientAuth, FORM, HttpReply, Pkce, access_token_of, assemble_jwt, assert_accepted,
     assert_error_page, assert_invalid_token, assert_token_error, authorization_url, authorize_in_browser, b64url,
     b64url_decode, basic_authorization, code_client, eddsa, form_body, form_post, get, hs256, jwks, jwt_parts,
-    loopback_redirect_uri, mcp_initialize, post, query_parameter, redeem_code, refresh, refresh_token_of,
-    service_client, service_token, signing_input, tokens_for,
+    loopback_redirect_uri, mcp_initialize, post, post_json_from, query_parameter, redeem_code, refresh,
+    refresh_token_of, service_client, service_token, signing_input, tokens_for,
 };
 use integration_tests::{
     AppOptions, DEFAULT_TEST_PROFILE, Database, TEST_MASTER_KEY, TestApp, free_port, spawn_app, spawn_app_with,
@@ -793,6 +793,85 @@ fn revocation_by_another_client_leaves_the_token_working() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The admin API
+
+/// The bootstrap admin signs in and authorizes one client twice: once for `mcp:tools` alone (what
+/// an MCP client asks for), once for `admin mcp:tools`. Before, both tokens opened the admin API
+/// because the user's tier is admin; now only the one that carries the `admin` scope does. The
+/// admin's API key keeps working.
+#[test]
+fn the_admin_api_needs_the_admin_scope_on_our_access_tokens() {
+    let app = spawn_app(Database::Sqlite);
+    let redirect = loopback_redirect_uri();
+    let client = code_client(&app, "app", &[&redirect]);
+    let narrow = AuthorizationRequest::new(client.client_id(), &redirect);
+    let mut wide = AuthorizationRequest::new(client.client_id(), &redirect);
+    wide.scope = "admin mcp:tools".into();
+    let callbacks = authorize_in_browser(&app, &[&narrow, &wide]);
+    let (narrow_token, _) = tokens_for(&app, &client, &narrow, &callbacks[0].code);
+    let (wide_token, _) = tokens_for(&app, &client, &wide, &callbacks[1].code);
+    assert_eq!(jwt_parts(&narrow_token).1["scope"], "mcp:tools", "the narrow token's scope");
+    assert_eq!(jwt_parts(&wide_token).1["scope"], "admin mcp:tools", "the wide token's scope");
+    assert_accepted(&mcp_initialize(&app, "/mcp", &narrow_token), "the narrow token on /mcp");
+
+    let trace = format!("{}/api/v1/traces/4bf92f3577b34da6a3ce929d0e0e4736", app.base_url);
+    let get_with = |token: &str| {
+        let bearer = format!("Bearer {token}");
+        match ureq::get(&trace).set("authorization", &bearer).call() {
+            Ok(response) => (response.status(), response.header("www-authenticate").map(str::to_string)),
+            Err(ureq::Error::Status(status, response)) => {
+                (status, response.header("www-authenticate").map(str::to_string))
+            }
+            Err(error) => panic!("transport error on {trace}: {error}"),
+        }
+    };
+    let (status, challenge) = get_with(&narrow_token);
+    assert_eq!(status, 403, "an admin's token with only mcp:tools is refused on /api/v1/traces");
+    assert!(
+        challenge
+            .as_deref()
+            .is_some_and(|text| text.contains("insufficient_scope") && text.contains("scope=\"admin\"")),
+        "the challenge names the missing scope: {challenge:?}"
+    );
+    assert_eq!(get_with(&wide_token).0, 200, "an admin's token with the admin scope is accepted on /api/v1/traces");
+    assert_eq!(get_with(&app.admin_key).0, 200, "the admin's API key still works on /api/v1/traces");
+
+    let events =
+        |token: &str| integration_tests::events::EventStream::open(&app.base_url, &format!("Bearer {token}"), "");
+    assert_eq!(
+        events(&narrow_token).err().map(|(status, _)| status),
+        Some(403),
+        "/api/v1/events refuses mcp:tools only"
+    );
+    assert!(events(&wide_token).is_ok(), "/api/v1/events accepts the admin scope");
+}
+
+/// A client-credentials token of an admin-tier client with the admin scope opens the admin API when
+/// it is for the whole gateway (`/mcp`), and not when it is for one server (`/mcp/customers`):
+/// before, any of our audiences did.
+#[test]
+fn the_admin_api_refuses_a_token_for_one_server() {
+    let app = spawn_app(Database::Sqlite);
+    let robot = ClientAuth::basic(&app.oauth_client("robot", &["--tier", "admin"]));
+    let token_for = |resource: &str| {
+        let pairs = [("grant_type", "client_credentials"), ("scope", "admin mcp:tools"), ("resource", resource)];
+        access_token_of(&form_post(&app, "/oauth/token", Some(&robot), &pairs))
+    };
+    let gateway = token_for(&format!("{}/mcp", app.public_url));
+    let one_server = token_for(&format!("{}/mcp/customers", app.public_url));
+    let status_with = |token: &str| {
+        let url = format!("{}/api/v1/traces/4bf92f3577b34da6a3ce929d0e0e4736", app.base_url);
+        match ureq::get(&url).set("authorization", &format!("Bearer {token}")).call() {
+            Ok(response) => response.status(),
+            Err(ureq::Error::Status(status, _)) => status,
+            Err(error) => panic!("transport error on {url}: {error}"),
+        }
+    };
+    assert_eq!(status_with(&gateway), 200, "a gateway token with the admin scope");
+    assert_eq!(status_with(&one_server), 401, "a token for one server's resource is not for the admin API");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Registration and malformed requests
 
 fn register(app: &TestApp) -> HttpReply {
@@ -821,18 +900,94 @@ fn registration_flooding_from_one_address_is_rate_limited() {
     assert_eq!(dynamic_clients(&app), 10, "the refused registrations created no client");
 }
 
+fn register_from(app: &TestApp, source: Ipv4Addr) -> HttpReply {
+    let metadata = json!({"client_name": "flood", "redirect_uris": ["http://127.0.0.1:9/cb"]});
+    post_json_from(source, &format!("{}/oauth/register", app.base_url), &metadata.to_string())
+}
+
+/// 100 loopback addresses, ten registrations each, as fast as one client sends them: before the
+/// global bound all 1,000 got through (the default cap, filled in about 2 s) and the next real
+/// client got 403 for a day. Now the registrations of every address together are bounded (a burst
+/// of 50, then one a second), and a real client registers once the burst has refilled a little.
 #[test]
-fn dynamic_registrations_stop_at_the_configured_cap() {
-    let profile = format!("{DEFAULT_TEST_PROFILE}identity:\n  max_dynamic_clients: 2\n");
-    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile));
-    assert_eq!(register(&app).status, 201, "first registration");
-    assert_eq!(register(&app).status, 201, "second registration");
-    for attempt in 3..=4 {
-        let reply = register(&app);
-        assert_eq!(reply.status, 403, "registration {attempt} beyond the cap: {reply}");
-        assert_eq!(reply.error(), "access_denied", "registration {attempt}: {reply}");
+fn a_registration_flood_from_many_addresses_is_bounded_globally() {
+    for database in Database::ALL {
+        let app = spawn_app(database);
+        let started = Instant::now();
+        let mut statuses = Vec::new();
+        for host in 1..=100u8 {
+            for _ in 0..10 {
+                statuses.push(register_from(&app, Ipv4Addr::new(127, 0, 1, host)).status);
+            }
+        }
+        let elapsed = started.elapsed();
+        let created = statuses.iter().filter(|status| **status == 201).count();
+        let limited = statuses.iter().filter(|status| **status == 429).count();
+        eprintln!("{database:?}: {created} of 1000 registrations from 100 addresses got through in {elapsed:?}");
+        assert_eq!(created + limited, 1000, "{database:?}: every attempt was registered or rate limited");
+        let bound = 50 + elapsed.as_secs() as usize + 1;
+        assert!(created <= bound, "{database:?}: at most the global burst plus one a second ({bound}), got {created}");
+        assert!(created >= 50, "{database:?}: the global burst itself is let through, got {created}");
+        assert_eq!(dynamic_clients(&app), created, "{database:?}: refused registrations created no client");
+
+        std::thread::sleep(Duration::from_millis(1_100));
+        let real = register_from(&app, Ipv4Addr::new(127, 0, 0, 1));
+        assert_eq!(real.status, 201, "{database:?}: a real client registers after the flood: {real}");
     }
-    assert_eq!(dynamic_clients(&app), 2, "no client beyond the cap");
+}
+
+/// With the cap reached by registrations that were never used, a new registration displaces the
+/// oldest of them instead of being refused (403, before): a flood cannot lock real clients out,
+/// and the table stays at the cap.
+#[test]
+fn never_used_registrations_cannot_lock_real_clients_out() {
+    for database in Database::ALL {
+        let profile = format!("{DEFAULT_TEST_PROFILE}identity:\n  max_dynamic_clients: 3\n");
+        let app = spawn_app_with(AppOptions::new(database).profile(&profile));
+        let mut flood_ids = Vec::new();
+        for host in 1..=8u8 {
+            let reply = register_from(&app, Ipv4Addr::new(127, 0, 2, host));
+            assert_eq!(reply.status, 201, "{database:?}: flood registration {host}: {reply}");
+            flood_ids.push(reply.json()["client_id"].as_str().unwrap_or_default().to_string());
+        }
+        assert_eq!(dynamic_clients(&app), 3, "{database:?}: the table stays at the cap");
+        let real = register_from(&app, Ipv4Addr::new(127, 0, 0, 1));
+        assert_eq!(real.status, 201, "{database:?}: a real client still registers: {real}");
+        let listing = String::from_utf8_lossy(&app.cli(&["clients", "list"]).stdout).to_string();
+        let real_id = real.json()["client_id"].as_str().unwrap_or_default().to_string();
+        assert!(listing.contains(&real_id), "{database:?}: the real client is registered: {listing}");
+        assert!(!listing.contains(&flood_ids[0]), "{database:?}: the oldest unused registration made room: {listing}");
+        assert_eq!(dynamic_clients(&app), 3, "{database:?}: still at the cap");
+    }
+}
+
+/// A client that redeemed a code holds its place for good: with the cap filled by such clients, a
+/// new registration is refused (403), as before; nothing is evicted.
+#[test]
+fn a_cap_filled_by_clients_that_were_used_refuses_new_registrations() {
+    let profile = format!("{DEFAULT_TEST_PROFILE}identity:\n  max_dynamic_clients: 1\n");
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile));
+    let redirect = loopback_redirect_uri();
+    let metadata = json!({"client_name": "real", "redirect_uris": [redirect], "token_endpoint_auth_method": "none"});
+    let registered = post(
+        &format!("{}/oauth/register", app.base_url),
+        &[("content-type", "application/json")],
+        &metadata.to_string(),
+    );
+    assert_eq!(registered.status, 201, "the real client registers: {registered}");
+    let client_id = registered.json()["client_id"].as_str().expect("client_id").to_string();
+    let client = ClientAuth::Public { client_id: client_id.clone() };
+    let request = AuthorizationRequest::new(&client_id, &redirect);
+    let code = authorize_in_browser(&app, &[&request]).remove(0).code;
+    let (access, _) = tokens_for(&app, &client, &request, &code);
+    assert_accepted(&mcp_initialize(&app, "/mcp", &access), "the real client's token");
+
+    let refused = register(&app);
+    assert_eq!(refused.status, 403, "the cap is filled by a used client: {refused}");
+    assert_eq!(refused.error(), "access_denied", "{refused}");
+    let listing = String::from_utf8_lossy(&app.cli(&["clients", "list"]).stdout).to_string();
+    assert!(listing.contains(&client_id), "the used client was not evicted: {listing}");
+    assert_eq!(dynamic_clients(&app), 1, "no client beyond the cap");
 }
 
 #[test]

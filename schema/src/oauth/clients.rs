@@ -172,6 +172,47 @@ pub async fn count_dynamic_clients(db: &DatabaseConnection) -> DbResult<u64> {
     Ok(entity::Entity::find().filter(entity::Column::Dynamic.eq(true)).count(db).await?)
 }
 
+/// How many dynamic clients hold a place under the registration cap: every one that was used, and
+/// the never-used ones registered at or after `unused_registered_since`. An older never-used one is
+/// an abandoned registration: it no longer counts, and [`delete_unused_dynamic_clients`] removes it.
+#[tracing::instrument(skip_all)]
+pub async fn count_dynamic_clients_holding_places(
+    db: &DatabaseConnection,
+    unused_registered_since: DateTime<Utc>,
+) -> DbResult<u64> {
+    let holding = sea_orm::Condition::any()
+        .add(entity::Column::LastUsedAt.is_not_null())
+        .add(entity::Column::CreatedAt.gte(truncate_to_micros(unused_registered_since)));
+    Ok(entity::Entity::find().filter(entity::Column::Dynamic.eq(true)).filter(holding).count(db).await?)
+}
+
+/// Deletes the oldest dynamic client that was never used, with any consents to it, to make room for
+/// a new registration when the cap is reached: a flood of registrations that are never used then
+/// displaces itself instead of locking real clients out. The delete is conditional on the client
+/// still being unused, so one that redeems a code meanwhile stays. Returns whether one was deleted.
+#[tracing::instrument(skip_all)]
+pub async fn evict_oldest_unused_dynamic_client(db: &DatabaseConnection) -> DbResult<bool> {
+    let unused =
+        || entity::Entity::find().filter(entity::Column::Dynamic.eq(true)).filter(entity::Column::LastUsedAt.is_null());
+    let transaction = db.begin().await?;
+    let Some(oldest) = unused().order_by_asc(entity::Column::Id).one(&transaction).await? else {
+        return Ok(false);
+    };
+    let deleted = entity::Entity::delete_many()
+        .filter(entity::Column::Id.eq(oldest.id))
+        .filter(entity::Column::LastUsedAt.is_null())
+        .exec(&transaction)
+        .await?;
+    if deleted.rows_affected > 0 {
+        consent_entity::Entity::delete_many()
+            .filter(consent_entity::Column::ClientId.eq(oldest.client_id))
+            .exec(&transaction)
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(deleted.rows_affected > 0)
+}
+
 /// Records that the client was just used.
 #[tracing::instrument(skip_all, fields(client.id = %client_id))]
 pub async fn touch_client(db: &DatabaseConnection, client_id: &str, now: DateTime<Utc>) -> DbResult<()> {

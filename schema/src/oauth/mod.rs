@@ -17,8 +17,9 @@ mod revocations;
 mod signing_keys;
 
 pub use clients::{
-    NewOAuthClient, OAuthClientRow, REMOVED_CLIENT_REVOCATION_LIFETIME, count_dynamic_clients, create_client,
-    delete_unused_dynamic_clients, find_client, list_clients, remove_client, remove_client_revoking_until,
+    NewOAuthClient, OAuthClientRow, REMOVED_CLIENT_REVOCATION_LIFETIME, count_dynamic_clients,
+    count_dynamic_clients_holding_places, create_client, delete_unused_dynamic_clients,
+    evict_oldest_unused_dynamic_client, find_client, list_clients, remove_client, remove_client_revoking_until,
     touch_client,
 };
 pub use codes::{CodeRedemption, CodeRow, NewCode, insert_code, redeem_code};

@@ -74,6 +74,8 @@ on_both_backends!(
     identity_schema_cases::revocation_ids_are_never_reused,
     oauth_clients_cases::oauth_clients_create_find_list_count,
     oauth_clients_cases::oauth_clients_delete_unused_dynamic,
+    oauth_clients_cases::oauth_clients_unused_registrations_stop_holding_places,
+    oauth_clients_cases::oauth_clients_evict_the_oldest_unused_dynamic,
     oauth_clients_cases::oauth_remove_client_revokes_grants,
     oauth_clients_cases::oauth_consents_upsert,
     oauth_tokens_cases::oauth_grants_round_trip,

@@ -101,6 +101,53 @@ pub async fn oauth_clients_delete_unused_dynamic(database: TestDatabase) {
     assert!(oauth::find_consent(db, alice.id, "dyn-old-used").await.expect("find").is_some(), "others' consents stay");
 }
 
+/// Toward the registration cap count the dynamic clients that were used, whenever registered, and
+/// the never-used ones registered at or after the cutoff; static clients never count.
+pub async fn oauth_clients_unused_registrations_stop_holding_places(database: TestDatabase) {
+    let db = &database.db;
+    create_client(&database, "static", false, 0).await;
+    create_client(&database, "dyn-old-unused", true, 0).await;
+    create_client(&database, "dyn-old-used", true, 0).await;
+    create_client(&database, "dyn-at-cutoff-unused", true, 100).await;
+    create_client(&database, "dyn-new-unused", true, 200).await;
+    oauth::touch_client(db, "dyn-old-used", instant(50)).await.expect("touch");
+
+    let count_at = |seconds| oauth::count_dynamic_clients_holding_places(db, instant(seconds));
+    assert_eq!(count_at(0).await.expect("count"), 4, "before any expiry every dynamic client holds a place");
+    assert_eq!(
+        count_at(100).await.expect("count"),
+        3,
+        "dyn-old-unused expired; the one registered exactly at the cutoff still counts"
+    );
+    assert_eq!(count_at(201).await.expect("count"), 1, "only the used client holds a place for good");
+    assert_eq!(oauth::count_dynamic_clients(db).await.expect("count"), 4, "the rows are still there until purged");
+}
+
+/// Eviction deletes exactly one client, the oldest dynamic one never used (with its consents), and
+/// nothing once only used or static clients are left.
+pub async fn oauth_clients_evict_the_oldest_unused_dynamic(database: TestDatabase) {
+    let db = &database.db;
+    let alice = users::create(db, "alice", "user", &[], instant(0)).await.expect("create alice");
+    create_client(&database, "static", false, 0).await;
+    create_client(&database, "dyn-used", true, 1).await;
+    create_client(&database, "dyn-first-unused", true, 2).await;
+    create_client(&database, "dyn-second-unused", true, 3).await;
+    oauth::touch_client(db, "dyn-used", instant(4)).await.expect("touch");
+    oauth::record_consent(db, alice.id, "dyn-first-unused", &strings(&["mcp:tools"]), instant(5))
+        .await
+        .expect("consent");
+
+    let listed = || async {
+        oauth::list_clients(db).await.expect("list").into_iter().map(|client| client.client_id).collect::<Vec<_>>()
+    };
+    assert!(oauth::evict_oldest_unused_dynamic_client(db).await.expect("evict"), "one to evict");
+    assert_eq!(listed().await, ["static", "dyn-used", "dyn-second-unused"], "the oldest unused went");
+    assert_eq!(oauth::find_consent(db, alice.id, "dyn-first-unused").await.expect("find"), None, "with its consent");
+    assert!(oauth::evict_oldest_unused_dynamic_client(db).await.expect("evict"), "a second one to evict");
+    assert!(!oauth::evict_oldest_unused_dynamic_client(db).await.expect("evict"), "nothing unused is left");
+    assert_eq!(listed().await, ["static", "dyn-used"], "used and static clients are never evicted");
+}
+
 /// Removing a client revokes its live grants (refresh tokens included), logs each revocation
 /// once, forgets consents to it, and leaves other clients' grants alone.
 pub async fn oauth_remove_client_revokes_grants(database: TestDatabase) {
