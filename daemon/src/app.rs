@@ -32,7 +32,7 @@ use crate::identity::revocations::{self, Revocations};
 use crate::identity::signing::{self, SigningKeys};
 use crate::mcp::GatewayRouter;
 use crate::mcp::gateway::{Gateway, GatewayParts};
-use crate::mcp::session::SessionStore;
+use crate::mcp::session::{SessionLimits, SessionStore};
 use crate::secrets::{SecretStore, load_master_key};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +78,10 @@ impl Application {
         let metrics = Metrics::new();
         let bus = EventBus::new(metrics.clone());
         let registry = Registry::default();
-        let sessions = Arc::new(SessionStore::default());
+        let sessions = Arc::new(SessionStore::new(SessionLimits {
+            total: crate::mcp::session::MAX_SESSIONS,
+            per_principal: profile.server.max_sessions_per_principal,
+        }));
         let audit = AuditWriter::start(db.clone(), metrics.clone()).await?;
         let policy_engine = PolicyEngine::new(profile.rbac.clone());
         let policy_snapshot = Arc::clone(&policy_engine.snapshot);
@@ -163,6 +166,11 @@ impl Application {
             secrets,
             registration_limiter: AddressLimiter::for_registrations(),
             rate_limits: crate::rate_limit::RateLimits::new(&profile.rate_limits, &profile.server.trusted_proxies),
+            initialize_limits: crate::rate_limit::RateLimits::new(
+                &crate::mcp::session::initialize_rate_limits(&profile.rate_limits),
+                &profile.server.trusted_proxies,
+            ),
+            bodies: crate::http_body::BodyBounds::from_profile(&profile.server),
             metadata_fetch_limiter: AddressLimiter::for_registrations(),
             flow_limiter: AddressLimiter::for_flows(),
         });
@@ -172,6 +180,7 @@ impl Application {
             loop {
                 interval.tick().await;
                 sweeping.rate_limits.sweep();
+                sweeping.initialize_limits.sweep();
             }
         });
         let handles = LiveHandles {
@@ -185,7 +194,13 @@ impl Application {
         let max_body = profile.server.max_body_bytes;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
-            App::new().app_data(app_state.clone()).app_data(web::PayloadConfig::new(max_body)).configure(configure)
+            // web::Json is used only by the passkey ceremonies, read before sign-in: 64 KiB is
+            // room for any attestation; every other body goes through `http_body`.
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .app_data(web::JsonConfig::default().limit(64 * 1024))
+                .configure(configure)
         })
         .workers(2)
         .shutdown_timeout(profile.server.drain_timeout.as_secs().max(1))
@@ -332,6 +347,8 @@ pub fn apply_servers(handles: &LiveHandles, profile: &Profile) {
     handles.state.allow_anonymous.store(profile.server.allow_anonymous, Ordering::Relaxed);
     handles.state.secrets.set_validation(profile.secrets.validation);
     handles.state.rate_limits.apply(&profile.rate_limits, &profile.server.trusted_proxies);
+    let initialize_limits = crate::mcp::session::initialize_rate_limits(&profile.rate_limits);
+    handles.state.initialize_limits.apply(&initialize_limits, &profile.server.trusted_proxies);
     handles.state.gateway.tool_pins.set_mode(profile.server.tool_changes);
     handles.state.gateway.hooks.apply(&profile.hooks);
     handles.reconciler.do_send(ApplyServers(profile.mcp_servers.clone()));

@@ -20,7 +20,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 async fn hook(
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
     event: web::Path<String>,
 ) -> HttpResponse {
@@ -42,6 +42,11 @@ async fn hook(
     {
         return crate::http::too_many_requests(&policy, retry_after, json!({"error": "rate limited"}));
     }
+    // Authenticated and within its rate: only now is the body read.
+    let body = match state.bodies.read(payload).await {
+        Ok(body) => body,
+        Err(error) => return actix_web::ResponseError::error_response(&error),
+    };
     let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
         return json_error(400, "the hook input must be a JSON object");
     };

@@ -46,6 +46,10 @@ pub struct AppState {
     pub registration_limiter: crate::identity::address_limiter::AddressLimiter,
     /// `rate_limits`: the buckets every governed call draws from.
     pub rate_limits: crate::rate_limit::RateLimits,
+    /// The buckets of `initialize`, apart from the tool calls' (see `mcp::session::initialize_rate_limits`).
+    pub initialize_limits: crate::rate_limit::RateLimits,
+    /// The size and time bounds of request bodies.
+    pub bodies: crate::http_body::BodyBounds,
     /// Per-address bound on authorization requests that name a metadata-document client id.
     pub metadata_fetch_limiter: crate::identity::address_limiter::AddressLimiter,
     /// Per-address bound on new passkey ceremonies and authorization flows (each is a stored row).

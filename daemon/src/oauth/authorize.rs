@@ -239,10 +239,17 @@ async fn continue_flow(request: &HttpRequest, state: &AppState, flow_id: &str, n
 }
 
 /// `POST /oauth/consent`: the person's decision.
-pub async fn consent(request: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+pub async fn consent(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     if !crate::http::origin_allowed(&state, request.headers()) {
         return error_page(403, "this form was submitted from another site");
     }
+    let body = match state.bodies.unauthenticated().read(payload).await {
+        Ok(body) => body,
+        Err(error) => {
+            let status = actix_web::ResponseError::status_code(&error).as_u16();
+            return error_page(status, &error.to_string());
+        }
+    };
     let Ok(form) = Form::parse(&body) else { return error_page(400, "malformed form") };
     let (Some(flow_id), Some(csrf)) = (form.get("flow"), form.get("csrf")) else {
         return error_page(400, "malformed form");
