@@ -5,8 +5,11 @@
 //! at most its own small read buffer (32 KiB) of an unread body; a response to a request whose body
 //! was not read to the end closes the connection.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
 use futures_util::StreamExt as _;
@@ -34,7 +37,7 @@ impl BodyBounds {
         BodyBounds { max_bytes: self.max_bytes.min(UNAUTHENTICATED_BODY_LIMIT), ..self }
     }
 
-    pub async fn read(self, payload: web::Payload) -> Result<web::Bytes, BodyError> {
+    pub async fn read(self, payload: &mut web::Payload) -> Result<web::Bytes, BodyError> {
         read_bounded(payload, self.max_bytes, self.read_timeout).await
     }
 }
@@ -52,14 +55,49 @@ pub enum BodyError {
 
 /// Reads the whole body, refusing it as soon as it passes `limit` bytes or when it has not
 /// arrived within `timeout` (for the whole body, not for each chunk: trickling does not help).
-pub async fn read_bounded(payload: web::Payload, limit: usize, timeout: Duration) -> Result<web::Bytes, BodyError> {
+/// On a refusal the caller still holds the payload, for [`answer_unread`].
+pub async fn read_bounded(
+    payload: &mut web::Payload,
+    limit: usize,
+    timeout: Duration,
+) -> Result<web::Bytes, BodyError> {
     match tokio::time::timeout(timeout, read_all(payload, limit)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(BodyError::TimedOut { timeout }),
     }
 }
 
-async fn read_all(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, BodyError> {
+/// An answer given before the body was read to its end. It keeps the unread payload until the
+/// answer is written, because actix decides then: with the payload still held it closes the
+/// connection, while a payload already dropped makes it read and discard a chunked body for as
+/// long as the client sends one, or waits, with no deadline.
+pub fn answer_unread(response: HttpResponse, payload: web::Payload) -> HttpResponse {
+    let (head, body) = response.into_parts();
+    head.set_body(HoldingPayload { body, _payload: payload }).map_into_boxed_body()
+}
+
+/// A response body that owns the request's payload until it is dropped.
+struct HoldingPayload {
+    body: BoxBody,
+    _payload: web::Payload,
+}
+
+impl MessageBody for HoldingPayload {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<web::Bytes, Self::Error>>> {
+        Pin::new(&mut self.body).poll_next(context)
+    }
+}
+
+async fn read_all(payload: &mut web::Payload, limit: usize) -> Result<web::Bytes, BodyError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
@@ -126,12 +164,12 @@ mod tests {
 
     #[actix_web::test]
     async fn a_body_is_read_up_to_its_bound_and_no_further() {
-        let read = read_bounded(payload(vec![b"{\"a\":", b"1}"], false).await, 7, Duration::from_secs(5)).await;
+        let read = read_bounded(&mut payload(vec![b"{\"a\":", b"1}"], false).await, 7, Duration::from_secs(5)).await;
         assert_eq!(read, Ok(web::Bytes::from_static(b"{\"a\":1}")), "exactly the bound is accepted");
-        let read = read_bounded(payload(vec![b"{\"a\":", b"12}"], false).await, 7, Duration::from_secs(5)).await;
+        let read = read_bounded(&mut payload(vec![b"{\"a\":", b"12}"], false).await, 7, Duration::from_secs(5)).await;
         assert_eq!(read, Err(BodyError::TooLarge { limit: 7 }), "one byte past it is refused");
         // The refusal comes as soon as the bound is passed, not when the body ends.
-        let read = read_bounded(payload(vec![b"0123456789"], true).await, 4, Duration::from_secs(5)).await;
+        let read = read_bounded(&mut payload(vec![b"0123456789"], true).await, 4, Duration::from_secs(5)).await;
         assert_eq!(read, Err(BodyError::TooLarge { limit: 4 }), "without waiting for the rest");
     }
 
@@ -139,7 +177,7 @@ mod tests {
     async fn a_body_that_stops_arriving_times_out() {
         let timeout = Duration::from_millis(300);
         let started = std::time::Instant::now();
-        let read = read_bounded(payload(vec![b"{\"jsonrpc\""], true).await, 1024, timeout).await;
+        let read = read_bounded(&mut payload(vec![b"{\"jsonrpc\""], true).await, 1024, timeout).await;
         assert_eq!(read, Err(BodyError::TimedOut { timeout }));
         let elapsed = started.elapsed();
         assert!(elapsed >= timeout && elapsed < Duration::from_secs(3), "cut off at the deadline: {elapsed:?}");

@@ -58,18 +58,19 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// POST: one JSON-RPC message from the client.
 pub async fn post(
     request: HttpRequest,
-    payload: web::Payload,
+    mut payload: web::Payload,
     state: web::Data<AppState>,
     server: Option<web::Path<String>>,
 ) -> HttpResponse {
+    use crate::http_body::answer_unread;
     let (trace_id, principal, scope) = match admit(&request, &state, server.as_deref()).await {
         Ok(admitted) => admitted,
-        Err(response) => return response,
+        Err(response) => return answer_unread(response, payload),
     };
     // Only now, authenticated, is the body read (bounded in size and time).
-    let body = match state.bodies.read(payload).await {
+    let body = match state.bodies.read(&mut payload).await {
         Ok(body) => body,
-        Err(error) => return actix_web::ResponseError::error_response(&error),
+        Err(error) => return answer_unread(actix_web::ResponseError::error_response(&error), payload),
     };
     let content_type = header_str(request.headers(), "content-type").unwrap_or_default();
     if !content_type.to_ascii_lowercase().starts_with("application/json") {

@@ -36,7 +36,7 @@ fn strings(value: Option<&Value>, name: &str) -> Result<Option<Vec<String>>, Str
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn register(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+pub async fn register(request: HttpRequest, mut payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     if !state.authority.settings.dynamic_registration {
         return registration_error(404, "not_found", "dynamic client registration is disabled");
     }
@@ -50,12 +50,14 @@ pub async fn register(request: HttpRequest, payload: web::Payload, state: web::D
         return response;
     }
     let bounds = crate::http_body::BodyBounds { max_bytes: MAX_BODY_BYTES, ..state.bodies.unauthenticated() };
-    let body = match bounds.read(payload).await {
+    let body = match bounds.read(&mut payload).await {
         Ok(body) => body,
         Err(crate::http_body::BodyError::TooLarge { .. }) => {
-            return registration_error(413, "invalid_client_metadata", "the registration request is too large");
+            let refusal =
+                registration_error(413, "invalid_client_metadata", "the registration request is too large");
+            return crate::http_body::answer_unread(refusal, payload);
         }
-        Err(error) => return error.oauth_error_response(),
+        Err(error) => return crate::http_body::answer_unread(error.oauth_error_response(), payload),
     };
     let metadata: Value = match serde_json::from_slice(&body) {
         Ok(value @ Value::Object(_)) => value,

@@ -96,10 +96,10 @@ fn requested_resource<'f>(state: &AppState, form: &'f Form) -> Result<Option<&'f
 }
 
 #[tracing::instrument(skip_all, fields(grant_type))]
-pub async fn token(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
-    let body = match state.bodies.unauthenticated().read(payload).await {
+pub async fn token(request: HttpRequest, mut payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let body = match state.bodies.unauthenticated().read(&mut payload).await {
         Ok(body) => body,
-        Err(error) => return error.oauth_error_response(),
+        Err(error) => return crate::http_body::answer_unread(error.oauth_error_response(), payload),
     };
     let (form, client, used_basic) = match form_and_client(&state, &request, &body).await {
         Ok(found) => found,
@@ -163,10 +163,10 @@ pub async fn token(request: HttpRequest, payload: web::Payload, state: web::Data
 }
 
 /// RFC 7009: 200 whether or not the token was known.
-pub async fn revoke(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
-    let body = match state.bodies.unauthenticated().read(payload).await {
+pub async fn revoke(request: HttpRequest, mut payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let body = match state.bodies.unauthenticated().read(&mut payload).await {
         Ok(body) => body,
-        Err(error) => return error.oauth_error_response(),
+        Err(error) => return crate::http_body::answer_unread(error.oauth_error_response(), payload),
     };
     let (form, client, used_basic) = match form_and_client(&state, &request, &body).await {
         Ok(found) => found,
@@ -182,10 +182,10 @@ pub async fn revoke(request: HttpRequest, payload: web::Payload, state: web::Dat
 }
 
 /// RFC 7662: confidential clients only, and only about their own tokens.
-pub async fn introspect(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
-    let body = match state.bodies.unauthenticated().read(payload).await {
+pub async fn introspect(request: HttpRequest, mut payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let body = match state.bodies.unauthenticated().read(&mut payload).await {
         Ok(body) => body,
-        Err(error) => return error.oauth_error_response(),
+        Err(error) => return crate::http_body::answer_unread(error.oauth_error_response(), payload),
     };
     let (form, client, used_basic) = match form_and_client(&state, &request, &body).await {
         Ok(found) => found,
