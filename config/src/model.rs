@@ -20,8 +20,9 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long shutdown waits for in-flight requests by default.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(15);
-/// How long a request body may take to arrive by default.
-pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request body may take to arrive by default: with the second actix lingers before
+/// closing, a stalled client is gone within 30 s.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(25);
 /// How many MCP sessions one principal may hold by default.
 pub const DEFAULT_MAX_SESSIONS_PER_PRINCIPAL: usize = 100;
 /// The database used when the profile names none; `${CASTELLAN_DATA_DIR}` is expanded like any value.

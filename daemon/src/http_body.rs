@@ -89,10 +89,7 @@ impl MessageBody for HoldingPayload {
         self.body.size()
     }
 
-    fn poll_next(
-        mut self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-    ) -> Poll<Option<Result<web::Bytes, Self::Error>>> {
+    fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Result<web::Bytes, Self::Error>>> {
         Pin::new(&mut self.body).poll_next(context)
     }
 }
@@ -154,9 +151,8 @@ mod tests {
             }
             None::<(Result<web::Bytes, actix_web::error::PayloadError>, bool)>
         });
-        type Boxed = std::pin::Pin<
-            Box<dyn futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>>>,
-        >;
+        type Boxed =
+            std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>>>>;
         let boxed: Boxed = Box::pin(sent.chain(rest));
         let mut payload = Payload::from(boxed);
         web::Payload::from_request(&TestRequest::default().to_http_request(), &mut payload).await.unwrap()

@@ -37,7 +37,7 @@ fn default_server_settings() -> ServerSettings {
         health_interval: Duration::from_secs(15),
         trusted_proxies: vec![],
         tool_changes: castellan_config::ToolChanges::Warn,
-        body_read_timeout: Duration::from_secs(30),
+        body_read_timeout: Duration::from_secs(25),
         max_sessions_per_principal: 100,
     }
 }

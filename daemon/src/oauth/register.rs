@@ -53,8 +53,7 @@ pub async fn register(request: HttpRequest, mut payload: web::Payload, state: we
     let body = match bounds.read(&mut payload).await {
         Ok(body) => body,
         Err(crate::http_body::BodyError::TooLarge { .. }) => {
-            let refusal =
-                registration_error(413, "invalid_client_metadata", "the registration request is too large");
+            let refusal = registration_error(413, "invalid_client_metadata", "the registration request is too large");
             return crate::http_body::answer_unread(refusal, payload);
         }
         Err(error) => return crate::http_body::answer_unread(error.oauth_error_response(), payload),
