@@ -105,9 +105,10 @@ impl Default for SessionLimits {
 }
 
 /// The base rate of `initialize` per principal, per second, before the tier multiplier.
-const INITIALIZE_PER_SECOND: f64 = 2.0;
-/// Its burst in seconds of that rate: a user may open 60 sessions back to back, an admin 600.
-const INITIALIZE_BURST_SECONDS: f64 = 30.0;
+const INITIALIZE_PER_SECOND: f64 = 5.0;
+/// Its burst in seconds of that rate: a user may open 100 sessions back to back (its whole
+/// default session cap), anonymous callers 50, an admin 1000.
+const INITIALIZE_BURST_SECONDS: f64 = 20.0;
 
 /// The rate limits of `initialize`: a bucket of their own, kept by a second
 /// [`crate::rate_limit::RateLimits`] under its `mcp_tool_call` class, so that opening a session
