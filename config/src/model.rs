@@ -20,6 +20,11 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long shutdown waits for in-flight requests by default.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(15);
+/// How long a request body may take to arrive by default: with the second actix lingers before
+/// closing, a stalled client is gone within 30 s.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(25);
+/// How many MCP sessions one principal may hold by default.
+pub const DEFAULT_MAX_SESSIONS_PER_PRINCIPAL: usize = 100;
 /// The database used when the profile names none; `${CASTELLAN_DATA_DIR}` is expanded like any value.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://${CASTELLAN_DATA_DIR:-castellan-data}/castellan.db";
 
@@ -293,6 +298,12 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<String>,
     /// `tool_changes`: what happens when a server changes a tool's definition after it was pinned.
     pub tool_changes: ToolChanges,
+    /// `body_read_timeout`: how long a request body may take to arrive, from the moment the handler
+    /// starts reading it; a slower client is answered 408 and its connection closed.
+    pub body_read_timeout: Duration,
+    /// `max_sessions_per_principal`: the most MCP sessions one subject may hold; a new one past it
+    /// ends that subject's least recently used session. Read at start.
+    pub max_sessions_per_principal: usize,
 }
 
 /// `server.tool_changes`.

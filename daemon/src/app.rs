@@ -32,7 +32,7 @@ use crate::identity::revocations::{self, Revocations};
 use crate::identity::signing::{self, SigningKeys};
 use crate::mcp::GatewayRouter;
 use crate::mcp::gateway::{Gateway, GatewayParts};
-use crate::mcp::session::SessionStore;
+use crate::mcp::session::{SessionLimits, SessionStore};
 use crate::secrets::{SecretStore, load_master_key};
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +76,10 @@ impl Application {
         let metrics = Metrics::new();
         let bus = EventBus::new(metrics.clone());
         let registry = Registry::default();
-        let sessions = Arc::new(SessionStore::default());
+        let sessions = Arc::new(SessionStore::new(SessionLimits {
+            total: crate::mcp::session::MAX_SESSIONS,
+            per_principal: profile.server.max_sessions_per_principal,
+        }));
         let audit = AuditWriter::start(db.clone(), metrics.clone()).await?;
         let policies = Arc::new(crate::governance::Policies::new(profile));
         let self_executable = std::env::current_exe()
@@ -159,6 +162,7 @@ impl Application {
             secrets,
             registration_limiter: AddressLimiter::for_registrations(std::time::Instant::now()),
             trusted_proxies: crate::rate_limit::TrustedProxies::new(&profile.server.trusted_proxies),
+            bodies: crate::http_body::BodyBounds::from_profile(&profile.server),
             metadata_fetch_limiter: AddressLimiter::for_metadata_fetches(),
             flow_limiter: AddressLimiter::for_flows(),
         });
@@ -167,7 +171,9 @@ impl Application {
             let mut interval = tokio::time::interval(Duration::from_secs(60));
             loop {
                 interval.tick().await;
-                sweeping.gateway.policies.load().limits.sweep();
+                let snapshot = sweeping.gateway.policies.load();
+                snapshot.limits.sweep();
+                snapshot.initialize_limits.sweep();
             }
         });
         let handles = LiveHandles { state: state.clone(), reconciler: reconciler.clone(), bus: bus.clone() };
@@ -176,7 +182,13 @@ impl Application {
         let max_body = profile.server.max_body_bytes;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
-            App::new().app_data(app_state.clone()).app_data(web::PayloadConfig::new(max_body)).configure(configure)
+            // web::Json is used only by the passkey ceremonies, read before sign-in: 64 KiB is
+            // room for any attestation; every other body goes through `http_body`.
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .app_data(web::JsonConfig::default().limit(64 * 1024))
+                .configure(configure)
         })
         .workers(2)
         .shutdown_timeout(profile.server.drain_timeout.as_secs().max(1))

@@ -9,6 +9,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use crate::http::{AppState, json_error, trace_id_for};
+use crate::http_body::answer_unread;
 use crate::identity::Audience;
 
 /// The server name Claude Code's built-in tools are checked under (`claude-code__Bash`).
@@ -20,28 +21,35 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 async fn hook(
     request: HttpRequest,
-    body: web::Bytes,
+    mut payload: web::Payload,
     state: web::Data<AppState>,
     event: web::Path<String>,
 ) -> HttpResponse {
     let Some(event) = HookEvent::ALL.into_iter().find(|known| known.as_str() == event.as_str()) else {
-        return json_error(404, "unknown hook event");
+        return answer_unread(json_error(404, "unknown hook event"), payload);
     };
     let authorization = request.headers().get("authorization").and_then(|value| value.to_str().ok());
     let principal = match state.authenticator.authenticate(authorization, Audience::AnyOwn, Utc::now()).await {
         Ok(principal) => principal,
         Err(_) => {
-            return HttpResponse::Unauthorized()
+            let refusal = HttpResponse::Unauthorized()
                 .insert_header(("WWW-Authenticate", "Bearer"))
                 .json(json!({"error": "a credential is required"}));
+            return answer_unread(refusal, payload);
         }
     };
     let client = crate::http::client_address(&state, &request);
     if let crate::rate_limit::Admission::Limited { policy, retry_after } =
         state.gateway.policies.load().limits.check(RateClass::Hooks, &principal, client)
     {
-        return crate::http::too_many_requests(&policy, retry_after, json!({"error": "rate limited"}));
+        let refusal = crate::http::too_many_requests(&policy, retry_after, json!({"error": "rate limited"}));
+        return answer_unread(refusal, payload);
     }
+    // Authenticated and within its rate: only now is the body read.
+    let body = match state.bodies.read(&mut payload).await {
+        Ok(body) => body,
+        Err(error) => return answer_unread(actix_web::ResponseError::error_response(&error), payload),
+    };
     let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
         return json_error(400, "the hook input must be a JSON object");
     };

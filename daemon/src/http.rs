@@ -47,6 +47,8 @@ pub struct AppState {
     /// `server.trusted_proxies`: whose `X-Forwarded-For` names the client (the rate-limit buckets
     /// themselves are in the governance snapshot, `gateway.policies`).
     pub trusted_proxies: crate::rate_limit::TrustedProxies,
+    /// The size and time bounds of request bodies.
+    pub bodies: crate::http_body::BodyBounds,
     /// Per-address bound on authorization requests that name a metadata-document client id.
     pub metadata_fetch_limiter: crate::identity::address_limiter::AddressLimiter,
     /// Per-address bound on new passkey ceremonies and authorization flows (each is a stored row).

@@ -12,6 +12,7 @@ pub mod hook_endpoint;
 pub mod hook_writer;
 pub mod hooks;
 pub mod http;
+pub mod http_body;
 pub mod identity;
 pub mod mcp;
 pub mod oauth;

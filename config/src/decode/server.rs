@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use super::scalars::{check_database_url, check_http_url, parse_origin};
 use super::{Decoder, Node};
 use crate::model::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_DATABASE_URL, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEALTH_INTERVAL, DEFAULT_LISTEN,
-    DEFAULT_MAX_BODY_BYTES, DatabaseSettings, ServerSettings,
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_CALL_TIMEOUT, DEFAULT_DATABASE_URL, DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_HEALTH_INTERVAL, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
+    DatabaseSettings, ServerSettings,
 };
 use crate::template::expand;
 
@@ -21,6 +22,8 @@ const SERVER_KEYS: &[&str] = &[
     "health_interval",
     "trusted_proxies",
     "tool_changes",
+    "body_read_timeout",
+    "max_sessions_per_principal",
 ];
 
 pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> ServerSettings {
@@ -35,6 +38,8 @@ pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> Server
         health_interval: DEFAULT_HEALTH_INTERVAL,
         trusted_proxies: Vec::new(),
         tool_changes: crate::model::ToolChanges::Warn,
+        body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+        max_sessions_per_principal: DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
     };
     let fields = node.as_ref().and_then(|node| decoder.fields(node, SERVER_KEYS));
     if let Some(mut fields) = fields {
@@ -80,6 +85,19 @@ pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> Server
             && let Some(timeout) = decoder.duration(&node)
         {
             settings.drain_timeout = timeout;
+        }
+        if let Some(node) = fields.take("body_read_timeout")
+            && let Some(timeout) = decoder.positive_duration(&node)
+        {
+            settings.body_read_timeout = timeout;
+        }
+        if let Some(node) = fields.take("max_sessions_per_principal")
+            && let Some(sessions) = decoder.positive_integer(&node)
+        {
+            match usize::try_from(sessions) {
+                Ok(sessions) => settings.max_sessions_per_principal = sessions,
+                Err(_) => decoder.at_value(&node, "is too large for this machine"),
+            }
         }
         if let Some(node) = fields.take("health_interval")
             && let Some(interval) = decoder.positive_duration(&node)

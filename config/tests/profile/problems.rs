@@ -65,6 +65,18 @@ const SINGLE_PROBLEM_CASES: &[(&str, &str, &str, &str)] = &[
         "`-5` is not a whole number",
     ),
     (
+        "body_read_timeout zero",
+        "server:\n  body_read_timeout: 0s\n",
+        "p.yaml:2:22: server.body_read_timeout: ",
+        "must be greater than zero",
+    ),
+    (
+        "max_sessions_per_principal zero",
+        "server:\n  max_sessions_per_principal: 0\n",
+        "p.yaml:2:31: server.max_sessions_per_principal: ",
+        "must be greater than zero",
+    ),
+    (
         "duration unit",
         "server:\n  call_timeout: 5x\n",
         "p.yaml:2:17: server.call_timeout: ",
@@ -542,7 +554,7 @@ fn some_problems_read_exactly() {
         ),
         (
             "server:\n  listne: x\n",
-            "p.yaml:2:3: server.listne: unknown key `listne`; expected one of: listen, public_url, max_body_bytes, call_timeout, drain_timeout, allowed_origins, allow_anonymous, health_interval, trusted_proxies, tool_changes",
+            "p.yaml:2:3: server.listne: unknown key `listne`; expected one of: listen, public_url, max_body_bytes, call_timeout, drain_timeout, allowed_origins, allow_anonymous, health_interval, trusted_proxies, tool_changes, body_read_timeout, max_sessions_per_principal",
         ),
         (
             "mcp_servers:\n  s:\n    command: x\n    port: auto\n",

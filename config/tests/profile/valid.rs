@@ -37,6 +37,8 @@ fn default_server_settings() -> ServerSettings {
         health_interval: Duration::from_secs(15),
         trusted_proxies: vec![],
         tool_changes: castellan_config::ToolChanges::Warn,
+        body_read_timeout: Duration::from_secs(25),
+        max_sessions_per_principal: 100,
     }
 }
 
@@ -236,7 +238,7 @@ fn an_empty_mapping_is_a_profile_of_defaults() {
 #[test]
 fn server_settings_are_read_and_defaults_derive_from_listen() {
     let profile = parse_ok(
-        "server:\n  listen: 0.0.0.0:9443\n  max_body_bytes: 1024\n  call_timeout: 2m\n  drain_timeout: 0s\n  allowed_origins: [\"https://App.Example.com\", \"http://localhost:3000\"]\n  allow_anonymous: true\n  trusted_proxies: [10.0.0.0/8, \"::1\"]\n  tool_changes: block\n",
+        "server:\n  listen: 0.0.0.0:9443\n  max_body_bytes: 1024\n  call_timeout: 2m\n  drain_timeout: 0s\n  allowed_origins: [\"https://App.Example.com\", \"http://localhost:3000\"]\n  allow_anonymous: true\n  trusted_proxies: [10.0.0.0/8, \"::1\"]\n  tool_changes: block\n  body_read_timeout: 5s\n  max_sessions_per_principal: 7\n",
     );
     let expected = ServerSettings {
         listen: "0.0.0.0:9443".into(),
@@ -249,6 +251,8 @@ fn server_settings_are_read_and_defaults_derive_from_listen() {
         health_interval: Duration::from_secs(15),
         trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()],
         tool_changes: castellan_config::ToolChanges::Block,
+        body_read_timeout: Duration::from_secs(5),
+        max_sessions_per_principal: 7,
     };
     assert_eq!(profile.server, expected, "server settings with public_url derived from listen");
 

@@ -59,13 +59,19 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// POST: one JSON-RPC message from the client.
 pub async fn post(
     request: HttpRequest,
-    body: web::Bytes,
+    mut payload: web::Payload,
     state: web::Data<AppState>,
     server: Option<web::Path<String>>,
 ) -> HttpResponse {
+    use crate::http_body::answer_unread;
     let (trace_id, principal, scope) = match admit(&request, &state, server.as_deref()).await {
         Ok(admitted) => admitted,
-        Err(response) => return response,
+        Err(response) => return answer_unread(response, payload),
+    };
+    // Only now, authenticated, is the body read (bounded in size and time).
+    let body = match state.bodies.read(&mut payload).await {
+        Ok(body) => body,
+        Err(error) => return answer_unread(actix_web::ResponseError::error_response(&error), payload),
     };
     let content_type = header_str(request.headers(), "content-type").unwrap_or_default();
     if !content_type.to_ascii_lowercase().starts_with("application/json") {
@@ -96,7 +102,7 @@ pub async fn post(
     if let Incoming::Request { id, method, params } = &message
         && method == "initialize"
     {
-        let response = initialize(&state, (&principal.subject, principal.tier), scope.clone(), id, params.as_ref());
+        let response = initialize(&state, &request, &principal, scope.clone(), id, params.as_ref()).await;
         if let Some(session_id) = header_str(response.headers(), SESSION_HEADER) {
             let input = json!({"source": "startup"});
             state
@@ -356,17 +362,55 @@ fn sse_event(message: &Value) -> web::Bytes {
     web::Bytes::from(format!("event: message\ndata: {message}\n\n"))
 }
 
-fn initialize(
+/// The largest `initialize` params accepted (capabilities, clientInfo and the rest, as JSON): the
+/// session keeps the capabilities for its life.
+const MAX_INITIALIZE_PARAMS_BYTES: usize = 64 * 1024;
+
+/// Opens a session: the principal's `initialize` rate (a bucket of its own), the size of the
+/// params, then the store, whose limits may end older sessions of the principal (SessionEnd).
+async fn initialize(
     state: &AppState,
-    (subject, tier): (&str, castellan_config::Tier),
+    request: &HttpRequest,
+    principal: &crate::identity::Principal,
     scope: Scope,
     id: &Value,
     params: Option<&Value>,
 ) -> HttpResponse {
+    let client = crate::http::client_address(state, request);
+    if let crate::rate_limit::Admission::Limited { retry_after, .. } = state
+        .gateway
+        .policies
+        .load()
+        .initialize_limits
+        .check(castellan_config::RateClass::McpToolCall, principal, client)
+    {
+        let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        tracing::info!(subject = %principal.subject, retry_after_s = seconds, "initialize rate limited");
+        let refusal = jsonrpc::RpcError::new(
+            Some(id.clone()),
+            jsonrpc::INVALID_REQUEST,
+            format!("too many sessions opened; retry in {seconds} s"),
+        );
+        return HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", seconds.to_string()))
+            .content_type("application/json")
+            .body(refusal.to_message().to_string());
+    }
+    if params.is_some_and(|params| !json_fits(params, MAX_INITIALIZE_PARAMS_BYTES)) {
+        let refusal = jsonrpc::RpcError::new(
+            Some(id.clone()),
+            jsonrpc::INVALID_PARAMS,
+            format!("initialize params are larger than {MAX_INITIALIZE_PARAMS_BYTES} bytes"),
+        );
+        return json_answer(413, &refusal.to_message());
+    }
     let requested = params.and_then(|params| params.get("protocolVersion")).and_then(Value::as_str).unwrap_or_default();
     let version = if SESSION_PROTOCOL_VERSIONS.contains(&requested) { requested } else { SESSION_PROTOCOL_VERSIONS[0] };
     let capabilities = params.and_then(|params| params.get("capabilities")).cloned().unwrap_or_else(|| json!({}));
-    let session = state.gateway.sessions.create(subject, tier, scope.clone(), version, capabilities);
+    let created =
+        state.gateway.sessions.create(&principal.subject, principal.tier, scope.clone(), version, capabilities);
+    state.gateway.raise_session_ends(created.evicted).await;
+    let session = created.session;
     let instructions = match &scope {
         Scope::Aggregated => {
             "Tools of every server you may use, named {server}__{tool}. Every call is checked and audited.".to_string()
@@ -389,6 +433,27 @@ fn initialize(
         .content_type("application/json")
         .insert_header((SESSION_HEADER, session.id.clone()))
         .body(jsonrpc::result_message(id, result).to_string())
+}
+
+/// Whether `value` serialized as JSON takes at most `limit` bytes; stops counting past it.
+fn json_fits(value: &Value, limit: usize) -> bool {
+    struct Counter {
+        written: usize,
+        limit: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.written += bytes.len();
+            if self.written > self.limit {
+                return Err(std::io::Error::other("over the limit"));
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(Counter { written: 0, limit }, value).is_ok()
 }
 
 /// GET: the session's stream of unsolicited notifications (list changes, log messages).

@@ -1,7 +1,7 @@
 //! MCP sessions of the 2025 revisions: created by `initialize`, named by `Mcp-Session-Id`, bound to
 //! the principal that created them, ended by DELETE or idleness.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,6 +49,12 @@ impl Session {
         *lock(&self.last_seen) = Instant::now();
     }
 
+    /// Makes the session look last used `ago` ago.
+    #[cfg(test)]
+    fn seen_ago(&self, ago: Duration) {
+        *lock(&self.last_seen) = Instant::now() - ago;
+    }
+
     pub fn attach_stream(&self, sender: mpsc::Sender<Value>) {
         *lock(&self.stream) = Some(sender);
     }
@@ -79,16 +85,110 @@ impl Session {
     }
 }
 
-/// The most sessions kept at once; past it the least recently used is dropped.
-const MAX_SESSIONS: usize = 10_000;
+/// The most sessions kept at once; past it idle sessions go first, then the least recently used.
+pub const MAX_SESSIONS: usize = 10_000;
 pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How many sessions the store keeps: in all, and for one subject. One subject at its cap ends its
+/// own least recently used session to open another, so it cannot push anyone else's out; only a
+/// store full of many subjects' sessions ends the least recently used of all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub total: usize,
+    pub per_principal: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits { total: MAX_SESSIONS, per_principal: castellan_config::DEFAULT_MAX_SESSIONS_PER_PRINCIPAL }
+    }
+}
+
+/// The base rate of `initialize` per principal, per second, before the tier multiplier.
+const INITIALIZE_PER_SECOND: f64 = 5.0;
+/// Its burst in seconds of that rate: a user may open 100 sessions back to back (its whole
+/// default session cap), anonymous callers 50, an admin 1000.
+const INITIALIZE_BURST_SECONDS: f64 = 20.0;
+
+/// The rate limits of `initialize`: a bucket of their own, kept by a second
+/// [`crate::rate_limit::RateLimits`] under its `mcp_tool_call` class, so that opening a session
+/// spends nothing of the principal's tool calls. The profile's tier multipliers apply.
+pub fn initialize_rate_limits(profile: &castellan_config::RateLimitSettings) -> castellan_config::RateLimitSettings {
+    castellan_config::RateLimitSettings {
+        burst_multiplier: INITIALIZE_BURST_SECONDS,
+        tier_multipliers: profile.tier_multipliers.clone(),
+        per_second: [(castellan_config::RateClass::McpToolCall, INITIALIZE_PER_SECOND)].into(),
+        servers: Default::default(),
+        tools: Default::default(),
+    }
+}
+
+/// A new session and the sessions its creation ended (their end is an event, as for idle ones).
+pub struct Created {
+    pub session: Arc<Session>,
+    pub evicted: Vec<Arc<Session>>,
+}
 
 #[derive(Default)]
 pub struct SessionStore {
-    sessions: Mutex<HashMap<String, std::sync::Arc<Session>>>,
+    limits: SessionLimits,
+    sessions: Mutex<Sessions>,
+}
+
+/// The sessions by id, and the ids each subject holds (so its cap is checked without a scan).
+#[derive(Default)]
+struct Sessions {
+    by_id: HashMap<String, Arc<Session>>,
+    by_subject: HashMap<String, HashSet<String>>,
+}
+
+impl Sessions {
+    fn insert(&mut self, session: Arc<Session>) {
+        self.by_subject.entry(session.subject.clone()).or_default().insert(session.id.clone());
+        self.by_id.insert(session.id.clone(), session);
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Arc<Session>> {
+        let session = self.by_id.remove(id)?;
+        if let Some(ids) = self.by_subject.get_mut(&session.subject) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_subject.remove(&session.subject);
+            }
+        }
+        Some(session)
+    }
+
+    fn held_by(&self, subject: &str) -> usize {
+        self.by_subject.get(subject).map_or(0, HashSet::len)
+    }
+
+    /// The least recently used of `ids`.
+    fn least_recent<'a>(&self, ids: impl Iterator<Item = &'a String>) -> Option<String> {
+        ids.filter_map(|id| Some((id, *lock(&self.by_id.get(id)?.last_seen))))
+            .min_by_key(|(_, seen)| *seen)
+            .map(|(id, _)| id.clone())
+    }
+
+    fn remove_idle(&mut self, idle: Duration) -> Vec<Arc<Session>> {
+        let expired: Vec<String> = self
+            .by_id
+            .iter()
+            .filter(|(_, session)| lock(&session.last_seen).elapsed() >= idle)
+            .map(|(id, _)| id.clone())
+            .collect();
+        expired.iter().filter_map(|id| self.remove(id)).collect()
+    }
 }
 
 impl SessionStore {
+    pub fn new(limits: SessionLimits) -> Self {
+        SessionStore { limits, sessions: Mutex::default() }
+    }
+
+    /// Opens a session, first ending what the limits require: the subject's own least recently
+    /// used sessions when it is at its cap, then, when the store is full, idle sessions and then
+    /// the least recently used of all.
     pub fn create(
         &self,
         subject: &str,
@@ -96,10 +196,10 @@ impl SessionStore {
         scope: Scope,
         protocol_version: &str,
         client_capabilities: Value,
-    ) -> std::sync::Arc<Session> {
+    ) -> Created {
         let mut bytes = [0u8; 16];
         rand::rng().fill_bytes(&mut bytes);
-        let session = std::sync::Arc::new(Session {
+        let session = Arc::new(Session {
             id: hex::encode(bytes),
             subject: subject.to_string(),
             tier,
@@ -112,39 +212,37 @@ impl SessionStore {
             next_client_request: AtomicU64::new(1),
         });
         let mut sessions = lock(&self.sessions);
-        if sessions.len() >= MAX_SESSIONS {
-            sessions.retain(|_, existing| lock(&existing.last_seen).elapsed() < SESSION_IDLE_TIMEOUT);
-            if sessions.len() >= MAX_SESSIONS
-                && let Some(oldest) =
-                    sessions.iter().min_by_key(|(_, existing)| *lock(&existing.last_seen)).map(|(id, _)| id.clone())
-            {
-                sessions.remove(&oldest);
-            }
+        let mut evicted = Vec::new();
+        while sessions.held_by(subject) >= self.limits.per_principal.max(1) {
+            let own = sessions.by_subject.get(subject).into_iter().flatten();
+            let Some(oldest) = sessions.least_recent(own) else { break };
+            evicted.extend(sessions.remove(&oldest));
         }
-        sessions.insert(session.id.clone(), std::sync::Arc::clone(&session));
-        session
+        if sessions.by_id.len() >= self.limits.total.max(1) {
+            evicted.extend(sessions.remove_idle(SESSION_IDLE_TIMEOUT));
+        }
+        while sessions.by_id.len() >= self.limits.total.max(1) {
+            let Some(oldest) = sessions.least_recent(sessions.by_id.keys()) else { break };
+            evicted.extend(sessions.remove(&oldest));
+        }
+        sessions.insert(Arc::clone(&session));
+        Created { session, evicted }
     }
 
     /// The session, if it exists, is not idle-expired, and belongs to `subject` and `scope`. An
     /// expired session stays in the store until [`SessionStore::take_idle`] ends it.
-    pub fn find(&self, id: &str, subject: &str, scope: &Scope) -> Option<std::sync::Arc<Session>> {
+    pub fn find(&self, id: &str, subject: &str, scope: &Scope) -> Option<Arc<Session>> {
         let sessions = lock(&self.sessions);
-        let session = sessions.get(id)?;
+        let session = sessions.by_id.get(id)?;
         if lock(&session.last_seen).elapsed() >= SESSION_IDLE_TIMEOUT {
             return None;
         }
-        (session.subject == subject && &session.scope == scope).then(|| std::sync::Arc::clone(session))
+        (session.subject == subject && &session.scope == scope).then(|| Arc::clone(session))
     }
 
     /// Removes and returns every session idle for `idle` or longer (their end is an event).
-    pub fn take_idle(&self, idle: Duration) -> Vec<std::sync::Arc<Session>> {
-        let mut sessions = lock(&self.sessions);
-        let expired: Vec<String> = sessions
-            .iter()
-            .filter(|(_, session)| lock(&session.last_seen).elapsed() >= idle)
-            .map(|(id, _)| id.clone())
-            .collect();
-        expired.iter().filter_map(|id| sessions.remove(id)).collect()
+    pub fn take_idle(&self, idle: Duration) -> Vec<Arc<Session>> {
+        lock(&self.sessions).remove_idle(idle)
     }
 
     pub fn remove(&self, id: &str) -> bool {
@@ -152,8 +250,8 @@ impl SessionStore {
     }
 
     /// Every session, for broadcasting list-changed notifications.
-    pub fn all(&self) -> Vec<std::sync::Arc<Session>> {
-        lock(&self.sessions).values().cloned().collect()
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        lock(&self.sessions).by_id.values().cloned().collect()
     }
 }
 
@@ -164,11 +262,20 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use castellan_config::Tier;
+
+    fn open(store: &SessionStore, subject: &str) -> Created {
+        store.create(subject, Tier::User, Scope::Aggregated, "2025-06-18", Value::Null)
+    }
+
+    fn ids(sessions: &[Arc<Session>]) -> Vec<&str> {
+        sessions.iter().map(|session| session.id.as_str()).collect()
+    }
 
     #[test]
     fn a_session_is_found_only_by_its_owner_on_its_endpoint() {
         let store = SessionStore::default();
-        let session = store.create("alice", castellan_config::Tier::User, Scope::Aggregated, "2025-06-18", Value::Null);
+        let session = open(&store, "alice").session;
         assert!(store.find(&session.id, "alice", &Scope::Aggregated).is_some(), "owner finds it");
         assert!(store.find(&session.id, "mallory", &Scope::Aggregated).is_none(), "another principal does not");
         assert!(
@@ -182,11 +289,69 @@ mod tests {
     #[test]
     fn idle_sessions_are_taken_once() {
         let store = SessionStore::default();
-        let session = store.create("alice", castellan_config::Tier::User, Scope::Aggregated, "2025-06-18", Value::Null);
+        let session = open(&store, "alice").session;
         assert!(store.take_idle(Duration::from_secs(3600)).is_empty(), "a fresh session is not idle");
         let taken = store.take_idle(Duration::ZERO);
-        assert_eq!(taken.iter().map(|taken| taken.id.as_str()).collect::<Vec<_>>(), [session.id.as_str()]);
+        assert_eq!(ids(&taken), [session.id.as_str()]);
         assert!(store.take_idle(Duration::ZERO).is_empty(), "and ended once");
         assert!(!store.remove(&session.id), "it is gone from the store");
+    }
+
+    #[test]
+    fn a_principal_at_its_cap_ends_its_own_least_recently_used_session() {
+        let store = SessionStore::new(SessionLimits { total: 1000, per_principal: 3 });
+        let bob = open(&store, "bob").session;
+        bob.seen_ago(Duration::from_secs(600));
+        let alice: Vec<Arc<Session>> = (0..3).map(|_| open(&store, "alice").session).collect();
+        alice[0].seen_ago(Duration::from_secs(30));
+        alice[1].seen_ago(Duration::from_secs(60));
+        alice[2].seen_ago(Duration::from_secs(10));
+        let fourth = open(&store, "alice");
+        assert_eq!(ids(&fourth.evicted), [alice[1].id.as_str()], "alice's least recently used, not bob's older one");
+        assert!(store.find(&bob.id, "bob", &Scope::Aggregated).is_some(), "bob keeps his session");
+        assert!(store.find(&alice[1].id, "alice", &Scope::Aggregated).is_none(), "the evicted one is gone");
+        for kept in [&alice[0], &alice[2], &fourth.session] {
+            assert!(store.find(&kept.id, "alice", &Scope::Aggregated).is_some(), "alice keeps three");
+        }
+        // Ending a session frees a place: the next one evicts nothing.
+        assert!(store.remove(&alice[0].id));
+        assert!(open(&store, "alice").evicted.is_empty(), "below the cap nothing is ended");
+    }
+
+    #[test]
+    fn one_principal_opening_twenty_thousand_sessions_evicts_only_its_own() {
+        let store = SessionStore::new(SessionLimits::default());
+        let others: Vec<(String, Arc<Session>)> = (0..50)
+            .map(|index| {
+                let subject = format!("user-{index}");
+                let session = open(&store, &subject).session;
+                (subject, session)
+            })
+            .collect();
+        let mut evicted = 0;
+        for _ in 0..20_000 {
+            let created = open(&store, "mallory");
+            assert!(created.evicted.iter().all(|session| session.subject == "mallory"), "only mallory's are ended");
+            evicted += created.evicted.len();
+        }
+        assert_eq!(evicted, 20_000 - 100, "every session past the cap of 100 ended one of mallory's");
+        assert_eq!(store.all().iter().filter(|session| session.subject == "mallory").count(), 100);
+        for (subject, session) in &others {
+            assert!(store.find(&session.id, subject, &Scope::Aggregated).is_some(), "{subject} keeps its session");
+        }
+    }
+
+    #[test]
+    fn a_full_store_ends_idle_sessions_first_then_the_least_recently_used() {
+        let store = SessionStore::new(SessionLimits { total: 3, per_principal: 10 });
+        let idle = open(&store, "alice").session;
+        idle.seen_ago(SESSION_IDLE_TIMEOUT + Duration::from_secs(1));
+        let older = open(&store, "bob").session;
+        older.seen_ago(Duration::from_secs(120));
+        let newer = open(&store, "carol").session;
+        newer.seen_ago(Duration::from_secs(60));
+        assert_eq!(ids(&open(&store, "dave").evicted), [idle.id.as_str()], "the idle session goes first");
+        assert_eq!(ids(&open(&store, "erin").evicted), [older.id.as_str()], "then the least recently used");
+        assert_eq!(store.all().len(), 3, "the store stays at its bound");
     }
 }

@@ -239,10 +239,17 @@ async fn continue_flow(request: &HttpRequest, state: &AppState, flow_id: &str, n
 }
 
 /// `POST /oauth/consent`: the person's decision.
-pub async fn consent(request: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+pub async fn consent(request: HttpRequest, mut payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     if !crate::http::origin_allowed(&state, request.headers()) {
-        return error_page(403, "this form was submitted from another site");
+        return crate::http_body::answer_unread(error_page(403, "this form was submitted from another site"), payload);
     }
+    let body = match state.bodies.unauthenticated().read(&mut payload).await {
+        Ok(body) => body,
+        Err(error) => {
+            let status = actix_web::ResponseError::status_code(&error).as_u16();
+            return crate::http_body::answer_unread(error_page(status, &error.to_string()), payload);
+        }
+    };
     let Ok(form) = Form::parse(&body) else { return error_page(400, "malformed form") };
     let (Some(flow_id), Some(csrf)) = (form.get("flow"), form.get("csrf")) else {
         return error_page(400, "malformed form");

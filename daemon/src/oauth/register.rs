@@ -41,7 +41,7 @@ fn strings(value: Option<&Value>, name: &str) -> Result<Option<Vec<String>>, Str
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn register(request: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+pub async fn register(request: HttpRequest, mut payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     if !state.authority.settings.dynamic_registration {
         return registration_error(404, "not_found", "dynamic client registration is disabled");
     }
@@ -58,9 +58,15 @@ pub async fn register(request: HttpRequest, body: web::Bytes, state: web::Data<A
             .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("60"));
         return response;
     }
-    if body.len() > MAX_BODY_BYTES {
-        return registration_error(413, "invalid_client_metadata", "the registration request is too large");
-    }
+    let bounds = crate::http_body::BodyBounds { max_bytes: MAX_BODY_BYTES, ..state.bodies.unauthenticated() };
+    let body = match bounds.read(&mut payload).await {
+        Ok(body) => body,
+        Err(crate::http_body::BodyError::TooLarge { .. }) => {
+            let refusal = registration_error(413, "invalid_client_metadata", "the registration request is too large");
+            return crate::http_body::answer_unread(refusal, payload);
+        }
+        Err(error) => return crate::http_body::answer_unread(error.oauth_error_response(), payload),
+    };
     let metadata: Value = match serde_json::from_slice(&body) {
         Ok(value @ Value::Object(_)) => value,
         _ => return registration_error(400, "invalid_client_metadata", "the body must be a JSON object"),

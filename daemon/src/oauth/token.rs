@@ -96,7 +96,11 @@ fn requested_resource<'f>(state: &AppState, form: &'f Form) -> Result<Option<&'f
 }
 
 #[tracing::instrument(skip_all, fields(grant_type))]
-pub async fn token(request: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+pub async fn token(request: HttpRequest, mut payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let body = match state.bodies.unauthenticated().read(&mut payload).await {
+        Ok(body) => body,
+        Err(error) => return crate::http_body::answer_unread(error.oauth_error_response(), payload),
+    };
     let (form, client, used_basic) = match form_and_client(&state, &request, &body).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -159,7 +163,11 @@ pub async fn token(request: HttpRequest, body: web::Bytes, state: web::Data<AppS
 }
 
 /// RFC 7009: 200 whether or not the token was known.
-pub async fn revoke(request: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+pub async fn revoke(request: HttpRequest, mut payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let body = match state.bodies.unauthenticated().read(&mut payload).await {
+        Ok(body) => body,
+        Err(error) => return crate::http_body::answer_unread(error.oauth_error_response(), payload),
+    };
     let (form, client, used_basic) = match form_and_client(&state, &request, &body).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -174,7 +182,11 @@ pub async fn revoke(request: HttpRequest, body: web::Bytes, state: web::Data<App
 }
 
 /// RFC 7662: confidential clients only, and only about their own tokens.
-pub async fn introspect(request: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+pub async fn introspect(request: HttpRequest, mut payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let body = match state.bodies.unauthenticated().read(&mut payload).await {
+        Ok(body) => body,
+        Err(error) => return crate::http_body::answer_unread(error.oauth_error_response(), payload),
+    };
     let (form, client, used_basic) = match form_and_client(&state, &request, &body).await {
         Ok(found) => found,
         Err(response) => return response,

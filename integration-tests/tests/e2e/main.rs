@@ -8,6 +8,7 @@ mod federation;
 mod gateway;
 mod hooks;
 mod identity_replicas;
+mod ingress;
 mod no_bypass;
 mod notifications;
 mod oauth_attacks;

@@ -144,7 +144,12 @@ impl Gateway {
 
     /// Ends the sessions idle for [`SESSION_IDLE_TIMEOUT`], raising SessionEnd for each.
     pub async fn end_idle_sessions(&self) {
-        for session in self.sessions.take_idle(crate::mcp::session::SESSION_IDLE_TIMEOUT) {
+        self.raise_session_ends(self.sessions.take_idle(crate::mcp::session::SESSION_IDLE_TIMEOUT)).await;
+    }
+
+    /// Raises SessionEnd for sessions the store has already removed (idle, or evicted by its limits).
+    pub async fn raise_session_ends(&self, ended: Vec<Arc<Session>>) {
+        for session in ended {
             let trace_id = crate::http::random_hex(16);
             let input = serde_json::json!({"reason": "other"});
             let who = (session.subject.as_str(), session.tier);
