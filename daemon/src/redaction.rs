@@ -103,9 +103,9 @@ impl Redactor {
             None => Cow::Borrowed(text),
             // Matches start and end on character boundaries (patterns are whole UTF-8 strings and
             // folding touches ASCII bytes only), so the output is UTF-8.
-            Some(out) => Cow::Owned(String::from_utf8(out).unwrap_or_else(|error| {
-                String::from_utf8_lossy(error.as_bytes()).into_owned()
-            })),
+            Some(out) => Cow::Owned(
+                String::from_utf8(out).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned()),
+            ),
         }
     }
 
@@ -173,6 +173,20 @@ pub fn current() -> Arc<Redactor> {
 /// Replaces the process's redactor (after the secret store was read).
 pub fn install(redactor: Redactor) {
     cell().store(Arc::new(redactor));
+}
+
+/// The process's redactor at the moment of each line, for children's output (the actors crate does
+/// not know the secret store).
+pub struct CurrentRedactor;
+
+impl castellan_actors::child_output::OutputRedactor for CurrentRedactor {
+    fn redact_line(&self, line: &str) -> String {
+        current().redact(line).into_owned()
+    }
+
+    fn redact_line_head(&self, head: &str) -> String {
+        current().redact_head(head)
+    }
 }
 
 /// A log writer that redacts each formatted line before it reaches stderr.
@@ -261,14 +275,22 @@ mod tests {
     fn base64_is_caught_at_every_alignment_with_and_without_padding_and_leaves_no_tail() {
         let secret = "sv-5b1e9d0c-leak-canary";
         let redactor = Redactor::new([("canary", secret)]);
-        let engines = [("standard", STANDARD), ("url", URL_SAFE), ("standard no pad", STANDARD_NO_PAD), ("url no pad", URL_SAFE_NO_PAD)];
+        let engines = [
+            ("standard", STANDARD),
+            ("url", URL_SAFE),
+            ("standard no pad", STANDARD_NO_PAD),
+            ("url no pad", URL_SAFE_NO_PAD),
+        ];
         for (engine_name, engine) in engines {
             for before in ["", "a", "ab"] {
                 // The value followed by more data, and the value ending the data.
                 for after in ["", "!", "?!", "tail-data"] {
                     let encoded = engine.encode(format!("{before}{secret}{after}"));
                     let redacted = redactor.redact(&encoded);
-                    let case = format!("{engine_name}, {} bytes before, {after:?} after: {encoded} -> {redacted}", before.len());
+                    let case = format!(
+                        "{engine_name}, {} bytes before, {after:?} after: {encoded} -> {redacted}",
+                        before.len()
+                    );
                     assert!(redacted.contains("[REDACTED:canary]"), "{case}");
                     let (head, rest) = redacted.split_once("[REDACTED:canary]").unwrap();
                     assert!(head.len() <= 3, "at most the mixed leading characters stay: {case}");

@@ -138,9 +138,7 @@ fn html_forms(value: &str) -> Vec<String> {
     ];
     policies
         .iter()
-        .map(|policy| {
-            value.chars().map(|c| policy(c).unwrap_or_else(|| c.to_string())).collect::<String>()
-        })
+        .map(|policy| value.chars().map(|c| policy(c).unwrap_or_else(|| c.to_string())).collect::<String>())
         .collect()
 }
 
