@@ -75,8 +75,13 @@ impl Redactor {
     /// `None` when nothing matched and everything is shown.
     fn replace(&self, bytes: &[u8], safe_end: usize) -> Option<Vec<u8>> {
         let automaton = self.automaton.as_ref()?;
-        let folded = bytes.to_ascii_lowercase();
-        let mut matches = automaton.find_iter(folded.as_slice()).peekable();
+        // Most text to redact (JSON keys, short strings) has no upper-case letter: no copy then.
+        let folded: Cow<[u8]> = if bytes.iter().any(u8::is_ascii_uppercase) {
+            Cow::Owned(bytes.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(bytes)
+        };
+        let mut matches = automaton.find_iter(folded.as_ref()).peekable();
         if matches.peek().is_none() && safe_end >= bytes.len() {
             return None;
         }
