@@ -41,7 +41,7 @@ impl HealthMonitor {
             interval,
             timeout: interval.min(Duration::from_secs(5)),
             failures: HashMap::new(),
-            system: sysinfo::System::new(),
+            system: process_sampler(),
             memory_bytes,
         }
     }
@@ -91,7 +91,12 @@ impl HealthMonitor {
 
     /// Sums the resident memory of each supervised process tree.
     fn sample_resources(&mut self, roots: &HashSet<u32>) {
-        self.system.refresh_processes(sysinfo::ProcessesToUpdate::All, true);
+        // Memory and parents only: no threads (each would be one more /proc entry read per sample).
+        self.system.refresh_processes_specifics(
+            sysinfo::ProcessesToUpdate::All,
+            true,
+            sysinfo::ProcessRefreshKind::nothing().with_memory().without_tasks(),
+        );
         let mut total = 0u64;
         for (pid, process) in self.system.processes() {
             let mut cursor = Some(*pid);
@@ -105,6 +110,15 @@ impl HealthMonitor {
         }
         self.memory_bytes.set(total as i64);
     }
+}
+
+/// A process table that keeps no file open between samples. sysinfo otherwise keeps every sampled
+/// process's `/proc/<pid>/stat` open to re-read it faster: hundreds of descriptors on other processes
+/// (and on their threads), held for as long as those live. The limit is process-wide; the health
+/// monitor is this process's only sysinfo user.
+pub fn process_sampler() -> sysinfo::System {
+    sysinfo::set_open_files_limit(0);
+    sysinfo::System::new()
 }
 
 impl Actor for HealthMonitor {

@@ -4,6 +4,7 @@
 //! handlers read published snapshots and only wait on an actor when they must (the audit commit).
 
 pub mod audit_writer;
+pub mod child_output;
 pub mod event_bus;
 pub mod health_monitor;
 pub mod mcp_server;

@@ -12,6 +12,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
 
+use crate::child_output::{OutputField, OutputRedactor, spawn_line_logger};
 use crate::event_bus::{Event, EventBus};
 use crate::metrics::{Metrics, ServerLabels};
 use crate::port_allocator::{AllocatePort, PortAllocator, ReleasePort};
@@ -29,6 +30,8 @@ pub struct ServerContext {
     pub metrics: Metrics,
     pub router: Arc<dyn InboundRouter>,
     pub secrets: SecretLookup,
+    /// Redacts what children write to stdout and stderr before it is logged.
+    pub output_redactor: Arc<dyn OutputRedactor>,
     pub port_allocator: Addr<PortAllocator>,
     pub http_client: reqwest::Client,
     pub handshake_timeout: Duration,
@@ -352,7 +355,8 @@ impl RunOnce {
                 let mut child =
                     spawn_supervised(&command).map_err(|error| format!("cannot start {}: {error}", command.program))?;
                 let connection =
-                    stdio::connect_stdio(&self.name, &mut child, router).map_err(|error| error.to_string())?;
+                    stdio::connect_stdio(&self.name, &mut child, router, Arc::clone(&self.context.output_redactor))
+                        .map_err(|error| error.to_string())?;
                 Ok((connection, Some(child)))
             }
             Transport::Http { url, headers, process, port } => {
@@ -388,7 +392,7 @@ impl RunOnce {
                         )?;
                         let mut child = spawn_supervised(&command)
                             .map_err(|error| format!("cannot start {}: {error}", command.program))?;
-                        log_output(&self.name, &mut child);
+                        log_output(&self.name, &mut child, &self.context.output_redactor);
                         Some(child)
                     }
                     None => None,
@@ -428,22 +432,13 @@ impl RunOnce {
     }
 }
 
-/// An HTTP child's stdout and stderr go to the log, line by line.
-fn log_output(server: &str, child: &mut SupervisedChild) {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    let streams: [Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>; 2] = [
-        child.child.stdout.take().map(|out| Box::new(out) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        child.child.stderr.take().map(|err| Box::new(err) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-    ];
-    for stream in streams.into_iter().flatten() {
-        let server = server.to_string();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stream).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let shown: String = line.chars().take(2048).collect();
-                tracing::info!(server = %server, output = %shown, "mcp server output");
-            }
-        });
+/// An HTTP child's stdout and stderr go to the log, line by line, redacted.
+fn log_output(server: &str, child: &mut SupervisedChild, redactor: &Arc<dyn OutputRedactor>) {
+    if let Some(stdout) = child.child.stdout.take() {
+        spawn_line_logger(server.to_string(), stdout, Arc::clone(redactor), OutputField::Output);
+    }
+    if let Some(stderr) = child.child.stderr.take() {
+        spawn_line_logger(server.to_string(), stderr, Arc::clone(redactor), OutputField::Output);
     }
 }
 

@@ -96,6 +96,7 @@ impl Application {
             metrics: metrics.clone(),
             router: Arc::new(GatewayRouter { sessions: Arc::clone(&sessions) }),
             secrets: secrets.lookup(),
+            output_redactor: Arc::new(crate::redaction::CurrentRedactor),
             port_allocator: PortAllocator::default().start(),
             http_client: upstream_http_client().map_err(|error| StartError::Other(error.to_string()))?,
             handshake_timeout: Duration::from_secs(30),

@@ -1,20 +1,20 @@
-//! The stdio wire: newline-delimited JSON-RPC over a child's stdin and stdout; stderr goes to the log.
+//! The stdio wire: newline-delimited JSON-RPC over a child's stdin and stdout; stderr goes to the log
+//! ([`crate::child_output`]).
 
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec};
 
 use super::{Connection, InboundRouter, UpstreamError, Wire};
+use crate::child_output::{OutputField, OutputRedactor, spawn_line_logger};
 use crate::spawn::SupervisedChild;
 
 /// The longest message a server may send on one line; a larger one ends the connection.
 const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
-/// The longest stderr line kept in the log.
-const MAX_STDERR_LINE: usize = 2048;
 
 pub(crate) struct StdioWire {
     writer: mpsc::Sender<Vec<u8>>,
@@ -29,10 +29,12 @@ impl StdioWire {
 }
 
 /// Takes the child's pipes and returns the connection; tasks end when the child's stdout closes.
+/// Its stderr goes to the log line by line, redacted by `redactor`, until the child closes it.
 pub fn connect_stdio(
     server: &str,
     child: &mut SupervisedChild,
     router: Arc<dyn InboundRouter>,
+    redactor: Arc<dyn OutputRedactor>,
 ) -> Result<Arc<Connection>, UpstreamError> {
     let (Some(mut stdin), Some(stdout), Some(stderr)) =
         (child.child.stdin.take(), child.child.stdout.take(), child.child.stderr.take())
@@ -69,13 +71,6 @@ pub fn connect_stdio(
         reader_connection.close();
     });
 
-    let stderr_server = server.to_string();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            let shown: String = line.chars().take(MAX_STDERR_LINE).collect();
-            tracing::info!(server = %stderr_server, stderr = %shown, "mcp server stderr");
-        }
-    });
+    spawn_line_logger(server.to_string(), stderr, redactor, OutputField::Stderr);
     Ok(connection)
 }

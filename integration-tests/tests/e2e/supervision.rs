@@ -169,3 +169,53 @@ fn a_server_naming_a_missing_secret_is_not_started_and_the_log_names_the_secret(
         app.log()
     );
 }
+
+/// The daemon's descriptors that point into `/proc/<pid>/` of another process, and into its own.
+fn proc_descriptors(daemon: i32) -> (Vec<String>, usize) {
+    let mut others = Vec::new();
+    let mut own = 0;
+    for entry in std::fs::read_dir(format!("/proc/{daemon}/fd")).into_iter().flatten().flatten() {
+        let Ok(target) = std::fs::read_link(entry.path()) else { continue };
+        let target = target.to_string_lossy().into_owned();
+        let Some(pid) = target.strip_prefix("/proc/").and_then(|rest| rest.split('/').next()) else { continue };
+        if pid.parse::<i32>().is_err() {
+            continue;
+        }
+        if pid == daemon.to_string() { own += 1 } else { others.push(target) }
+    }
+    (others, own)
+}
+
+#[test]
+fn health_sampling_holds_no_descriptors_on_other_processes_proc_files() {
+    let servers = (1..=3)
+        .map(|index| format!("  demo{index}:\n    command: castellan\n    args: [demo-server]\n"))
+        .collect::<String>();
+    let profile = integration_tests::DEFAULT_TEST_PROFILE
+        .replace("server:\n", "server:\n  health_interval: 200ms\n")
+        .replace("rbac:\n", &format!("{servers}rbac:\n"));
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile));
+    let children = integration_tests::descendants(app.pid()).into_iter().filter(|pid| is_demo_server(*pid)).count();
+    assert!(children >= 4, "four supervised demo servers run: {children}");
+    let sampled = eventually(Duration::from_secs(10), || {
+        let metrics = ureq::get(&format!("{}/metrics", app.base_url)).call().ok().and_then(|r| r.into_string().ok());
+        metrics
+            .unwrap_or_default()
+            .lines()
+            .find(|line| line.starts_with("castellan_servers_memory_bytes "))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .is_some_and(|bytes| bytes > 0.0)
+    });
+    assert!(sampled, "the health monitor sampled the children's memory");
+    // Several more samples at 200 ms.
+    std::thread::sleep(Duration::from_millis(1200));
+    let (others, own) = proc_descriptors(app.pid());
+    eprintln!("descriptors into /proc of other processes: {}, into its own: {own}", others.len());
+    assert!(
+        others.is_empty(),
+        "{} descriptors on other processes' /proc files, e.g. {:?}",
+        others.len(),
+        &others[..others.len().min(5)]
+    );
+    assert!(own <= 2, "at most a transient read of its own /proc files: {own}");
+}
