@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use castellan_actors::jsonrpc;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -92,8 +93,8 @@ impl DemoServer {
             _ => Err((-32601, format!("method not found: {method}"))),
         };
         Some(match outcome {
-            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-            Err((code, message)) => json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
+            Ok(result) => jsonrpc::response(&id, Ok(result)),
+            Err((code, message)) => jsonrpc::error(&id, code, &message),
         })
     }
 
@@ -130,7 +131,7 @@ pub async fn run_stdio() -> std::io::Result<()> {
     while let Some(line) = lines.next_line().await? {
         let answer = match serde_json::from_str::<Value>(&line) {
             Ok(message) => server.handle(&message),
-            Err(_) => Some(json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error"}})),
+            Err(_) => Some(jsonrpc::error(&Value::Null, -32700, "parse error")),
         };
         if let Some(answer) = answer {
             let mut bytes = answer.to_string().into_bytes();
@@ -151,9 +152,7 @@ pub async fn run_http(address: &str) -> std::io::Result<()> {
             "/mcp",
             web::post().to(|body: web::Bytes, server: web::Data<DemoServer>| async move {
                 let Ok(message) = serde_json::from_slice::<Value>(&body) else {
-                    return HttpResponse::BadRequest().json(
-                        json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error"}}),
-                    );
+                    return HttpResponse::BadRequest().json(jsonrpc::error(&Value::Null, -32700, "parse error"));
                 };
                 match server.handle(&message) {
                     Some(answer) if message.get("method").and_then(Value::as_str) == Some("initialize") => {

@@ -175,10 +175,7 @@ impl Connection {
         if self.is_closed() {
             return Err(UpstreamError::Disconnected);
         }
-        let mut message = json!({"jsonrpc": "2.0", "id": id, "method": method});
-        if let Some(params) = params {
-            message["params"] = params;
-        }
+        let message = crate::jsonrpc::request(id, method, params);
         match &self.wire {
             Wire::Stdio(wire) => {
                 let (sender, receiver) = oneshot::channel();
@@ -238,20 +235,12 @@ impl Connection {
 
     /// Sends a notification; failures are logged, there is nobody to tell.
     pub async fn notify(self: &Arc<Self>, method: &str, params: Option<Value>) {
-        let mut message = json!({"jsonrpc": "2.0", "method": method});
-        if let Some(params) = params {
-            message["params"] = params;
-        }
-        self.send_unanswered(&message).await;
+        self.send_unanswered(&crate::jsonrpc::notification(method, params)).await;
     }
 
     /// Answers a request the server sent us.
     pub async fn respond(self: &Arc<Self>, id: Value, outcome: RpcOutcome) {
-        let message = match outcome {
-            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-            Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
-        };
-        self.send_unanswered(&message).await;
+        self.send_unanswered(&crate::jsonrpc::response(&id, outcome)).await;
     }
 
     async fn send_unanswered(self: &Arc<Self>, message: &Value) {

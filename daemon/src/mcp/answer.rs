@@ -35,7 +35,7 @@ pub fn render(id: &Value, kind: ExecutionKind, outcome: Outcome) -> Answer {
     let error = |code: i64, message: &str| Answer::message(jsonrpc::error_message(id, code, message));
     match outcome {
         Outcome::Answered(result) | Outcome::Suspended(result) => Answer::message(jsonrpc::result_message(id, result)),
-        Outcome::UpstreamError(error) => Answer::message(json!({"jsonrpc": "2.0", "id": id, "error": error})),
+        Outcome::UpstreamError(error) => Answer::message(castellan_actors::jsonrpc::response(id, Err(error))),
         Outcome::Unknown(message) if kind == ExecutionKind::Resource => error(RESOURCE_NOT_FOUND, &message),
         Outcome::InvalidRequest(message) | Outcome::Unknown(message) => error(INVALID_PARAMS, &message),
         Outcome::Forbidden(message) => error(FORBIDDEN, &message),

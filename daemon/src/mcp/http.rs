@@ -351,10 +351,14 @@ async fn stateless_post(
 /// A GET or DELETE in the stateless revision: there is no stream and no session to end.
 fn stateless_refusal(request: &HttpRequest) -> Option<HttpResponse> {
     stateless::is_stateless_version(header_str(request.headers(), VERSION_HEADER), SESSION_HEADER_VERSIONS).then(|| {
-        HttpResponse::MethodNotAllowed()
-            .insert_header((header::ALLOW, "POST"))
-            .content_type("application/json")
-            .body(json!({"jsonrpc": "2.0", "id": null, "error": {"code": jsonrpc::INVALID_REQUEST, "message": "revision 2026-07-28 has no GET stream and no session"}}).to_string())
+        HttpResponse::MethodNotAllowed().insert_header((header::ALLOW, "POST")).content_type("application/json").body(
+            jsonrpc::error_message(
+                &Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "revision 2026-07-28 has no GET stream and no session",
+            )
+            .to_string(),
+        )
     })
 }
 

@@ -3,7 +3,8 @@
 //! Anything else (batches, wrong version, a null or fractional id, a method that is not a string)
 //! is refused with the JSON-RPC error the specification assigns, before any other work.
 
-use serde_json::{Map, Value, json};
+use castellan_actors::jsonrpc as envelope;
+use serde_json::{Map, Value};
 
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
@@ -36,7 +37,7 @@ impl RpcError {
     }
 
     pub fn to_message(&self) -> Value {
-        json!({"jsonrpc": "2.0", "id": self.id.clone().unwrap_or(Value::Null), "error": {"code": self.code, "message": self.message}})
+        envelope::error(&self.id.clone().unwrap_or(Value::Null), self.code, &self.message)
     }
 }
 
@@ -93,17 +94,18 @@ fn parse_object(mut object: Map<String, Value>) -> Result<Incoming, RpcError> {
 }
 
 pub fn result_message(id: &Value, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "result": result})
+    envelope::response(id, Ok(result))
 }
 
 pub fn error_message(id: &Value, code: i64, message: &str) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+    envelope::error(id, code, message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use serde_json::json;
 
     #[test]
     fn each_malformed_shape_gets_its_error_code() {

@@ -49,7 +49,7 @@ impl Refusal {
         if let Some(data) = data {
             error["data"] = data;
         }
-        Self { status, body: json!({"jsonrpc": "2.0", "id": id, "error": error}) }
+        Self { status, body: castellan_actors::jsonrpc::response(&id, Err(error)) }
     }
 }
 
