@@ -7,6 +7,7 @@ pub mod audit_writer;
 pub mod child_output;
 pub mod event_bus;
 pub mod health_monitor;
+pub mod http_client;
 pub mod jsonrpc;
 pub mod mcp_server;
 pub mod metrics;

@@ -150,11 +150,7 @@ pub struct Hooks {
 impl Hooks {
     pub fn new(secrets: Option<SecretLookup>) -> Self {
         // Operators name hook endpoints, so no address guard; no redirects, bounded connect time.
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(3))
-            .build()
-            .unwrap_or_default();
+        let http = castellan_actors::http_client::builder(Duration::from_secs(3)).build().unwrap_or_default();
         Hooks { http, secrets }
     }
 

@@ -25,10 +25,8 @@ pub async fn with_traceparent<F: std::future::Future>(traceparent: String, work:
 
 /// The client every upstream HTTP connection uses: bounded connect time, kept-alive connections.
 pub fn upstream_http_client() -> Result<reqwest::Client, UpstreamError> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
+    crate::http_client::builder(Duration::from_secs(5))
         .pool_idle_timeout(Duration::from_secs(60))
-        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|error| UpstreamError::Transport(error.to_string()))
 }

@@ -45,7 +45,7 @@ pub async fn run(global: &GlobalArgs, event: &str) -> Result<ExitCode, String> {
         "UserPromptSubmit" => Duration::from_secs(20),
         _ => Duration::from_secs(10),
     };
-    let client = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none()).build();
+    let client = castellan_actors::http_client::builder(timeout).timeout(timeout).build();
     let Ok(client) = client else { return refuse("cannot build an HTTP client".into()) };
     let url = format!("{}/hooks/{event}", base.trim_end_matches('/'));
     let mut request =

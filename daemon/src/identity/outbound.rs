@@ -24,8 +24,6 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{ACCEPT, AGE, CACHE_CONTROL, CONTENT_TYPE, HeaderMap};
 use url::{Host, Url};
 
-const USER_AGENT: &str = concat!("castellan/", env!("CARGO_PKG_VERSION"));
-
 /// What the outbound client may do. `Default` is the guarded production setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundPolicy {
@@ -107,14 +105,11 @@ pub struct GuardedClient {
 
 impl GuardedClient {
     pub fn new(policy: OutboundPolicy) -> Result<Self, OutboundError> {
-        let mut builder = reqwest::Client::builder()
+        let mut builder = castellan_actors::http_client::builder(policy.connect_timeout)
             .use_rustls_tls()
-            .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .https_only(policy.require_https)
-            .connect_timeout(policy.connect_timeout)
             .timeout(policy.timeout)
-            .user_agent(USER_AGENT)
             .dns_resolver(Arc::new(GuardedResolver { allow_private_addresses: policy.allow_private_addresses }));
         for (index, pem) in policy.extra_root_certificates_pem.iter().enumerate() {
             let certificates = reqwest::Certificate::from_pem_bundle(pem).unwrap_or_default();
@@ -721,7 +716,10 @@ NO5wR/QPAQOD5fKzzwXKpAAIfw==
         let head = heads[0].to_ascii_lowercase();
         assert!(head.starts_with("get /doc http/1.1"), "a GET of the path: {head}");
         assert!(head.contains("accept: application/json"), "the Accept header is sent: {head}");
-        assert!(head.contains(&format!("user-agent: {USER_AGENT}")), "our User-Agent is sent: {head}");
+        assert!(
+            head.contains(&format!("user-agent: {}", castellan_actors::http_client::USER_AGENT)),
+            "our User-Agent is sent: {head}"
+        );
 
         let localhost = Url::parse(&format!("http://localhost:{}/doc", server.address.port())).unwrap();
         let fetched = guarded.get(&localhost, "application/json").await.expect("localhost is fetched when allowed");
