@@ -16,6 +16,37 @@ use tokio::sync::oneshot;
 use crate::event_bus::Event;
 use crate::mcp_server::{McpServer, RestartServer, ServerContext, StopServer};
 
+/// What runs now under one name, as far as the plan cares.
+pub struct Actual<'a> {
+    pub spec: &'a McpServerSpec,
+    /// False when the server's actor has gone (it crashed or gave up).
+    pub alive: bool,
+}
+
+/// What one reconcile does: stop what is no longer desired, restart what changed or died, start
+/// what is missing. Each name appears in at most one list; the lists are sorted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub stop: Vec<String>,
+    pub restart: Vec<String>,
+    pub start: Vec<String>,
+}
+
+/// The decision of a reconcile, apart from its effects: a pure function of the desired specs and
+/// what runs (kube-rs style: the reason it was triggered is deliberately not an input).
+pub fn plan(desired: &BTreeMap<String, McpServerSpec>, actual: &BTreeMap<String, Actual<'_>>) -> Plan {
+    let mut plan = Plan::default();
+    for (name, running) in actual {
+        match desired.get(name) {
+            None => plan.stop.push(name.clone()),
+            Some(spec) if spec != running.spec || !running.alive => plan.restart.push(name.clone()),
+            Some(_) => {}
+        }
+    }
+    plan.start = desired.keys().filter(|name| !actual.contains_key(*name)).cloned().collect();
+    plan
+}
+
 /// How often the reconciler re-checks even without a change (drift fallback).
 const RESYNC_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -42,16 +73,17 @@ impl Reconciler {
         if self.shutting_down {
             return;
         }
-        let stale: Vec<String> = self
+        let actual: BTreeMap<String, Actual<'_>> = self
             .running
             .iter()
-            .filter(|(name, running)| self.desired.get(*name) != Some(&running.spec) || !running.actor.connected())
-            .map(|(name, _)| name.clone())
+            .map(|(name, running)| (name.clone(), Actual { spec: &running.spec, alive: running.actor.connected() }))
             .collect();
+        let plan = plan(&self.desired, &actual);
         let mut stops = Vec::new();
-        for name in stale {
-            if let Some(running) = self.running.remove(&name) {
-                let action = if self.desired.contains_key(&name) { "restart" } else { "stop" };
+        for (name, action) in
+            plan.stop.iter().map(|name| (name, "stop")).chain(plan.restart.iter().map(|name| (name, "restart")))
+        {
+            if let Some(running) = self.running.remove(name) {
                 self.context.bus.publish(Event::ReconcileAction { server: name.clone(), action: action.into() });
                 stops.push(running.actor.send(StopServer));
             }
@@ -139,5 +171,48 @@ impl Handler<Shutdown> for Reconciler {
         Box::pin(async move {
             join_all(stops).await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn specs(yaml_servers: &str) -> BTreeMap<String, McpServerSpec> {
+        let text = format!("database: {{ url: \"sqlite::memory:\" }}\nmcp_servers:\n{yaml_servers}");
+        let env = |_: &str| None;
+        let profile = castellan_config::parse_profile(&text, "t.yaml", &env).expect("valid profile");
+        profile.mcp_servers.into_iter().map(|(name, spec)| (name.as_str().to_string(), spec)).collect()
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|name| name.to_string()).collect()
+    }
+
+    #[test]
+    fn the_plan_stops_restarts_and_starts_exactly_what_differs() {
+        let old = specs("  a: { command: a }\n  b: { command: b }\n  c: { command: c }\n  d: { command: d }\n");
+        let new = specs("  a: { command: a }\n  b: { command: b2 }\n  c: { command: c }\n  e: { command: e }\n");
+        // a unchanged and alive; b changed; c unchanged but its actor died; d removed; e new.
+        let alive = |name: &str| name != "c";
+        let actual: BTreeMap<String, Actual<'_>> =
+            old.iter().map(|(name, spec)| (name.clone(), Actual { spec, alive: alive(name) })).collect();
+        let cases = [
+            ("a change", &new, Plan { stop: names(&["d"]), restart: names(&["b", "c"]), start: names(&["e"]) }),
+            ("no change but a dead actor", &old, Plan { stop: vec![], restart: names(&["c"]), start: vec![] }),
+        ];
+        for (what, desired, expected) in cases {
+            assert_eq!(plan(desired, &actual), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn the_plan_is_idempotent_once_converged_and_starts_everything_from_nothing() {
+        let desired = specs("  a: { command: a }\n  b: { url: \"http://127.0.0.1:9/mcp\" }\n");
+        let converged: BTreeMap<String, Actual<'_>> =
+            desired.iter().map(|(name, spec)| (name.clone(), Actual { spec, alive: true })).collect();
+        assert_eq!(plan(&desired, &converged), Plan::default(), "nothing to do when the state is the desired one");
+        assert_eq!(plan(&desired, &BTreeMap::new()).start, names(&["a", "b"]), "a cold start starts every server");
+        assert_eq!(plan(&BTreeMap::new(), &converged).stop, names(&["a", "b"]), "an empty profile stops them all");
     }
 }
