@@ -75,9 +75,10 @@ pub struct LiveHandles {
 impl Application {
     /// Must run inside an actix System (the actors start on its arbiter).
     pub async fn build(profile: &Profile, db: DatabaseConnection) -> Result<Self, StartError> {
-        let metrics = Metrics::new();
-        let bus = EventBus::new(metrics.clone());
         let registry = Registry::default();
+        // Tool labels are the tools ready servers have right now (never what a client wrote).
+        let metrics = Metrics::with_catalogue(Arc::new(registry.clone()));
+        let bus = EventBus::new(metrics.clone());
         let sessions = Arc::new(SessionStore::default());
         let audit = AuditWriter::start(db.clone(), metrics.clone()).await?;
         let policy_engine = PolicyEngine::new(profile.rbac.clone());
@@ -321,6 +322,7 @@ pub fn extra_certificates(profile: &Profile) -> Result<Vec<Vec<u8>>, StartError>
 /// Applies the server part of a (validated) profile: reconciler, timeouts, the known names.
 pub fn apply_servers(handles: &LiveHandles, profile: &Profile) {
     let names: BTreeSet<String> = profile.mcp_servers.keys().map(|name| name.as_str().to_string()).collect();
+    handles.state.metrics.set_configured_servers(names.clone());
     handles.state.gateway.configured_servers.store(Arc::new(names));
     let timeouts = profile
         .mcp_servers

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use castellan_actors::Event;
-use castellan_actors::metrics::{ServerLabels, ToolCallLabels};
 use castellan_actors::upstream::{Connection, Related, RpcOutcome, UpstreamError};
 use castellan_config::HookEvent;
 use castellan_schema::audit::NewExecution;
@@ -262,18 +261,7 @@ impl Gateway {
         };
         let committed = self.audit.record(row).await;
         let elapsed = clock.elapsed();
-        self.metrics
-            .tool_calls
-            .get_or_create(&ToolCallLabels {
-                server: record.server.clone(),
-                tool: record.tool.clone(),
-                status: finish.status.to_string(),
-            })
-            .inc();
-        self.metrics
-            .tool_call_seconds
-            .get_or_create(&ServerLabels { server: record.server.clone() })
-            .observe(elapsed.as_secs_f64());
+        self.metrics.tool_call(&record.server, &record.tool, finish.status, elapsed.as_secs_f64());
         // The access line of the call; arguments and results stay out of logs (they may hold secrets).
         tracing::info!(
             trace_id = %call.trace_id,
