@@ -151,6 +151,7 @@ impl Application {
             gateway,
             authenticator: Authenticator::new(db.clone(), Arc::clone(&authority)),
             metrics,
+            metrics_access: crate::metrics_access::MetricsAccess::new(profile.metrics.token.as_ref()),
             db,
             public_url: profile.server.public_url.clone(),
             allowed_origins: ArcSwap::from_pointee(profile.server.allowed_origins.clone()),
@@ -323,6 +324,8 @@ pub fn extra_certificates(profile: &Profile) -> Result<Vec<Vec<u8>>, StartError>
 pub fn apply_servers(handles: &LiveHandles, profile: &Profile) {
     let names: BTreeSet<String> = profile.mcp_servers.keys().map(|name| name.as_str().to_string()).collect();
     handles.state.metrics.set_configured_servers(names.clone());
+    handles.state.gateway.audit.set_max_field_bytes(profile.audit.max_field_bytes);
+    handles.state.metrics_access.set_token(profile.metrics.token.as_ref());
     handles.state.gateway.configured_servers.store(Arc::new(names));
     let timeouts = profile
         .mcp_servers

@@ -25,6 +25,8 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     pub authenticator: Authenticator,
     pub metrics: Metrics,
+    /// `metrics.token`: who may read `/metrics`.
+    pub metrics_access: crate::metrics_access::MetricsAccess,
     pub db: DatabaseConnection,
     pub public_url: String,
     pub allowed_origins: ArcSwap<Vec<String>>,
@@ -255,7 +257,13 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    let authorization = request.headers().get("authorization").map(|value| value.as_bytes());
+    if !state.metrics_access.allows(authorization) {
+        return HttpResponse::Unauthorized()
+            .insert_header(("WWW-Authenticate", r#"Bearer realm="metrics""#))
+            .json(json!({"error": "/metrics needs Authorization: Bearer <metrics.token>"}));
+    }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.render())

@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod http;
 pub mod identity;
 pub mod mcp;
+pub mod metrics_access;
 pub mod oauth;
 pub mod observability;
 pub mod rate_limit;
