@@ -215,8 +215,9 @@ pub struct AppOptions {
     pub env: Vec<(String, String)>,
     /// Another app's database URL: a second replica on the same database (no bootstrap key then).
     pub shared_database: Option<String>,
-    /// `RLIMIT_FSIZE` of the daemon, in bytes, with SIGXFSZ ignored: a write past this offset of
-    /// any file fails with EFBIG, which SQLite reports as SQLITE_FULL ("the disk is full").
+    /// The soft `RLIMIT_FSIZE` of the daemon, in bytes, with SIGXFSZ ignored: a write past this
+    /// offset of any file fails with EFBIG, which SQLite reports as a write error, as it would a
+    /// full disk. The hard limit stays unlimited, so a test can lift it again (`prlimit --pid`).
     pub file_size_limit: Option<u64>,
 }
 
@@ -267,7 +268,7 @@ pub fn spawn_app_with(options: AppOptions) -> TestApp {
         // child's pid is the daemon's. Works as root without mounting a small filesystem.
         Some(bytes) => {
             let mut wrapped = Command::new("sh");
-            wrapped.args(["-c", r#"trap '' XFSZ; exec prlimit --fsize="$0" -- "$@""#, &bytes.to_string()]);
+            wrapped.args(["-c", r#"trap '' XFSZ; exec prlimit --fsize="$0":unlimited -- "$@""#, &bytes.to_string()]);
             wrapped.arg(castellan_binary());
             wrapped
         }

@@ -43,7 +43,9 @@ fn profile_with(extra: &str) -> String {
 
 #[test]
 fn a_flood_of_rate_limited_calls_with_large_arguments_stores_capped_rows_that_verify() {
-    const CALLS: usize = 800;
+    // 800 such calls (the flood that wrote 213 MB before the cap) took 34 s on SQLite and 74 s on
+    // PostgreSQL on a loaded 2-core machine; 300 show the bound as well.
+    const CALLS: usize = 300;
     const ARGUMENT_BYTES: usize = 256 * 1024;
     // SQLite with the default cap, PostgreSQL with a configured one.
     for (database, audit_section, cap) in
@@ -73,7 +75,9 @@ fn a_flood_of_rate_limited_calls_with_large_arguments_stores_capped_rows_that_ve
             elapsed.as_secs_f64(),
             grown as f64 / 1e6
         );
-        assert!(refused >= CALLS - 20, "{database:?}: the flood is refused: {refused} of {CALLS}");
+        // A user's bucket: 1 call a second, a burst of 3.
+        let admitted_at_most = 3 + elapsed.as_secs() as usize + 1;
+        assert!(refused >= CALLS - admitted_at_most, "{database:?}: the flood is refused: {refused} of {CALLS}");
 
         let rows = app.audit_rows();
         assert_eq!(rows.len(), CALLS, "{database:?}: every call, refused or not, has its row");
@@ -117,7 +121,8 @@ fn error_message(answer: &Value) -> &str {
 }
 
 /// Disk full, simulated with the daemon's file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored): writes
-/// past it fail with EFBIG, which SQLite reports as SQLITE_FULL, like a full disk. PostgreSQL's
+/// past it fail with EFBIG, which SQLite reports as SQLITE_IOERR_WRITE where a full disk is
+/// SQLITE_FULL; the audit writer treats every failed commit alike. PostgreSQL's
 /// disk-full would need a tablespace on a small filesystem, which needs a mount: not tested here.
 #[test]
 fn a_full_sqlite_disk_fails_calls_closed_and_keeps_every_attempt() {
@@ -150,7 +155,9 @@ fn a_full_sqlite_disk_fails_calls_closed_and_keeps_every_attempt() {
     }
     let log = app.log();
     assert!(log.contains("audit commit failed"), "the operator's log says what failed:\n{log}");
-    assert!(log.contains("database or disk is full"), "and why:\n{log}");
+    // EFBIG from the file-size limit is SQLITE_IOERR_WRITE ("disk I/O error"); a real ENOSPC is
+    // SQLITE_FULL ("database or disk is full"). Both take the same path.
+    assert!(log.contains("disk I/O error") || log.contains("database or disk is full"), "and why:\n{log}");
 
     // Space again: the kept rows are written, marked, and calls are served.
     let raised = std::process::Command::new("prlimit")
@@ -165,11 +172,17 @@ fn a_full_sqlite_disk_fails_calls_closed_and_keeps_every_attempt() {
     assert!(served, "calls are served once there is space:\n{}", app.log());
     let rows = app.audit_rows();
     assert_eq!(rows.len(), calls, "every attempt is on record, the withheld ones too");
-    let marked = rows
-        .iter()
-        .filter(|row| row["error_message"].as_str().is_some_and(|message| message.contains("withheld")))
-        .count();
-    assert!(marked >= 4, "the failed attempts are marked as withheld: {marked}");
+    // Each attempt while the disk was full is a `failed` row saying what the caller got: the tool
+    // ran and its result was withheld, or (once the writer knew) the tool did not run.
+    let failed: Vec<&Value> = rows.iter().filter(|row| row["status"] == "failed").collect();
+    assert!(failed.len() >= 4, "the attempts on the full disk are failed rows: {}", failed.len());
+    for row in &failed {
+        let message = row["error_message"].as_str().unwrap_or_default();
+        assert!(message.contains("withheld") || message.contains("did not run"), "a marked row: {message}");
+    }
+    let messages: std::collections::BTreeSet<&str> =
+        failed.iter().filter_map(|row| row["error_message"].as_str()).collect();
+    eprintln!("rows of the attempts on the full disk: {messages:?}");
     let verify = app.cli(&["audit", "verify"]);
     assert!(verify.status.success(), "the chain verifies after the full disk: {}", String::from_utf8_lossy(&verify.stdout));
 }
