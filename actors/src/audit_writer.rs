@@ -16,6 +16,9 @@ use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
 
+// The smallest cap a profile may set still holds the marker, so a cut value keeps some text.
+const _: () = assert!(audit::MARKER_MAX_BYTES < castellan_config::MIN_AUDIT_MAX_FIELD_BYTES);
+
 /// The most rows one transaction carries.
 const MAX_BATCH: usize = 256;
 /// How often the writer checks the database when it has not committed recently.

@@ -19,9 +19,10 @@ mod tier;
 use std::path::Path;
 
 pub use model::{
-    AuditSettings, ChildProcess, DEFAULT_AUDIT_MAX_FIELD_BYTES, DEFAULT_CALL_TIMEOUT, DEFAULT_DATABASE_URL, DEFAULT_DRAIN_TIMEOUT, DEFAULT_LISTEN,
-    DEFAULT_MAX_BODY_BYTES, DatabaseSettings, Effect, ExternalIssuer, HookEvent, HookHandler, HooksSettings,
-    IdentitySettings, MIN_AUDIT_MAX_FIELD_BYTES, MIN_METRICS_TOKEN_LEN, McpServerSpec, MetricsSettings, MetricsToken, PortSetting, Profile, RateClass, RateLimitSettings, RbacRule, RbacSettings,
+    AuditSettings, ChildProcess, DEFAULT_AUDIT_MAX_FIELD_BYTES, DEFAULT_CALL_TIMEOUT, DEFAULT_DATABASE_URL,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DatabaseSettings, Effect, ExternalIssuer, HookEvent,
+    HookHandler, HooksSettings, IdentitySettings, MIN_AUDIT_MAX_FIELD_BYTES, MIN_METRICS_TOKEN_LEN, McpServerSpec,
+    MetricsSettings, MetricsToken, PortSetting, Profile, RateClass, RateLimitSettings, RbacRule, RbacSettings,
     RestartPolicy, SecretValidation, SecretsSettings, ServerSettings, ToolChanges, Transport, derived_public_url,
     parse_cidr,
 };

@@ -68,7 +68,9 @@ impl MetricsToken {
     /// can carry without quoting), else the reason it is refused.
     pub fn parse(text: &str) -> Result<Self, String> {
         if text.len() < MIN_METRICS_TOKEN_LEN {
-            return Err(format!("must be at least {MIN_METRICS_TOKEN_LEN} characters, e.g. from `openssl rand -hex 16`"));
+            return Err(format!(
+                "must be at least {MIN_METRICS_TOKEN_LEN} characters, e.g. from `openssl rand -hex 16`"
+            ));
         }
         if !text.bytes().all(|byte| byte.is_ascii_graphic()) {
             return Err("may hold only visible ASCII characters (no spaces)".to_string());

@@ -6,8 +6,8 @@
 
 mod hooks;
 mod identity;
-mod observability;
 mod mcp;
+mod observability;
 mod rate_limits;
 mod rbac;
 mod scalars;
@@ -327,7 +327,18 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
         decoder.at_value(root, "the profile is empty; see docs/profile.md for the sections it may have");
         return None;
     }
-    let mut known = vec!["server", "database", "mcp_servers", "rbac", "identity", "secrets", "rate_limits", "hooks", "metrics", "audit"];
+    let mut known = vec![
+        "server",
+        "database",
+        "mcp_servers",
+        "rbac",
+        "identity",
+        "secrets",
+        "rate_limits",
+        "hooks",
+        "metrics",
+        "audit",
+    ];
     known.extend_from_slice(UNSUPPORTED_SECTIONS);
     let mut sections = decoder.fields(root, &known)?;
     for section in UNSUPPORTED_SECTIONS {

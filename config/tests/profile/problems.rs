@@ -476,7 +476,12 @@ const SINGLE_PROBLEM_CASES: &[(&str, &str, &str, &str)] = &[
         "unknown key `tool`",
     ),
     // metrics and audit
-    ("unknown metrics key", "metrics:\n  tokn: x\n", "p.yaml:2:3: metrics.tokn: ", "unknown key `tokn`; expected one of: token"),
+    (
+        "unknown metrics key",
+        "metrics:\n  tokn: x\n",
+        "p.yaml:2:3: metrics.tokn: ",
+        "unknown key `tokn`; expected one of: token",
+    ),
     ("metrics token too short", "metrics:\n  token: short\n", "p.yaml:2:10: metrics.token: ", "at least 16 characters"),
     (
         "metrics token with a space",
@@ -485,8 +490,18 @@ const SINGLE_PROBLEM_CASES: &[(&str, &str, &str, &str)] = &[
         "only visible ASCII",
     ),
     ("metrics token empty", "metrics:\n  token: \"\"\n", "p.yaml:2:10: metrics.token: ", "must not be empty"),
-    ("unknown audit key", "audit:\n  max_bytes: 1\n", "p.yaml:2:3: audit.max_bytes: ", "expected one of: max_field_bytes"),
-    ("audit cap too small", "audit:\n  max_field_bytes: 100\n", "p.yaml:2:20: audit.max_field_bytes: ", "at least 1024"),
+    (
+        "unknown audit key",
+        "audit:\n  max_bytes: 1\n",
+        "p.yaml:2:3: audit.max_bytes: ",
+        "expected one of: max_field_bytes",
+    ),
+    (
+        "audit cap too small",
+        "audit:\n  max_field_bytes: 100\n",
+        "p.yaml:2:20: audit.max_field_bytes: ",
+        "at least 1024",
+    ),
     ("audit cap zero", "audit:\n  max_field_bytes: 0\n", "p.yaml:2:20: audit.max_field_bytes: ", "greater than zero"),
     (
         "tagged value",

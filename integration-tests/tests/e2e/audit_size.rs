@@ -28,11 +28,9 @@ fn audit_bytes(app: &TestApp, database: Database) -> u64 {
                 .map(|suffix| std::fs::metadata(format!("{path}{suffix}")).map(|meta| meta.len()).unwrap_or(0))
                 .sum()
         }
-        Database::Postgres => app
-            .database
-            .query_scalar("SELECT pg_total_relation_size('mcp_tool_executions')")
-            .parse()
-            .expect("a size"),
+        Database::Postgres => {
+            app.database.query_scalar("SELECT pg_total_relation_size('mcp_tool_executions')").parse().expect("a size")
+        }
     }
 }
 
@@ -82,8 +80,7 @@ fn a_flood_of_rate_limited_calls_with_large_arguments_stores_capped_rows_that_ve
         let rows = app.audit_rows();
         assert_eq!(rows.len(), CALLS, "{database:?}: every call, refused or not, has its row");
         let full = arguments.to_string();
-        let marker =
-            format!("…[truncated: {} bytes, sha256 {}]", full.len(), hex(&Sha256::digest(full.as_bytes())));
+        let marker = format!("…[truncated: {} bytes, sha256 {}]", full.len(), hex(&Sha256::digest(full.as_bytes())));
         for row in &rows {
             let input = row["input"].as_str().expect("input");
             assert!(input.len() <= cap, "{database:?}: a stored input fits the cap: {} bytes", input.len());
@@ -184,5 +181,9 @@ fn a_full_sqlite_disk_fails_calls_closed_and_keeps_every_attempt() {
         failed.iter().filter_map(|row| row["error_message"].as_str()).collect();
     eprintln!("rows of the attempts on the full disk: {messages:?}");
     let verify = app.cli(&["audit", "verify"]);
-    assert!(verify.status.success(), "the chain verifies after the full disk: {}", String::from_utf8_lossy(&verify.stdout));
+    assert!(
+        verify.status.success(),
+        "the chain verifies after the full disk: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }

@@ -154,7 +154,11 @@ fn a_forged_tool_name_neither_forges_a_metrics_line_nor_grows_the_scrape() {
         aggregated.call(&unique, json!({}));
     }
     let after = scrape(&app);
-    eprintln!("/metrics: {} bytes before, {} bytes after 60 calls with unique 100 KB names", baseline.len(), after.len());
+    eprintln!(
+        "/metrics: {} bytes before, {} bytes after 60 calls with unique 100 KB names",
+        baseline.len(),
+        after.len()
+    );
     assert_eq!(after.lines().count(), baseline.lines().count(), "unique names add no series:\n{after}");
     assert!(after.len() < baseline.len() + 512, "/metrics stays small: {} then {} bytes", baseline.len(), after.len());
     assert!(after.len() < 16 * 1024, "/metrics is a few KB: {} bytes", after.len());
@@ -172,7 +176,8 @@ fn metrics_token_guards_the_scrape() {
         integration_tests::AppOptions::new(Database::Sqlite).profile(&profile).env("METRICS_TOKEN", token),
     );
     let url = format!("{}/metrics", app.base_url);
-    for authorization in [None, Some("Bearer wrong-token-0123456789abcdef".to_string()), Some(format!("Basic {token}"))] {
+    for authorization in [None, Some("Bearer wrong-token-0123456789abcdef".to_string()), Some(format!("Basic {token}"))]
+    {
         let mut request = ureq::get(&url);
         if let Some(value) = &authorization {
             request = request.set("Authorization", value);
