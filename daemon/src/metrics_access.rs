@@ -31,7 +31,11 @@ impl MetricsAccess {
     /// Whether a request with this `Authorization` header value may read the metrics.
     pub fn allows(&self, authorization: Option<&[u8]>) -> bool {
         let Some(expected) = *self.token_digest.load_full() else { return true };
-        let Some(presented) = authorization.and_then(|value| value.strip_prefix(b"Bearer ")) else {
+        // The scheme is case-insensitive (RFC 9110 section 11.1); the token is not.
+        let Some(presented) = authorization
+            .filter(|value| value.len() > 7 && value[..7].eq_ignore_ascii_case(b"Bearer "))
+            .map(|value| &value[7..])
+        else {
             return false;
         };
         let presented: [u8; 32] = Sha256::digest(presented).into();
@@ -54,7 +58,8 @@ mod tests {
             (Some(&b"Bearer 0123456789abcdef0123"[..]), true),
             (Some(&b"Bearer 0123456789abcdef012"[..]), false),
             (Some(&b"Bearer 0123456789abcdef01234"[..]), false),
-            (Some(&b"bearer 0123456789abcdef0123"[..]), false),
+            (Some(&b"bearer 0123456789abcdef0123"[..]), true),
+            (Some(&b"Bearer 0123456789ABCDEF0123"[..]), false),
             (Some(&b"Basic 0123456789abcdef0123"[..]), false),
             (Some(&b"0123456789abcdef0123"[..]), false),
             (Some(&b"Bearer "[..]), false),
