@@ -6,7 +6,7 @@
 //! told, and the rows are kept and committed once it is back, marked as withheld from the caller.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -15,6 +15,9 @@ use castellan_schema::audit::{self, NewExecution};
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
+
+// The smallest cap a profile may set still holds the marker, so a cut value keeps some text.
+const _: () = assert!(audit::MARKER_MAX_BYTES < castellan_config::MIN_AUDIT_MAX_FIELD_BYTES);
 
 /// The most rows one transaction carries.
 const MAX_BATCH: usize = 256;
@@ -42,11 +45,14 @@ pub struct AuditWriter {
     drained: Vec<oneshot::Sender<()>>,
 }
 
-/// What request handlers hold: the mailbox and the health flag.
+/// What request handlers hold: the mailbox, the health flag and the field cap.
 #[derive(Clone)]
 pub struct AuditHandle {
     writer: Addr<AuditWriter>,
     healthy: Arc<AtomicBool>,
+    /// `audit.max_field_bytes`: every row is capped here, the one door all rows pass, before it
+    /// is queued (so a flood of large refusals is small in memory too) and before it is hashed.
+    max_field_bytes: Arc<AtomicUsize>,
 }
 
 impl AuditHandle {
@@ -55,8 +61,15 @@ impl AuditHandle {
         self.healthy.load(Ordering::Acquire)
     }
 
-    /// Appends a row and waits until it is durably committed; returns its id.
-    pub async fn record(&self, row: NewExecution) -> Result<i64, AuditError> {
+    /// Sets `audit.max_field_bytes` for the rows recorded from now on.
+    pub fn set_max_field_bytes(&self, max_bytes: usize) {
+        self.max_field_bytes.store(max_bytes, Ordering::Relaxed);
+    }
+
+    /// Appends a row, its long fields capped (see [`audit::cap_row`]), and waits until it is
+    /// durably committed; returns its id.
+    pub async fn record(&self, mut row: NewExecution) -> Result<i64, AuditError> {
+        audit::cap_row(&mut row, self.max_field_bytes.load(Ordering::Relaxed));
         let (reply, answer) = oneshot::channel();
         // Not `send`: its acknowledgement would wake the caller once more before the commit's
         // answer. A writer that has stopped drops the message, and with it `reply`.
@@ -88,7 +101,8 @@ impl AuditWriter {
             drained: Vec::new(),
         }
         .start();
-        Ok(AuditHandle { writer, healthy })
+        let max_field_bytes = Arc::new(AtomicUsize::new(castellan_config::DEFAULT_AUDIT_MAX_FIELD_BYTES));
+        Ok(AuditHandle { writer, healthy, max_field_bytes })
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {

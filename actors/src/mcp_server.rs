@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::child_output::{OutputField, OutputRedactor, spawn_line_logger};
 use crate::event_bus::{Event, EventBus};
-use crate::metrics::{Metrics, ServerLabels};
+use crate::metrics::Metrics;
 use crate::port_allocator::{AllocatePort, PortAllocator, ReleasePort};
 use crate::registry::{LiveServer, Registry, ServerIdentity, ToolEntry};
 use crate::spawn::{ChildCommand, SupervisedChild, spawn_supervised};
@@ -156,7 +156,7 @@ impl McpServer {
         } else {
             backoff_delay(policy.backoff_initial, policy.backoff_max, self.attempt, &mut rand::rng())
         };
-        self.context.metrics.child_restarts.get_or_create(&ServerLabels { server: self.name.clone() }).inc();
+        self.context.metrics.child_restart(&self.name);
         self.context
             .bus
             .publish(Event::ServerRestartScheduled { server: self.name.clone(), delay_ms: delay.as_millis() as u64 });

@@ -19,11 +19,12 @@ mod tier;
 use std::path::Path;
 
 pub use model::{
-    ChildProcess, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_CALL_TIMEOUT, DEFAULT_DATABASE_URL, DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SESSIONS_PER_PRINCIPAL, DatabaseSettings, Effect,
-    ExternalIssuer, HookEvent, HookHandler, HooksSettings, IdentitySettings, McpServerSpec, PortSetting, Profile,
-    RateClass, RateLimitSettings, RbacRule, RbacSettings, RestartPolicy, SecretValidation, SecretsSettings,
-    ServerSettings, ToolChanges, Transport, derived_public_url, parse_cidr,
+    AuditSettings, ChildProcess, DEFAULT_AUDIT_MAX_FIELD_BYTES, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_CALL_TIMEOUT,
+    DEFAULT_DATABASE_URL, DEFAULT_DRAIN_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_SESSIONS_PER_PRINCIPAL, DatabaseSettings, Effect, ExternalIssuer, HookEvent, HookHandler,
+    HooksSettings, IdentitySettings, MIN_AUDIT_MAX_FIELD_BYTES, MIN_METRICS_TOKEN_LEN, McpServerSpec, MetricsSettings,
+    MetricsToken, PortSetting, Profile, RateClass, RateLimitSettings, RbacRule, RbacSettings, RestartPolicy,
+    SecretValidation, SecretsSettings, ServerSettings, ToolChanges, Transport, derived_public_url, parse_cidr,
 };
 pub use names::{NamePattern, SERVER_NAME_MAX_LEN, ServerName};
 pub use problem::{DOCUMENT_PATH, Problem};

@@ -47,6 +47,71 @@ pub struct Profile {
     pub rate_limits: RateLimitSettings,
     /// `hooks`: handlers per lifecycle event, run in order.
     pub hooks: HooksSettings,
+    /// `metrics`: who may read `GET /metrics`.
+    pub metrics: MetricsSettings,
+    /// `audit`: how much of a call the audit trail stores.
+    pub audit: AuditSettings,
+}
+
+/// The `metrics` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetricsSettings {
+    /// `token`: when set, `GET /metrics` requires `Authorization: Bearer <token>` (else 401).
+    /// Absent: `/metrics` is open, which is meant for a loopback listener.
+    pub token: Option<MetricsToken>,
+}
+
+/// The shortest `metrics.token` accepted: 16 characters (e.g. `openssl rand -hex 16` gives 32).
+pub const MIN_METRICS_TOKEN_LEN: usize = 16;
+
+/// A bearer token for `/metrics`. Its `Debug` does not show it, so a logged profile keeps it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MetricsToken(String);
+
+impl MetricsToken {
+    /// A token of at least [`MIN_METRICS_TOKEN_LEN`] visible ASCII characters (what an HTTP header
+    /// can carry without quoting), else the reason it is refused.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.len() < MIN_METRICS_TOKEN_LEN {
+            return Err(format!(
+                "must be at least {MIN_METRICS_TOKEN_LEN} characters, e.g. from `openssl rand -hex 16`"
+            ));
+        }
+        if !text.bytes().all(|byte| byte.is_ascii_graphic()) {
+            return Err("may hold only visible ASCII characters (no spaces)".to_string());
+        }
+        Ok(MetricsToken(text.to_string()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(..)")
+    }
+}
+
+/// The default of `audit.max_field_bytes`: 64 KiB.
+pub const DEFAULT_AUDIT_MAX_FIELD_BYTES: usize = 64 * 1024;
+/// The smallest `audit.max_field_bytes`: the truncation marker alone takes about 110 bytes.
+pub const MIN_AUDIT_MAX_FIELD_BYTES: usize = 1024;
+
+/// The `audit` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// `max_field_bytes`: the most bytes stored of each text field of an audit row (arguments,
+    /// result, error message, server and tool as written); a longer value is cut and ends with a
+    /// marker carrying its full size and SHA-256. Default 64 KiB.
+    pub max_field_bytes: usize,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings { max_field_bytes: DEFAULT_AUDIT_MAX_FIELD_BYTES }
+    }
 }
 
 /// The ten lifecycle events.

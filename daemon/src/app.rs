@@ -73,9 +73,10 @@ pub struct LiveHandles {
 impl Application {
     /// Must run inside an actix System (the actors start on its arbiter).
     pub async fn build(profile: &Profile, db: DatabaseConnection) -> Result<Self, StartError> {
-        let metrics = Metrics::new();
-        let bus = EventBus::new(metrics.clone());
         let registry = Registry::default();
+        // Tool labels are the tools ready servers have right now (never what a client wrote).
+        let metrics = Metrics::with_catalogue(Arc::new(registry.clone()));
+        let bus = EventBus::new(metrics.clone());
         let sessions = Arc::new(SessionStore::new(SessionLimits {
             total: crate::mcp::session::MAX_SESSIONS,
             per_principal: profile.server.max_sessions_per_principal,
@@ -150,6 +151,7 @@ impl Application {
             gateway,
             authenticator: Authenticator::new(db.clone(), Arc::clone(&authority)),
             metrics,
+            metrics_access: crate::metrics_access::MetricsAccess::new(profile.metrics.token.as_ref()),
             db,
             public_url: profile.server.public_url.clone(),
             allowed_origins: ArcSwap::from_pointee(profile.server.allowed_origins.clone()),
@@ -326,6 +328,9 @@ pub fn extra_certificates(profile: &Profile) -> Result<Vec<Vec<u8>>, StartError>
 /// Applies the server part of a (validated) profile: reconciler, timeouts, the known names.
 pub fn apply_servers(handles: &LiveHandles, profile: &Profile) {
     let names: BTreeSet<String> = profile.mcp_servers.keys().map(|name| name.as_str().to_string()).collect();
+    handles.state.metrics.set_configured_servers(names.clone());
+    handles.state.gateway.audit.set_max_field_bytes(profile.audit.max_field_bytes);
+    handles.state.metrics_access.set_token(profile.metrics.token.as_ref());
     handles.state.gateway.configured_servers.store(Arc::new(names));
     let timeouts = profile
         .mcp_servers

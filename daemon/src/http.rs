@@ -9,7 +9,7 @@ use actix_web::http::header::HeaderMap;
 use actix_web::{HttpRequest, HttpResponse, web};
 use arc_swap::ArcSwap;
 use castellan_actors::Metrics;
-use castellan_actors::metrics::OutcomeLabels;
+use castellan_actors::metrics::AuthOutcome;
 use chrono::Utc;
 use rand::RngCore;
 use sea_orm::DatabaseConnection;
@@ -25,6 +25,8 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     pub authenticator: Authenticator,
     pub metrics: Metrics,
+    /// `metrics.token`: who may read `/metrics`.
+    pub metrics_access: crate::metrics_access::MetricsAccess,
     pub db: DatabaseConnection,
     pub public_url: String,
     pub allowed_origins: ArcSwap<Vec<String>>,
@@ -188,15 +190,16 @@ pub async fn authenticate(
 ) -> Result<Principal, HttpResponse> {
     let authorization = request.headers().get("authorization").and_then(|value| value.to_str().ok());
     let outcome = state.authenticator.authenticate(authorization, Audience::Mcp(server), Utc::now()).await;
-    let label = match &outcome {
-        Ok(_) => "ok",
-        Err(AuthError::Missing) => "missing",
-        Err(AuthError::Invalid) => "invalid",
-        Err(AuthError::Expired) => "expired",
-        Err(AuthError::Unavailable) => "unavailable",
-        Err(AuthError::Token(_)) => "invalid_token",
+    let decision = match &outcome {
+        Ok(_) => AuthOutcome::Ok,
+        Err(AuthError::Missing) => AuthOutcome::Missing,
+        Err(AuthError::Invalid) => AuthOutcome::Invalid,
+        Err(AuthError::Expired) => AuthOutcome::Expired,
+        Err(AuthError::Unavailable) => AuthOutcome::Unavailable,
+        Err(AuthError::Token(_)) => AuthOutcome::InvalidToken,
     };
-    state.metrics.auth_decisions.get_or_create(&OutcomeLabels { outcome: label.to_string() }).inc();
+    state.metrics.auth_decision(decision);
+    let label = decision.as_str();
     match outcome {
         Ok(principal) if crate::identity::has_scope(&principal, crate::oauth::metadata::MCP_SCOPE) => Ok(principal),
         Ok(principal) => {
@@ -257,7 +260,13 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    let authorization = request.headers().get("authorization").map(|value| value.as_bytes());
+    if !state.metrics_access.allows(authorization) {
+        return HttpResponse::Unauthorized()
+            .insert_header(("WWW-Authenticate", r#"Bearer realm="metrics""#))
+            .json(json!({"error": "/metrics needs Authorization: Bearer <metrics.token>"}));
+    }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.render())

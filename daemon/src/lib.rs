@@ -15,6 +15,7 @@ pub mod http;
 pub mod http_body;
 pub mod identity;
 pub mod mcp;
+pub mod metrics_access;
 pub mod oauth;
 pub mod observability;
 pub mod rate_limit;

@@ -215,11 +215,21 @@ pub struct AppOptions {
     pub env: Vec<(String, String)>,
     /// Another app's database URL: a second replica on the same database (no bootstrap key then).
     pub shared_database: Option<String>,
+    /// The soft `RLIMIT_FSIZE` of the daemon, in bytes, with SIGXFSZ ignored: a write past this
+    /// offset of any file fails with EFBIG, which SQLite reports as a write error, as it would a
+    /// full disk. The hard limit stays unlimited, so a test can lift it again (`prlimit --pid`).
+    pub file_size_limit: Option<u64>,
 }
 
 impl AppOptions {
     pub fn new(database: Database) -> Self {
-        Self { database, profile: DEFAULT_TEST_PROFILE.to_string(), env: Vec::new(), shared_database: None }
+        Self {
+            database,
+            profile: DEFAULT_TEST_PROFILE.to_string(),
+            env: Vec::new(),
+            shared_database: None,
+            file_size_limit: None,
+        }
     }
 
     pub fn env(mut self, name: &str, value: &str) -> Self {
@@ -236,6 +246,11 @@ impl AppOptions {
         self.profile = profile.to_string();
         self
     }
+
+    pub fn file_size_limit(mut self, bytes: u64) -> Self {
+        self.file_size_limit = Some(bytes);
+        self
+    }
 }
 
 pub fn spawn_app(database: Database) -> TestApp {
@@ -248,7 +263,17 @@ pub fn spawn_app_with(options: AppOptions) -> TestApp {
     let profile_path = dir.0.join("profile.yaml");
     std::fs::write(&profile_path, &options.profile).expect("write profile");
     let port = free_port();
-    let mut command = Command::new(castellan_binary());
+    let mut command = match options.file_size_limit {
+        // An ignored signal stays ignored across exec, and prlimit execs the daemon in place, so the
+        // child's pid is the daemon's. Works as root without mounting a small filesystem.
+        Some(bytes) => {
+            let mut wrapped = Command::new("sh");
+            wrapped.args(["-c", r#"trap '' XFSZ; exec prlimit --fsize="$0":unlimited -- "$@""#, &bytes.to_string()]);
+            wrapped.arg(castellan_binary());
+            wrapped
+        }
+        None => Command::new(castellan_binary()),
+    };
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("CASTELLAN_PROFILE", &profile_path)

@@ -7,6 +7,7 @@
 mod hooks;
 mod identity;
 mod mcp;
+mod observability;
 mod rate_limits;
 mod rbac;
 mod scalars;
@@ -326,7 +327,18 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
         decoder.at_value(root, "the profile is empty; see docs/profile.md for the sections it may have");
         return None;
     }
-    let mut known = vec!["server", "database", "mcp_servers", "rbac", "identity", "secrets", "rate_limits", "hooks"];
+    let mut known = vec![
+        "server",
+        "database",
+        "mcp_servers",
+        "rbac",
+        "identity",
+        "secrets",
+        "rate_limits",
+        "hooks",
+        "metrics",
+        "audit",
+    ];
     known.extend_from_slice(UNSUPPORTED_SECTIONS);
     let mut sections = decoder.fields(root, &known)?;
     for section in UNSUPPORTED_SECTIONS {
@@ -342,8 +354,10 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
     let secrets = decode_secrets(decoder, sections.take("secrets"));
     let rate_limits = rate_limits::decode_rate_limits(decoder, sections.take("rate_limits"));
     let hooks = hooks::decode_hooks(decoder, sections.take("hooks"));
+    let metrics = observability::decode_metrics(decoder, sections.take("metrics"));
+    let audit = observability::decode_audit(decoder, sections.take("audit"));
     if decoder.has_problems() {
         return None;
     }
-    Some(Profile { server, database, mcp_servers, rbac, identity, secrets, rate_limits, hooks })
+    Some(Profile { server, database, mcp_servers, rbac, identity, secrets, rate_limits, hooks, metrics, audit })
 }

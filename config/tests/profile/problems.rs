@@ -506,6 +506,34 @@ const SINGLE_PROBLEM_CASES: &[(&str, &str, &str, &str)] = &[
         "p.yaml:3:24: rbac.rules[0].tool: ",
         "unknown key `tool`",
     ),
+    // metrics and audit
+    (
+        "unknown metrics key",
+        "metrics:\n  tokn: x\n",
+        "p.yaml:2:3: metrics.tokn: ",
+        "unknown key `tokn`; expected one of: token",
+    ),
+    ("metrics token too short", "metrics:\n  token: short\n", "p.yaml:2:10: metrics.token: ", "at least 16 characters"),
+    (
+        "metrics token with a space",
+        "metrics:\n  token: \"0123456789 abcdef\"\n",
+        "p.yaml:2:10: metrics.token: ",
+        "only visible ASCII",
+    ),
+    ("metrics token empty", "metrics:\n  token: \"\"\n", "p.yaml:2:10: metrics.token: ", "must not be empty"),
+    (
+        "unknown audit key",
+        "audit:\n  max_bytes: 1\n",
+        "p.yaml:2:3: audit.max_bytes: ",
+        "expected one of: max_field_bytes",
+    ),
+    (
+        "audit cap too small",
+        "audit:\n  max_field_bytes: 100\n",
+        "p.yaml:2:20: audit.max_field_bytes: ",
+        "at least 1024",
+    ),
+    ("audit cap zero", "audit:\n  max_field_bytes: 0\n", "p.yaml:2:20: audit.max_field_bytes: ", "greater than zero"),
     (
         "tagged value",
         "server:\n  listen: !ip 127.0.0.1:1\n",
@@ -640,6 +668,14 @@ fn messages_never_echo_environment_values() {
     assert_eq!(lines.len(), 1, "one problem: {lines:#?}");
     assert!(!lines[0].contains(secret_looking), "the expanded value must not appear: {}", lines[0]);
     assert!(lines[0].contains("`${LISTEN}` (after expansion)"), "the value is shown as written: {}", lines[0]);
+}
+
+#[test]
+fn a_bad_metrics_token_is_never_echoed() {
+    let token = "short-secret";
+    let lines = problem_lines_with("metrics:\n  token: ${TOKEN}\n", &[("TOKEN", token)]);
+    assert_eq!(lines.len(), 1, "one problem: {lines:#?}");
+    assert!(!lines[0].contains(token), "the token must not appear: {}", lines[0]);
 }
 
 #[test]

@@ -94,6 +94,8 @@ fn expected_default_profile(data_dir: &str) -> Profile {
         secrets: SecretsSettings::default(),
         rate_limits: RateLimitSettings::default(),
         hooks: castellan_config::HooksSettings::default(),
+        metrics: castellan_config::MetricsSettings::default(),
+        audit: castellan_config::AuditSettings::default(),
     }
 }
 
@@ -539,6 +541,21 @@ fn builtin_hooks_parse_for_pre_tool_use() {
         "the regex as written"
     );
     assert_eq!(handlers[3], castellan_config::HookHandler::BlockCredentials, "order kept");
+}
+
+#[test]
+fn metrics_token_and_audit_cap_parse_with_their_defaults() {
+    let defaults = parse_ok("server:\n  listen: 127.0.0.1:1\n");
+    assert_eq!(defaults.metrics.token, None, "/metrics is open by default");
+    assert_eq!(defaults.audit.max_field_bytes, 64 * 1024, "fields are capped at 64 KiB by default");
+    let profile = parse_with(
+        "metrics:\n  token: ${METRICS_TOKEN}\naudit:\n  max_field_bytes: 4096\n",
+        &[("METRICS_TOKEN", "0123456789abcdef0123")],
+    )
+    .expect("valid");
+    assert_eq!(profile.metrics.token.as_ref().map(|token| token.expose()), Some("0123456789abcdef0123"));
+    assert!(!format!("{:?}", profile.metrics).contains("0123456789abcdef"), "Debug hides the token");
+    assert_eq!(profile.audit.max_field_bytes, 4096);
 }
 
 #[test]

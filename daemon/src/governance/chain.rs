@@ -3,7 +3,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use castellan_actors::metrics::{ServerLabels, ToolCallLabels};
 use castellan_actors::{Decision, Event, EventBus, Metrics, PolicySnapshot};
 use castellan_config::HookEvent;
 use castellan_schema::audit::{ExecutionKind, ExecutionStatus, NewExecution};
@@ -17,9 +16,6 @@ use crate::hooks::HookCall;
 use crate::identity::Principal;
 use crate::rate_limit::{Admission, Limits, ToolCallTarget};
 use crate::redaction::Redactor;
-
-/// Stored output is capped; the row says when it was cut.
-const MAX_AUDITED_OUTPUT: usize = 256 * 1024;
 
 /// One governed request, parsed by its surface.
 pub struct Request<'a> {
@@ -288,7 +284,8 @@ impl Chain<'_> {
             tool: draft.name.clone(),
             kind: request.kind,
             input: draft.input,
-            output: audited_output.or_else(|| output_of(&outcome)).map(truncate),
+            // AuditHandle::record caps every text field (`audit.max_field_bytes`, with size and hash).
+            output: audited_output.or_else(|| output_of(&outcome)),
             status: status.as_str().to_string(),
             error_message: outcome.error_message(),
             user_id: Some(request.principal.subject.clone()),
@@ -301,18 +298,7 @@ impl Chain<'_> {
         };
         let committed = self.audit.record(row).await;
         let duration_ms = (completed_at - draft.started_at).num_milliseconds().max(0);
-        self.metrics
-            .tool_calls
-            .get_or_create(&ToolCallLabels {
-                server: draft.server.clone(),
-                tool: draft.name.clone(),
-                status: status.as_str().to_string(),
-            })
-            .inc();
-        self.metrics
-            .tool_call_seconds
-            .get_or_create(&ServerLabels { server: draft.server.clone() })
-            .observe(duration_ms as f64 / 1000.0);
+        self.metrics.tool_call(&draft.server, &draft.name, status.as_str(), duration_ms as f64 / 1000.0);
         // The access line; arguments and results stay out of logs (they may hold secrets).
         tracing::info!(
             trace_id = %request.trace_id,
@@ -383,16 +369,4 @@ fn tool_error_text(result: &Value) -> String {
         .map(|content| content.iter().filter_map(|item| item.get("text").and_then(Value::as_str)).collect())
         .unwrap_or_default();
     if texts.is_empty() { "the tool reported an error".to_string() } else { texts.join("\n") }
-}
-
-fn truncate(mut text: String) -> String {
-    if text.len() > MAX_AUDITED_OUTPUT {
-        let mut cut = MAX_AUDITED_OUTPUT;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push_str("…[truncated]");
-    }
-    text
 }

@@ -139,8 +139,9 @@ pub async fn token(request: HttpRequest, mut payload: web::Payload, state: web::
     match outcome {
         Ok(issued) => {
             let outcome = format!("token_{grant_type}");
-            let labels = castellan_actors::metrics::OutcomeLabels { outcome: outcome.clone() };
-            state.metrics.auth_decisions.get_or_create(&labels).inc();
+            if let Some(decision) = castellan_actors::metrics::AuthOutcome::token_issued(grant_type) {
+                state.metrics.auth_decision(decision);
+            }
             state.gateway.bus.publish(castellan_actors::Event::AuthDecision {
                 outcome,
                 subject: Some(client.client_id.clone()),

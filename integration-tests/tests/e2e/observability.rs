@@ -113,3 +113,89 @@ fn two_replicas_on_one_postgresql_database_keep_one_unbroken_chain() {
     let verify = first.cli(&["audit", "verify"]);
     assert!(verify.status.success(), "one chain, no fork: {}", String::from_utf8_lossy(&verify.stdout));
 }
+
+/// `GET /metrics`: the text and its size.
+fn scrape(app: &integration_tests::TestApp) -> String {
+    ureq::get(&format!("{}/metrics", app.base_url)).call().expect("metrics").into_string().expect("text")
+}
+
+#[test]
+fn a_forged_tool_name_neither_forges_a_metrics_line_nor_grows_the_scrape() {
+    let app = spawn_app(Database::Sqlite);
+    let mut aggregated = Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
+    let mut one_server = Session::open(&format!("{}/mcp/customers", app.base_url), &bearer(&app.admin_key));
+    let forged = "x\"} 1\n castellan_servers_ready 999\n# ";
+    for (on_one_server, name) in [
+        (false, format!("customers__{forged}")),
+        (false, format!("{forged}__get_customer")),
+        (false, forged.to_string()),
+        (true, forged.to_string()),
+    ] {
+        let session = if on_one_server { &mut one_server } else { &mut aggregated };
+        let answer = session.call(&name, json!({}));
+        assert!(answer.get("error").is_some(), "a forged name is an unknown tool: {answer}");
+    }
+    assert_eq!(aggregated.call("customers__get_customer", json!({"id": 1}))["result"]["isError"], false);
+    let baseline = scrape(&app);
+    let ready_lines: Vec<&str> = baseline.lines().filter(|line| line.starts_with("castellan_servers_ready")).collect();
+    assert_eq!(ready_lines, ["castellan_servers_ready 1"], "only the real gauge line:\n{baseline}");
+    assert!(!baseline.contains("servers_ready 999"), "nothing of the forged name reaches /metrics:\n{baseline}");
+    for expected in [
+        r#"castellan_tool_calls_total{server="customers",tool="unknown",status="rpc_error"} 2"#,
+        r#"castellan_tool_calls_total{server="unknown",tool="unknown",status="rpc_error"} 2"#,
+        r#"castellan_tool_calls_total{server="customers",tool="get_customer",status="success"} 1"#,
+    ] {
+        assert!(baseline.contains(expected), "/metrics has {expected}:\n{baseline}");
+    }
+
+    for index in 0..30 {
+        let unique = format!("{index}-{}", "n".repeat(100 * 1024));
+        aggregated.call(&format!("customers__{unique}"), json!({}));
+        aggregated.call(&unique, json!({}));
+    }
+    let after = scrape(&app);
+    eprintln!(
+        "/metrics: {} bytes before, {} bytes after 60 calls with unique 100 KB names",
+        baseline.len(),
+        after.len()
+    );
+    assert_eq!(after.lines().count(), baseline.lines().count(), "unique names add no series:\n{after}");
+    assert!(after.len() < baseline.len() + 512, "/metrics stays small: {} then {} bytes", baseline.len(), after.len());
+    assert!(after.len() < 16 * 1024, "/metrics is a few KB: {} bytes", after.len());
+    assert!(
+        after.contains(r#"castellan_tool_calls_total{server="customers",tool="unknown",status="rpc_error"} 32"#),
+        "they are counted under unknown:\n{after}"
+    );
+}
+
+#[test]
+fn metrics_token_guards_the_scrape() {
+    let token = "metrics-token-0123456789abcdef";
+    let profile = format!("{}metrics:\n  token: \"${{METRICS_TOKEN}}\"\n", integration_tests::DEFAULT_TEST_PROFILE);
+    let app = integration_tests::spawn_app_with(
+        integration_tests::AppOptions::new(Database::Sqlite).profile(&profile).env("METRICS_TOKEN", token),
+    );
+    let url = format!("{}/metrics", app.base_url);
+    for authorization in [None, Some("Bearer wrong-token-0123456789abcdef".to_string()), Some(format!("Basic {token}"))]
+    {
+        let mut request = ureq::get(&url);
+        if let Some(value) = &authorization {
+            request = request.set("Authorization", value);
+        }
+        match request.call() {
+            Err(ureq::Error::Status(status, response)) => {
+                assert_eq!(status, 401, "{authorization:?}");
+                assert!(response.header("www-authenticate").is_some_and(|value| value.starts_with("Bearer")));
+            }
+            other => panic!("{authorization:?}: expected 401, got {:?}", other.map(|response| response.status())),
+        }
+    }
+    let scraped = ureq::get(&url)
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+        .expect("the token reads /metrics")
+        .into_string()
+        .expect("text");
+    assert!(scraped.contains("castellan_servers_ready"), "{scraped}");
+    assert!(!app.log().contains(token), "the token never reaches the log");
+}

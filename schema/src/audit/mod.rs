@@ -19,10 +19,12 @@ use crate::meta;
 use crate::time::truncate_to_micros;
 
 mod append;
+mod cap;
 mod chain;
 mod verify;
 
 pub use append::append_from_known_head;
+pub use cap::{MARKER_MAX_BYTES, cap_field, cap_row, truncation_marker};
 pub use chain::{GENESIS_HASH, chain_hash};
 pub use verify::{ChainBreak, ChainBreakReason, VerifyReport, verify};
 
