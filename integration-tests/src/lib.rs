@@ -215,11 +215,24 @@ pub struct AppOptions {
     pub env: Vec<(String, String)>,
     /// Another app's database URL: a second replica on the same database (no bootstrap key then).
     pub shared_database: Option<String>,
+    /// Arguments after `serve --listen ADDR` (e.g. `--log-format text`).
+    pub args: Vec<String>,
 }
 
 impl AppOptions {
     pub fn new(database: Database) -> Self {
-        Self { database, profile: DEFAULT_TEST_PROFILE.to_string(), env: Vec::new(), shared_database: None }
+        Self {
+            database,
+            profile: DEFAULT_TEST_PROFILE.to_string(),
+            env: Vec::new(),
+            shared_database: None,
+            args: Vec::new(),
+        }
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_string());
+        self
     }
 
     pub fn env(mut self, name: &str, value: &str) -> Self {
@@ -251,6 +264,7 @@ pub fn spawn_app_with(options: AppOptions) -> TestApp {
     let mut command = Command::new(castellan_binary());
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(&options.args)
         .env("CASTELLAN_PROFILE", &profile_path)
         .env("CASTELLAN_DATABASE_URL", options.shared_database.as_ref().unwrap_or(&database.url))
         .env("CASTELLAN_LOG", "info")

@@ -1,6 +1,7 @@
 //! One end-to-end test binary: every module below is one area of the surface. One binary links the
 //! castellan library once instead of twenty times.
 
+mod cli;
 mod conformance;
 mod events;
 mod faults;
