@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::terminal::{escape, render_json, truncate};
+use super::terminal::{escape, json_line, render_json, truncate};
 use super::{GlobalArgs, load_profile};
 
 /// How much of a call's arguments the text view shows; `--json` has all of it.
@@ -71,12 +71,12 @@ pub async fn run(global: &GlobalArgs, command: AuditCommand) -> Result<ExitCode,
                     if json {
                         println!(
                             "{}",
-                            json!({
+                            json_line(&json!({
                                 "id": row.id, "server": row.server, "tool": row.tool, "status": row.status,
                                 "user_id": row.user_id, "session_id": row.session_id, "trace_id": row.trace_id,
                                 "started_at": row.started_at.to_rfc3339(), "duration_ms": row.duration_ms,
                                 "error_message": row.error_message, "input": row.input, "output": row.output,
-                            })
+                            }))
                         );
                     } else {
                         println!("{}", text_line(row));

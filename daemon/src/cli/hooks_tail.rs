@@ -7,7 +7,7 @@ use castellan_config::HookEvent;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::terminal::escape;
+use super::terminal::{escape, json_line};
 use super::{GlobalArgs, load_profile};
 
 #[derive(Subcommand, Debug)]
@@ -56,11 +56,11 @@ pub async fn run(global: &GlobalArgs, command: HooksCommand) -> Result<ExitCode,
             if json {
                 println!(
                     "{}",
-                    json!({
+                    json_line(&json!({
                         "id": row.id, "event": row.event, "decision": row.decision, "handler": row.handler,
                         "reason": row.reason, "server": row.server, "tool": row.tool, "user_id": row.user_id,
                         "trace_id": row.trace_id, "created_at": row.created_at.to_rfc3339(),
-                    })
+                    }))
                 );
             } else {
                 println!("{}", text_line(row));

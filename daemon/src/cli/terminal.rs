@@ -96,6 +96,23 @@ fn push_quoted(out: &mut String, text: &str) {
     out.push('"');
 }
 
+/// `value` as one line of JSON that is also safe on a terminal: serde already writes C0 controls as
+/// `\u00XX`; the C1 controls and format characters [`escape`] handles, which JSON allows raw, are
+/// written as `\uXXXX` too. Those characters only occur inside strings, so the value read back is
+/// the same.
+pub fn json_line(value: &Value) -> String {
+    let serialized = value.to_string();
+    let mut out = String::with_capacity(serialized.len());
+    for character in serialized.chars() {
+        if needs_unicode_escape(character) {
+            let _ = write!(out, "\\u{:04x}", u32::from(character));
+        } else {
+            out.push(character);
+        }
+    }
+    out
+}
+
 /// `text` cut to at most `max_chars` characters, with `…` when something was cut.
 pub fn truncate(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
@@ -169,6 +186,15 @@ mod tests {
     fn json_renders_on_one_line_with_strings_escaped() {
         let value = json!({"id": "\u{1b}[2J\r", "say \"hi\"": [1, true, null, "\u{9b}"]});
         assert_eq!(render_json(&value), r#"{"id":"\x1b[2J\r","say \"hi\"":[1,true,null,"\u{9b}"]}"#);
+    }
+
+    #[test]
+    fn json_lines_escape_c1_and_format_characters_and_read_back_the_same() {
+        let value = json!({"text": "\u{1b}[2J\r\u{9b}31m\u{202e}\u{2028}é"});
+        let line = json_line(&value);
+        assert!(!line.chars().any(|character| character.is_control() || needs_unicode_escape(character)), "{line:?}");
+        assert!(line.contains("\\u009b") && line.contains("\\u202e") && line.contains('é'), "{line}");
+        assert_eq!(serde_json::from_str::<Value>(&line).unwrap(), value, "the same value");
     }
 
     #[test]

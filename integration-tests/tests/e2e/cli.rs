@@ -333,14 +333,56 @@ fn first_line_containing(child: &mut Child, needle: &str, limit: Duration) -> Op
     None
 }
 
+/// A stdio MCP server (stdlib Python) whose one tool fails with a JSON-RPC error that echoes its
+/// argument, as many servers do ("invalid id: ..."): a server or a client decides what lands in
+/// `error_message`, control characters included.
+const ECHOING_SERVER: &str = r#"
+import json, sys
+TOOL = {"name": "lookup", "description": "fails, echoing its argument", "inputSchema": {"type": "object"}}
+for line in sys.stdin:
+    message = json.loads(line)
+    if "id" not in message:
+        continue
+    method = message.get("method")
+    if method == "initialize":
+        answer = {"result": {"protocolVersion": message["params"].get("protocolVersion", "2025-06-18"),
+                             "capabilities": {"tools": {}}, "serverInfo": {"name": "echoing", "version": "1"}}}
+    elif method == "tools/list":
+        answer = {"result": {"tools": [TOOL]}}
+    elif method == "tools/call":
+        text = message["params"].get("arguments", {}).get("text", "")
+        answer = {"error": {"code": -32602, "message": "invalid text: " + text}}
+    else:
+        answer = {"result": {}}
+    answer.update({"jsonrpc": "2.0", "id": message["id"]})
+    print(json.dumps(answer), flush=True)
+"#;
+
 #[test]
 fn audit_tail_escapes_control_characters_and_json_stays_valid() {
-    let hostile = "\u{1b}[2J\r\u{9b}31m\u{7}";
+    let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\r\u{9b}31m";
+    let shown_escaped = r"\x1b]0;pwned\x07\x1b[2J\r\u{9b}31m";
+    let script_dir = TempDir::new();
+    let script = script_dir.0.join("echoing_server.py");
+    std::fs::write(&script, ECHOING_SERVER).expect("server script");
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|path| Path::new(path).exists())
+        .expect("python3 is installed");
+    let profile = DEFAULT_TEST_PROFILE
+        .replace("rbac:\n", &format!("  echoing:\n    command: {python}\n    args: [{}]\nrbac:\n", script.display()));
     for database in Database::ALL {
-        let app = spawn_app(database);
+        let app = spawn_app_with(AppOptions::new(database).profile(&profile));
         let mut session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
-        let answer = session.call("customers__get_customer", json!({"id": hostile}));
-        assert_eq!(answer["result"]["isError"], true, "{database:?}: a string id is a tool error: {answer}");
+        let ready = integration_tests::eventually(Duration::from_secs(20), || {
+            session.tool_names().iter().any(|name| name == "echoing__lookup")
+        });
+        assert!(ready, "{database:?}: the echoing server is up");
+        let answer = session.call("echoing__lookup", json!({"text": hostile}));
+        assert!(answer["error"].is_object(), "{database:?}: the server's error is relayed: {answer}");
+        let stored =
+            app.database.query_scalar("SELECT error_message FROM mcp_tool_executions WHERE status = 'rpc_error'");
+        assert!(stored.contains('\u{1b}'), "{database:?}: the message is stored as the server wrote it: {stored:?}");
 
         let tail = app.cli(&["audit", "tail"]);
         assert!(tail.status.success(), "{database:?}: {}", text(&tail.stderr));
@@ -348,16 +390,24 @@ fn audit_tail_escapes_control_characters_and_json_stays_valid() {
         let raw: Vec<char> = shown.chars().filter(|character| character.is_control() && *character != '\n').collect();
         assert!(raw.is_empty(), "{database:?}: no raw control character reaches the terminal: {raw:?} in {shown:?}");
         assert!(
-            shown.contains(r#"args={"id":"\x1b[2J\r\u{9b}31m\x07"}"#),
+            shown.contains(&format!("error=invalid text: {shown_escaped}")),
+            "{database:?}: the error, escaped: {shown}"
+        );
+        assert!(
+            shown.contains(&format!(r#"args={{"text":"{shown_escaped}"}}"#)),
             "{database:?}: the arguments are shown, escaped: {shown}"
         );
 
         let rows = app.audit_rows();
-        let row = rows.last().expect("a row");
+        let row = rows.iter().find(|row| row["status"] == "rpc_error").expect("the rpc_error row");
         let input: Value = serde_json::from_str(row["input"].as_str().expect("input text")).expect("input is JSON");
-        assert_eq!(input["id"], hostile, "{database:?}: --json keeps the value exactly (serde escapes it)");
+        assert_eq!(input["text"], hostile, "{database:?}: --json keeps the value exactly (serde escapes it)");
+        assert_eq!(row["error_message"], format!("invalid text: {hostile}"), "{database:?}: and the error");
         let json_output = text(&app.cli(&["audit", "tail", "--json"]).stdout);
-        assert!(!json_output.contains('\u{1b}') && !json_output.contains('\r'), "{database:?}: --json escapes too");
+        assert!(
+            !json_output.chars().any(|character| character.is_control() && character != '\n'),
+            "{database:?}: --json escapes too"
+        );
     }
 }
 
