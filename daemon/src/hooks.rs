@@ -516,7 +516,7 @@ mod tests {
 
     #[test]
     fn denial_reasons_agree_in_number() {
-        let rules = vec![HookHandler::DenyArguments { pattern: "(?i)drop".into() }, HookHandler::BlockCredentials];
+        let rules = [HookHandler::DenyArguments { pattern: "(?i)drop".into() }, HookHandler::BlockCredentials];
         let reason = |event: HookEvent, field: &str, value: Value, index: usize| {
             let hooks = hooks(event, vec![rules[index].clone()]);
             let mut input = json!({"tool_name": "query"});

@@ -135,13 +135,16 @@ const ADMIN_COMMANDS: &[&[&str]] = &[
     &["policy", "explain", "--user", "bob", "--tool", "customers__get_customer"],
 ];
 
+/// Environment variables for one run.
+type Environment<'a> = Vec<(&'a str, &'a str)>;
+
 #[test]
 fn admin_commands_never_create_a_database_and_say_where_they_looked() {
     let dir = TempDir::new();
     let cwd = dir.0.canonicalize().expect("canonical");
     let elsewhere = cwd.join("elsewhere");
     let elsewhere_text = elsewhere.to_str().expect("utf-8").to_string();
-    let settings: [(&str, Vec<(&str, &str)>, PathBuf); 2] = [
+    let settings: [(&str, Environment, PathBuf); 2] = [
         ("the default ./castellan-data", vec![], cwd.join("castellan-data")),
         ("CASTELLAN_DATA_DIR", vec![("CASTELLAN_DATA_DIR", elsewhere_text.as_str())], elsewhere.clone()),
     ];
