@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use super::terminal::{escape, table};
 use super::{GlobalArgs, load_profile};
-use crate::secrets::{load_master_key, purpose};
+use crate::secrets::{load_existing_master_key, purpose};
 
 /// The largest secret value accepted.
 const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -55,7 +55,7 @@ pub async fn run(global: &GlobalArgs, command: SecretsCommand) -> Result<ExitCod
                     crate::redaction::MIN_SECRET_LEN
                 );
             }
-            let master = load_master_key(&profile).map_err(|error| error.to_string())?;
+            let master = load_existing_master_key(&profile).map_err(|error| error.to_string())?;
             let sealed = master.seal(&purpose(&name), value);
             castellan_schema::secrets::set(&db, &name, &sealed, Utc::now()).await.map_err(|error| error.to_string())?;
             println!(

@@ -73,6 +73,23 @@ impl MasterKey {
         }
     }
 
+    /// Like [`MasterKey::load`], but a missing key file is an error instead of a new key: for admin
+    /// commands, which must seal with the daemon's key, never with one of their own.
+    pub fn load_existing(env_value: Option<&str>, file: &Path) -> Result<Self, MasterKeyError> {
+        match env_value.filter(|value| !value.trim().is_empty()) {
+            Some(value) => Self::parse(value),
+            None if !file.exists() => Err(MasterKeyError::File {
+                path: file.to_path_buf(),
+                reason: format!(
+                    "there is no such file and {MASTER_KEY_ENV} is not set; admin commands never create the \
+                     master key: give them the daemon's ({MASTER_KEY_ENV}, secrets.master_key_file or \
+                     CASTELLAN_DATA_DIR)"
+                ),
+            }),
+            None => Self::from_file(file),
+        }
+    }
+
     fn from_file(path: &Path) -> Result<Self, MasterKeyError> {
         let failed = |reason: String| MasterKeyError::File { path: path.to_path_buf(), reason };
         match std::fs::read_to_string(path) {

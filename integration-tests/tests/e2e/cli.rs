@@ -178,6 +178,31 @@ fn admin_commands_never_create_a_database_and_say_where_they_looked() {
 }
 
 #[test]
+fn secrets_set_never_creates_a_master_key_of_its_own() {
+    use std::io::Write;
+    let dir = TempDir::new();
+    let cwd = dir.0.canonicalize().expect("canonical");
+    let migrated = run_to_exit(castellan(&cwd, &["migrate"], &[]), Duration::from_secs(60));
+    assert!(migrated.status.success(), "migrate: {}", text(&migrated.stderr));
+    let key_file = cwd.join("castellan-data/master.key");
+    assert!(!key_file.exists(), "migrate creates no master key");
+    let set = |env: &[(&str, &str)]| {
+        let mut command = castellan(&cwd, &["secrets", "set", "token"], env);
+        command.stdin(Stdio::piped());
+        let mut child = command.spawn().expect("castellan starts");
+        child.stdin.take().expect("stdin").write_all(b"a-secret-value-123456").expect("write");
+        child.wait_with_output().expect("output")
+    };
+    let refused = set(&[]);
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "no key, no daemon's key: refused: {stderr}");
+    assert!(stderr.contains(&key_file.display().to_string()) && stderr.contains("CASTELLAN_MASTER_KEY"), "{stderr}");
+    assert!(!key_file.exists(), "no master key of its own was created");
+    let stored = set(&[("CASTELLAN_MASTER_KEY", integration_tests::TEST_MASTER_KEY)]);
+    assert!(stored.status.success(), "with the daemon's key: {}", text(&stored.stderr));
+}
+
+#[test]
 fn admin_commands_refuse_an_empty_postgres_database_and_create_no_tables() {
     let dir = TempDir::new();
     let name = format!("castellan_empty_{}", random_suffix());
