@@ -125,6 +125,13 @@ pub async fn has_castellan_schema(db: &DatabaseConnection) -> DbResult<bool> {
 
 async fn open(url: &str, options: ConnectOptions) -> DbResult<DatabaseConnection> {
     Database::connect(options).await.map_err(|error| {
+        if is_pool_timeout(&error) {
+            // sqlx retries refused connections until the timeout and then reports only the timeout.
+            return DbError::Unavailable(format!(
+                "no connection within {}s: is the server running, and reachable at this host and port?",
+                CONNECT_TIMEOUT.as_secs()
+            ));
+        }
         let message = redact_secret(&error.to_string(), url);
         if is_configuration_error(&error) {
             DbError::Other(format!("invalid database URL: {message}"))
@@ -140,6 +147,13 @@ fn is_configuration_error(error: &DbErr) -> bool {
         DbErr::Conn(RuntimeErr::SqlxError(sqlx_error)) => {
             matches!(sqlx_error.as_ref(), sqlx::Error::Configuration(_))
         }
+        _ => false,
+    }
+}
+
+fn is_pool_timeout(error: &DbErr) -> bool {
+    match error {
+        DbErr::Conn(RuntimeErr::SqlxError(sqlx_error)) => matches!(sqlx_error.as_ref(), sqlx::Error::PoolTimedOut),
         _ => false,
     }
 }
