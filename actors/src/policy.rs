@@ -21,10 +21,24 @@ impl Decision {
 /// The name reported when no rule matched and the default applied.
 pub const DEFAULT_RULE_NAME: &str = "rbac.default";
 
+/// A decision together with the rule that made it, for `castellan policy explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    pub decision: Decision,
+    /// The index in `rbac.rules` of the deciding rule; `None` when the default applied.
+    pub rule_index: Option<usize>,
+}
+
 /// Any matching deny wins; else any matching allow; else the default.
 pub fn decide(rbac: &RbacSettings, tier: Tier, server: &str, tool: &str) -> Decision {
-    let mut first_allow: Option<&str> = None;
-    for rule in &rbac.rules {
+    explain(rbac, tier, server, tool).decision
+}
+
+/// What [`decide`] decides, and which rule (by index) decided it. The first matching deny wins;
+/// else the first matching allow; else the default.
+pub fn explain(rbac: &RbacSettings, tier: Tier, server: &str, tool: &str) -> Explanation {
+    let mut first_allow: Option<(usize, &str)> = None;
+    for (index, rule) in rbac.rules.iter().enumerate() {
         let tier_fits = rule.min_tier.is_none_or(|min| tier >= min) && rule.max_tier.is_none_or(|max| tier <= max);
         if !tier_fits
             || !rule.servers.iter().any(|pattern| pattern.matches(server))
@@ -33,16 +47,24 @@ pub fn decide(rbac: &RbacSettings, tier: Tier, server: &str, tool: &str) -> Deci
             continue;
         }
         match rule.effect {
-            Effect::Deny => return Decision::Deny { rule: rule.name.clone() },
+            Effect::Deny => {
+                return Explanation { decision: Decision::Deny { rule: rule.name.clone() }, rule_index: Some(index) };
+            }
             Effect::Allow => {
-                first_allow.get_or_insert(rule.name.as_str());
+                first_allow.get_or_insert((index, rule.name.as_str()));
             }
         }
     }
     match (first_allow, rbac.default) {
-        (Some(rule), _) => Decision::Allow { rule: rule.to_string() },
-        (None, Effect::Allow) => Decision::Allow { rule: DEFAULT_RULE_NAME.to_string() },
-        (None, Effect::Deny) => Decision::Deny { rule: DEFAULT_RULE_NAME.to_string() },
+        (Some((index, rule)), _) => {
+            Explanation { decision: Decision::Allow { rule: rule.to_string() }, rule_index: Some(index) }
+        }
+        (None, Effect::Allow) => {
+            Explanation { decision: Decision::Allow { rule: DEFAULT_RULE_NAME.to_string() }, rule_index: None }
+        }
+        (None, Effect::Deny) => {
+            Explanation { decision: Decision::Deny { rule: DEFAULT_RULE_NAME.to_string() }, rule_index: None }
+        }
     }
 }
 
@@ -128,5 +150,85 @@ rbac:
         assert_eq!(closed, Decision::Deny { rule: "billing-closed".into() }, "the denial names the rule");
         let nothing = decide_server(&rbac, Tier::Service, "other", std::iter::empty());
         assert_eq!(nothing, Decision::Deny { rule: DEFAULT_RULE_NAME.into() });
+    }
+}
+
+#[cfg(test)]
+mod explain_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use castellan_config::{NamePattern, RbacRule};
+
+    use super::*;
+
+    fn rule(
+        name: &str,
+        effect: Effect,
+        min: Option<Tier>,
+        max: Option<Tier>,
+        servers: &[&str],
+        tools: &[&str],
+    ) -> RbacRule {
+        let patterns = |names: &[&str]| names.iter().map(|name| NamePattern::parse(name).unwrap()).collect();
+        RbacRule {
+            name: name.to_string(),
+            effect,
+            min_tier: min,
+            max_tier: max,
+            servers: patterns(servers),
+            tools: patterns(tools),
+        }
+    }
+
+    /// The default test profile's rules.
+    fn rbac(default: Effect) -> RbacSettings {
+        RbacSettings {
+            default,
+            rules: vec![
+                rule("users-may-use-tools", Effect::Allow, Some(Tier::User), None, &["*"], &["*"]),
+                rule("services-may-use-tools", Effect::Allow, Some(Tier::Service), None, &["*"], &["*"]),
+                rule("no-destructive-for-users", Effect::Deny, None, Some(Tier::User), &["customers"], &["delete_*"]),
+            ],
+        }
+    }
+
+    #[test]
+    fn explain_names_the_deciding_rule_by_index() {
+        let cases = [
+            (Effect::Deny, Tier::User, "customers", "get_customer", true, Some(0), "users-may-use-tools"),
+            (Effect::Deny, Tier::Service, "customers", "get_customer", true, Some(1), "services-may-use-tools"),
+            (Effect::Deny, Tier::User, "customers", "delete_customer", false, Some(2), "no-destructive-for-users"),
+            (Effect::Deny, Tier::Service, "customers", "delete_customer", false, Some(2), "no-destructive-for-users"),
+            (Effect::Deny, Tier::Admin, "customers", "delete_customer", true, Some(0), "users-may-use-tools"),
+            (Effect::Deny, Tier::Anonymous, "customers", "get_customer", false, None, DEFAULT_RULE_NAME),
+            (Effect::Allow, Tier::Anonymous, "customers", "get_customer", true, None, DEFAULT_RULE_NAME),
+            (Effect::Allow, Tier::Mcp, "other", "delete_all", true, None, DEFAULT_RULE_NAME),
+        ];
+        for (default, tier, server, tool, allowed, index, name) in cases {
+            let rbac = rbac(default);
+            let explanation = explain(&rbac, tier, server, tool);
+            let case = format!("{tier:?} {server}/{tool} default {default:?}: {explanation:?}");
+            assert_eq!(explanation.decision.is_allowed(), allowed, "{case}");
+            assert_eq!(explanation.rule_index, index, "{case}");
+            let rule = match &explanation.decision {
+                Decision::Allow { rule } | Decision::Deny { rule } => rule.clone(),
+            };
+            assert_eq!(rule, name, "{case}");
+            assert_eq!(decide(&rbac, tier, server, tool), explanation.decision, "decide agrees with explain: {case}");
+        }
+    }
+
+    #[test]
+    fn a_later_deny_beats_an_earlier_allow_and_the_first_allow_is_cited() {
+        let rbac = RbacSettings {
+            default: Effect::Deny,
+            rules: vec![
+                rule("a", Effect::Allow, None, None, &["*"], &["*"]),
+                rule("b", Effect::Allow, None, None, &["*"], &["read_*"]),
+                rule("c", Effect::Deny, None, None, &["s"], &["read_secret"]),
+            ],
+        };
+        assert_eq!(explain(&rbac, Tier::User, "s", "read_notes").rule_index, Some(0), "first allow");
+        let denied = explain(&rbac, Tier::User, "s", "read_secret");
+        assert_eq!((denied.decision.is_allowed(), denied.rule_index), (false, Some(2)), "deny wins");
     }
 }

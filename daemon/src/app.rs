@@ -73,6 +73,18 @@ pub struct LiveHandles {
 impl Application {
     /// Must run inside an actix System (the actors start on its arbiter).
     pub async fn build(profile: &Profile, db: DatabaseConnection) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(&profile.server.listen)
+            .map_err(|source| StartError::Listen { address: profile.server.listen.clone(), source })?;
+        Self::build_on(profile, db, listener).await
+    }
+
+    /// [`Application::build`] on a listener the caller bound (so a taken port fails before anything
+    /// starts); `profile.server.listen` is not read.
+    pub async fn build_on(
+        profile: &Profile,
+        db: DatabaseConnection,
+        listener: TcpListener,
+    ) -> Result<Self, StartError> {
         let registry = Registry::default();
         // Tool labels are the tools ready servers have right now (never what a client wrote).
         let metrics = Metrics::with_catalogue(Arc::new(registry.clone()));
@@ -109,8 +121,6 @@ impl Application {
         HealthMonitor::new(registry.clone(), reconciler.clone(), bus.clone(), profile.server.health_interval, memory)
             .start();
 
-        let listener = TcpListener::bind(&profile.server.listen)
-            .map_err(|source| StartError::Listen { address: profile.server.listen.clone(), source })?;
         let address = listener
             .local_addr()
             .map_err(|source| StartError::Listen { address: profile.server.listen.clone(), source })?;

@@ -420,7 +420,13 @@ fn evaluate(handler: &Compiled, call: &HookCall<'_>, input: &Value) -> HookDecis
                     Value::String(text) => pattern.is_match(text),
                     other => pattern.is_match(&other.to_string()),
                 })
-                .map(|_| format!("the {} matches the denied pattern {}", what(call.event), pattern.as_str())),
+                .map(|_| {
+                    format!(
+                        "the {} the denied pattern {}",
+                        what_with_verb(call.event, "matches", "match"),
+                        pattern.as_str()
+                    )
+                }),
         ),
         Compiled::RequireTier(tier, patterns) => (
             "builtin:require_tier",
@@ -430,9 +436,9 @@ fn evaluate(handler: &Compiled, call: &HookCall<'_>, input: &Value) -> HookDecis
         ),
         Compiled::BlockCredentials(shapes) => (
             "builtin:block_credentials",
-            content
-                .filter(|content| shapes.is_match(&unescaped_text(content)))
-                .map(|_| format!("the {} carries something shaped like a credential", what(call.event))),
+            content.filter(|content| shapes.is_match(&unescaped_text(content))).map(|_| {
+                format!("the {} something shaped like a credential", what_with_verb(call.event, "carries", "carry"))
+            }),
         ),
         Compiled::Http { .. } | Compiled::Command { .. } => {
             ("hook", Some("a command or http hook cannot be evaluated as a rule".into()))
@@ -442,6 +448,12 @@ fn evaluate(handler: &Compiled, call: &HookCall<'_>, input: &Value) -> HookDecis
 }
 
 /// How a denial names what the content rules looked at.
+/// What was inspected and a verb that agrees with it: "arguments match", "prompt matches".
+fn what_with_verb(event: HookEvent, singular: &str, plural: &str) -> String {
+    let verb = if matches!(what(event), "arguments") { plural } else { singular };
+    format!("{} {verb}", what(event))
+}
+
 fn what(event: HookEvent) -> &'static str {
     match event {
         HookEvent::PostToolUse => "tool's response",
@@ -497,6 +509,26 @@ mod tests {
         let input = json!({"tool_name": tool, "tool_input": arguments});
         let outcome = run(hooks, HookEvent::PreToolUse, Some(tool), tier, input);
         outcome.decisions.into_iter().find(|decision| !decision.allowed).map(|decision| decision.handler)
+    }
+
+    #[test]
+    fn denial_reasons_agree_in_number() {
+        let rules = [HookHandler::DenyArguments { pattern: "(?i)drop".into() }, HookHandler::BlockCredentials];
+        let reason = |event: HookEvent, field: &str, value: Value, index: usize| {
+            let hooks = hooks(event, vec![rules[index].clone()]);
+            let mut input = json!({"tool_name": "query"});
+            input[field] = value;
+            run(&hooks, event, Some("query"), Tier::User, input).denial().unwrap_or_default()
+        };
+        let arguments = reason(HookEvent::PreToolUse, "tool_input", json!({"sql": "DROP it"}), 0);
+        assert!(arguments.contains("the arguments match the denied pattern"), "{arguments}");
+        let carried = reason(HookEvent::PreToolUse, "tool_input", json!({"k": "AKIAIOSFODNN7EXAMPLE"}), 1);
+        assert!(carried.contains("the arguments carry something shaped like a credential"), "{carried}");
+        let response = reason(HookEvent::PostToolUse, "tool_response", json!("drop"), 0);
+        assert!(response.contains("the tool's response matches the denied pattern"), "{response}");
+        for text in [&arguments, &carried, &response] {
+            assert!(!text.contains("arguments matches") && !text.contains("arguments carries"), "{text}");
+        }
     }
 
     #[test]

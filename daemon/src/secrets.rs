@@ -48,6 +48,17 @@ pub fn load_master_key(profile: &Profile) -> Result<MasterKey, MasterKeyError> {
     MasterKey::load(env_key.as_deref(), &master_key_file(profile))
 }
 
+/// The master key for an admin command: the daemon's, never a new one (see
+/// [`MasterKey::load_existing`]).
+pub fn load_existing_master_key(profile: &Profile) -> Result<MasterKey, MasterKeyError> {
+    let env_key = std::env::var(MASTER_KEY_ENV).ok();
+    let file = master_key_file(profile);
+    // Named absolutely in the error: the relative default depends on the working directory.
+    let file =
+        if file.is_relative() { std::env::current_dir().map(|cwd| cwd.join(&file)).unwrap_or(file) } else { file };
+    MasterKey::load_existing(env_key.as_deref(), &file)
+}
+
 /// The associated data a secret's value is sealed with: its name, so values cannot be swapped.
 pub fn purpose(name: &str) -> String {
     format!("secret:{name}")

@@ -219,6 +219,8 @@ pub struct AppOptions {
     /// offset of any file fails with EFBIG, which SQLite reports as a write error, as it would a
     /// full disk. The hard limit stays unlimited, so a test can lift it again (`prlimit --pid`).
     pub file_size_limit: Option<u64>,
+    /// Arguments after `serve --listen ADDR` (e.g. `--log-format text`).
+    pub args: Vec<String>,
 }
 
 impl AppOptions {
@@ -229,7 +231,13 @@ impl AppOptions {
             env: Vec::new(),
             shared_database: None,
             file_size_limit: None,
+            args: Vec::new(),
         }
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_string());
+        self
     }
 
     pub fn env(mut self, name: &str, value: &str) -> Self {
@@ -276,6 +284,7 @@ pub fn spawn_app_with(options: AppOptions) -> TestApp {
     };
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(&options.args)
         .env("CASTELLAN_PROFILE", &profile_path)
         .env("CASTELLAN_DATABASE_URL", options.shared_database.as_ref().unwrap_or(&database.url))
         .env("CASTELLAN_LOG", "info")

@@ -62,20 +62,76 @@ impl DatabaseTarget {
 
 /// Opens a connection pool to `url` (`sqlite://PATH`, `sqlite::memory:` or `postgres://...`).
 ///
-/// For a SQLite file the parent directories and the file are created when missing. Errors
-/// never contain the password from the URL; a server that cannot be reached is
-/// [`DbError::Unavailable`].
+/// For a SQLite file the missing parent directories are created with mode 0700 and a missing
+/// file with mode 0600 (whatever the umask; SQLite gives its `-wal` and `-shm` files the mode of
+/// the database file). Errors never contain the password from the URL; a server that cannot be
+/// reached is [`DbError::Unavailable`].
 #[tracing::instrument(skip_all, fields(database = %redact_url(url)))]
 pub async fn connect(url: &str) -> DbResult<DatabaseConnection> {
     let options = match DatabaseTarget::parse(url)? {
         DatabaseTarget::SqliteMemory => sqlite_memory_options(url),
         DatabaseTarget::SqliteFile(path) => {
-            create_parent_directories(&path)?;
-            sqlite_file_options(url)
+            if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+                create_private_directory(parent).map_err(|error| {
+                    DbError::Unavailable(format!("cannot create the database directory {}: {error}", parent.display()))
+                })?;
+            }
+            create_private_file(&path).map_err(|error| {
+                DbError::Unavailable(format!("cannot create the database file {}: {error}", path.display()))
+            })?;
+            sqlite_file_options(url, true)
         }
         DatabaseTarget::Postgres => postgres_options(url),
     };
+    open(url, options).await
+}
+
+/// Opens a database that must already exist: nothing is created. A SQLite file that is not there
+/// is [`DbError::NotFound`] naming the path (as written in the URL); a PostgreSQL database that does
+/// not exist is refused by the server. Whether it holds Castellan's tables is
+/// [`has_castellan_schema`]'s question.
+#[tracing::instrument(skip_all, fields(database = %redact_url(url)))]
+pub async fn connect_existing(url: &str) -> DbResult<DatabaseConnection> {
+    let options = match DatabaseTarget::parse(url)? {
+        DatabaseTarget::SqliteMemory => sqlite_memory_options(url),
+        DatabaseTarget::SqliteFile(path) => {
+            if !path.is_file() {
+                return Err(DbError::NotFound(format!("the database file {}", path.display())));
+            }
+            sqlite_file_options(url, false)
+        }
+        DatabaseTarget::Postgres => postgres_options(url),
+    };
+    open(url, options).await
+}
+
+/// The file a `sqlite:` URL names (as written, relative to the working directory), or `None` for
+/// an in-memory or PostgreSQL database.
+pub fn sqlite_file(url: &str) -> DbResult<Option<PathBuf>> {
+    Ok(match DatabaseTarget::parse(url)? {
+        DatabaseTarget::SqliteFile(path) => Some(path),
+        DatabaseTarget::SqliteMemory | DatabaseTarget::Postgres => None,
+    })
+}
+
+/// Whether migrations ever ran on this database (sea-orm's `seaql_migrations` table exists).
+#[tracing::instrument(skip_all)]
+pub async fn has_castellan_schema(db: &DatabaseConnection) -> DbResult<bool> {
+    sea_orm_migration::SchemaManager::new(db)
+        .has_table("seaql_migrations")
+        .await
+        .map_err(|error| DbError::Unavailable(error.to_string()))
+}
+
+async fn open(url: &str, options: ConnectOptions) -> DbResult<DatabaseConnection> {
     Database::connect(options).await.map_err(|error| {
+        if is_pool_timeout(&error) {
+            // sqlx retries refused connections until the timeout and then reports only the timeout.
+            return DbError::Unavailable(format!(
+                "no connection within {}s: is the server running, and reachable at this host and port?",
+                CONNECT_TIMEOUT.as_secs()
+            ));
+        }
         let message = redact_secret(&error.to_string(), url);
         if is_configuration_error(&error) {
             DbError::Other(format!("invalid database URL: {message}"))
@@ -95,28 +151,63 @@ fn is_configuration_error(error: &DbErr) -> bool {
     }
 }
 
+fn is_pool_timeout(error: &DbErr) -> bool {
+    match error {
+        DbErr::Conn(RuntimeErr::SqlxError(sqlx_error)) => matches!(sqlx_error.as_ref(), sqlx::Error::PoolTimedOut),
+        _ => false,
+    }
+}
+
 /// Checks that the database answers.
 #[tracing::instrument(skip_all)]
 pub async fn ping(db: &DatabaseConnection) -> DbResult<()> {
     db.ping().await.map_err(|error| DbError::Unavailable(error.to_string()))
 }
 
-fn create_parent_directories(path: &Path) -> DbResult<()> {
-    let Some(parent) = path.parent() else {
-        return Ok(());
-    };
-    if parent.as_os_str().is_empty() {
-        return Ok(());
+/// Creates `path` and its missing ancestors with mode 0700 (owner only), whatever the umask. A
+/// directory that already exists keeps its mode.
+pub fn create_private_directory(path: &Path) -> std::io::Result<()> {
+    let missing: Vec<&Path> =
+        path.ancestors().take_while(|ancestor| !ancestor.as_os_str().is_empty() && !ancestor.exists()).collect();
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)?;
+    for created in missing {
+        set_mode(created, 0o700)?;
     }
-    std::fs::create_dir_all(parent).map_err(|error| {
-        DbError::Unavailable(format!("cannot create the database directory {}: {error}", parent.display()))
-    })
+    Ok(())
+}
+
+/// Creates an empty file with mode 0600 (owner only), whatever the umask; an existing file is left
+/// as it is.
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => set_mode(path, 0o600),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// The pragmas every SQLite connection gets when it is opened.
 fn durable_sqlite_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
     options
-        .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(CONNECT_TIMEOUT)
@@ -133,14 +224,14 @@ fn base_options(url: &str) -> ConnectOptions {
     options
 }
 
-fn sqlite_file_options(url: &str) -> ConnectOptions {
+fn sqlite_file_options(url: &str, create_if_missing: bool) -> ConnectOptions {
     let mut options = base_options(url);
     options
         .max_connections(SQLITE_MAX_CONNECTIONS)
         .min_connections(1)
         // A local file needs no liveness ping before every statement.
         .test_before_acquire(false)
-        .map_sqlx_sqlite_opts(durable_sqlite_options);
+        .map_sqlx_sqlite_opts(move |options| durable_sqlite_options(options).create_if_missing(create_if_missing));
     options
 }
 
@@ -154,7 +245,7 @@ fn sqlite_memory_options(url: &str) -> ConnectOptions {
         .idle_timeout(None::<Duration>)
         .max_lifetime(None::<Duration>)
         .test_before_acquire(false)
-        .map_sqlx_sqlite_opts(durable_sqlite_options);
+        .map_sqlx_sqlite_opts(|options| durable_sqlite_options(options).create_if_missing(true));
     options
 }
 

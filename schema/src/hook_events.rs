@@ -87,3 +87,39 @@ pub async fn by_trace_id(db: &DatabaseConnection, trace_id: &str) -> DbResult<Ve
         .await?;
     Ok(rows.into_iter().map(HookEventRow::from).collect())
 }
+
+/// The most rows one [`tail`] call returns.
+pub const TAIL_MAX_LIMIT: u64 = 10_000;
+
+/// Which decisions [`tail`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookTailFilter {
+    /// Only decisions of this event (`PreToolUse`, ...).
+    pub event: Option<String>,
+    /// Only rows with a larger id (for `--follow`: pass the last id seen).
+    pub after_id: Option<i64>,
+    /// At most this many rows, capped at [`TAIL_MAX_LIMIT`].
+    pub limit: u64,
+}
+
+/// The newest decisions matching `filter` (or, with `after_id`, the oldest ones after it), oldest
+/// first: `castellan hooks tail`.
+#[tracing::instrument(skip_all)]
+pub async fn tail(db: &DatabaseConnection, filter: &HookTailFilter) -> DbResult<Vec<HookEventRow>> {
+    let mut query = entity::Entity::find();
+    if let Some(event) = &filter.event {
+        query = query.filter(entity::Column::Event.eq(event.as_str()));
+    }
+    let limit = filter.limit.min(TAIL_MAX_LIMIT);
+    let rows = match filter.after_id {
+        Some(after_id) => {
+            query.filter(entity::Column::Id.gt(after_id)).order_by_asc(entity::Column::Id).limit(limit).all(db).await?
+        }
+        None => {
+            let mut newest_first = query.order_by_desc(entity::Column::Id).limit(limit).all(db).await?;
+            newest_first.reverse();
+            newest_first
+        }
+    };
+    Ok(rows.into_iter().map(HookEventRow::from).collect())
+}

@@ -31,7 +31,10 @@ pub mod tool_pins;
 pub mod users;
 pub mod webauthn;
 
-pub use connection::{connect, ping, redact_url};
+pub use connection::{
+    connect, connect_existing, create_private_directory, create_private_file, has_castellan_schema, ping, redact_url,
+    sqlite_file,
+};
 pub use error::{DbError, DbResult};
 pub use migration::{Migrator, migrate};
 pub use sea_orm::DatabaseConnection;

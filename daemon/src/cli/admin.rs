@@ -3,12 +3,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use castellan_config::{Profile, Tier};
+use castellan_config::Tier;
 use chrono::Utc;
 use clap::Subcommand;
 use sea_orm::DatabaseConnection;
-use sea_orm_migration::MigratorTrait;
 
+use super::terminal::{escape, table};
 use super::{GlobalArgs, load_profile};
 use crate::identity::api_keys::generate_key;
 
@@ -51,16 +51,9 @@ pub enum KeysCommand {
     Revoke { id: String },
 }
 
-/// Connects and migrates; every command that touches the database goes through here.
-pub async fn open_database(profile: &Profile) -> Result<DatabaseConnection, String> {
-    let db = castellan_schema::connect(&profile.database.url).await.map_err(|error| format!("database: {error}"))?;
-    castellan_schema::Migrator::up(&db, None).await.map_err(|error| format!("migrations failed: {error}"))?;
-    Ok(db)
-}
-
 pub async fn migrate(global: &GlobalArgs) -> Result<ExitCode, String> {
     let (profile, _) = load_profile(global)?;
-    open_database(&profile).await?;
+    super::database::open_or_create(&profile).await?;
     println!("migrations applied");
     Ok(ExitCode::SUCCESS)
 }
@@ -121,7 +114,7 @@ pub async fn bootstrap_admin(db: &DatabaseConnection, public_url: &str) -> Resul
 
 pub async fn users(global: &GlobalArgs, command: UsersCommand) -> Result<ExitCode, String> {
     let (profile, _) = load_profile(global)?;
-    let db = open_database(&profile).await?;
+    let db = super::database::open_existing(global, &profile).await?;
     match command {
         UsersCommand::Add { name, tier, scopes } => {
             let tier = Tier::parse(&tier)
@@ -149,17 +142,20 @@ pub async fn users(global: &GlobalArgs, command: UsersCommand) -> Result<ExitCod
             println!("{link}");
         }
         UsersCommand::List => {
-            println!("{:<6} {:<24} {:<10} {:<8} SCOPES", "ID", "NAME", "TIER", "DISABLED");
-            for user in castellan_schema::users::list(&db).await.map_err(|error| error.to_string())? {
-                println!(
-                    "{:<6} {:<24} {:<10} {:<8} {}",
-                    user.id,
-                    user.name,
-                    user.tier,
-                    user.disabled,
-                    user.scopes.join(",")
-                );
-            }
+            let users = castellan_schema::users::list(&db).await.map_err(|error| error.to_string())?;
+            let rows: Vec<Vec<String>> = users
+                .iter()
+                .map(|user| {
+                    vec![
+                        user.id.to_string(),
+                        escape(&user.name),
+                        user.tier.clone(),
+                        user.disabled.to_string(),
+                        escape(&user.scopes.join(",")),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&["ID", "NAME", "TIER", "DISABLED", "SCOPES"], &rows));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -167,7 +163,7 @@ pub async fn users(global: &GlobalArgs, command: UsersCommand) -> Result<ExitCod
 
 pub async fn keys(global: &GlobalArgs, command: KeysCommand) -> Result<ExitCode, String> {
     let (profile, _) = load_profile(global)?;
-    let db = open_database(&profile).await?;
+    let db = super::database::open_existing(global, &profile).await?;
     match command {
         KeysCommand::Create { user, scopes, expires } => {
             let owner = castellan_schema::users::find_by_name(&db, &user)
@@ -191,18 +187,21 @@ pub async fn keys(global: &GlobalArgs, command: KeysCommand) -> Result<ExitCode,
             println!("{}", key.secret);
         }
         KeysCommand::List => {
-            println!("{:<14} {:<20} {:<26} {:<26} {:<8} SCOPES", "ID", "USER", "CREATED", "EXPIRES", "REVOKED");
-            for (key, owner) in castellan_schema::api_keys::list(&db).await.map_err(|error| error.to_string())? {
-                println!(
-                    "{:<14} {:<20} {:<26} {:<26} {:<8} {}",
-                    key.public_id,
-                    owner.name,
-                    key.created_at.to_rfc3339(),
-                    key.expires_at.map(|at| at.to_rfc3339()).unwrap_or_else(|| "never".into()),
-                    key.revoked_at.is_some(),
-                    key.scopes.join(",")
-                );
-            }
+            let keys = castellan_schema::api_keys::list(&db).await.map_err(|error| error.to_string())?;
+            let rows: Vec<Vec<String>> = keys
+                .iter()
+                .map(|(key, owner)| {
+                    vec![
+                        key.public_id.clone(),
+                        escape(&owner.name),
+                        key.created_at.to_rfc3339(),
+                        key.expires_at.map(|at| at.to_rfc3339()).unwrap_or_else(|| "never".into()),
+                        key.revoked_at.map(|at| at.to_rfc3339()).unwrap_or_else(|| "-".into()),
+                        escape(&key.scopes.join(",")),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&["ID", "USER", "CREATED", "EXPIRES", "REVOKED", "SCOPES"], &rows));
         }
         KeysCommand::Revoke { id } => {
             if !castellan_schema::api_keys::revoke(&db, &id, Utc::now()).await.map_err(|error| error.to_string())? {

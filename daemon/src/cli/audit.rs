@@ -6,12 +6,16 @@ use std::time::Duration;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::admin::open_database;
+use super::terminal::{escape, json_line, render_json, truncate};
 use super::{GlobalArgs, load_profile};
+
+/// How much of a call's arguments the text view shows; `--json` has all of it.
+const ARGUMENTS_SHOWN: usize = 160;
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Print recent tool calls, oldest first.
+    /// Print recent tool calls, oldest first. Stored text is shown with control characters escaped
+    /// (`\x1b`, `\r`, `\u{9b}`); `--json` prints one JSON object per line instead.
     Tail {
         #[arg(long)]
         follow: bool,
@@ -33,7 +37,7 @@ pub enum AuditCommand {
 
 pub async fn run(global: &GlobalArgs, command: AuditCommand) -> Result<ExitCode, String> {
     let (profile, _) = load_profile(global)?;
-    let db = open_database(&profile).await?;
+    let db = super::database::open_existing(global, &profile).await?;
     match command {
         AuditCommand::Verify => {
             let report = castellan_schema::audit::verify(&db).await.map_err(|error| error.to_string())?;
@@ -57,32 +61,25 @@ pub async fn run(global: &GlobalArgs, command: AuditCommand) -> Result<ExitCode,
                     server: server.clone(),
                     tool: tool.clone(),
                     after_id,
-                    limit: if first { limit } else { 1000 },
+                    // At least one row the first time, so that following starts after the newest row
+                    // even with --limit 0.
+                    limit: if first { limit.max(1) } else { 1000 },
                 };
                 let rows = castellan_schema::audit::tail(&db, &filter).await.map_err(|error| error.to_string())?;
-                for row in &rows {
+                let shown = if first { rows.len().saturating_sub(limit_rows(limit)) } else { 0 };
+                for row in &rows[shown..] {
                     if json {
                         println!(
                             "{}",
-                            json!({
+                            json_line(&json!({
                                 "id": row.id, "server": row.server, "tool": row.tool, "status": row.status,
                                 "user_id": row.user_id, "session_id": row.session_id, "trace_id": row.trace_id,
                                 "started_at": row.started_at.to_rfc3339(), "duration_ms": row.duration_ms,
                                 "error_message": row.error_message, "input": row.input, "output": row.output,
-                            })
+                            }))
                         );
                     } else {
-                        println!(
-                            "{} {:>6} {:<12} {:<16} {:<24} {:<11} {}ms {}",
-                            row.started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-                            row.id,
-                            row.user_id.as_deref().unwrap_or("-"),
-                            row.server,
-                            row.tool,
-                            row.status,
-                            row.duration_ms,
-                            row.error_message.as_deref().unwrap_or("")
-                        );
+                        println!("{}", text_line(row));
                     }
                 }
                 if let Some(last) = rows.last() {
@@ -96,4 +93,34 @@ pub async fn run(global: &GlobalArgs, command: AuditCommand) -> Result<ExitCode,
             }
         }
     }
+}
+
+/// One row for people: time, id, user, server, tool, status, duration, the arguments (escaped, cut
+/// at [`ARGUMENTS_SHOWN`] characters) and the error. Every stored string passes through [`escape`]:
+/// a client or a server chose them, and a terminal would obey the control sequences in them.
+fn text_line(row: &castellan_schema::audit::ExecutionRow) -> String {
+    let arguments = serde_json::from_str::<serde_json::Value>(&row.input)
+        .map(|value| render_json(&value))
+        .unwrap_or_else(|_| escape(&row.input));
+    let mut line = format!(
+        "{} {:>6} {:<12} {:<16} {:<24} {:<11} {}ms args={}",
+        row.started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        row.id,
+        escape(row.user_id.as_deref().unwrap_or("-")),
+        escape(&row.server),
+        escape(&row.tool),
+        escape(&row.status),
+        row.duration_ms,
+        truncate(&arguments, ARGUMENTS_SHOWN),
+    );
+    if let Some(error) = &row.error_message {
+        line.push_str(" error=");
+        line.push_str(&escape(error));
+    }
+    line
+}
+
+/// `--limit` as a row count.
+pub(super) fn limit_rows(limit: u64) -> usize {
+    usize::try_from(limit).unwrap_or(usize::MAX)
 }

@@ -7,7 +7,7 @@ use castellan_config::Tier;
 use chrono::Utc;
 use clap::Subcommand;
 
-use super::admin::open_database;
+use super::terminal::{escape, table};
 use super::{GlobalArgs, load_profile};
 use crate::identity::{credentials, grants, redirect_uri};
 
@@ -38,7 +38,7 @@ pub enum ClientsCommand {
 
 pub async fn run(global: &GlobalArgs, command: ClientsCommand) -> Result<ExitCode, String> {
     let (profile, _) = load_profile(global)?;
-    let db = open_database(&profile).await?;
+    let db = super::database::open_existing(global, &profile).await?;
     match command {
         ClientsCommand::Add { name, tier, grants: mut grant_types, redirect_uris, scopes, public } => {
             let tier = Tier::parse(&tier)
@@ -93,18 +93,22 @@ pub async fn run(global: &GlobalArgs, command: ClientsCommand) -> Result<ExitCod
             }
         }
         ClientsCommand::List => {
-            println!("{:<26} {:<24} {:<8} {:<7} {:<8} GRANTS", "ID", "NAME", "TIER", "SECRET", "DYNAMIC");
-            for client in castellan_schema::oauth::list_clients(&db).await.map_err(|error| error.to_string())? {
-                println!(
-                    "{:<26} {:<24} {:<8} {:<7} {:<8} {}",
-                    client.client_id,
-                    client.name,
-                    client.tier,
-                    client.secret_hash.is_some(),
-                    client.dynamic,
-                    client.grant_types.join(",")
-                );
-            }
+            let clients = castellan_schema::oauth::list_clients(&db).await.map_err(|error| error.to_string())?;
+            // Dynamically registered clients chose their own names: escaped before they are shown.
+            let rows: Vec<Vec<String>> = clients
+                .iter()
+                .map(|client| {
+                    vec![
+                        escape(&client.client_id),
+                        escape(&client.name),
+                        client.tier.clone(),
+                        client.secret_hash.is_some().to_string(),
+                        client.dynamic.to_string(),
+                        escape(&client.grant_types.join(",")),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&["ID", "NAME", "TIER", "SECRET", "DYNAMIC", "GRANTS"], &rows));
         }
         ClientsCommand::Rm { id } => {
             if !castellan_schema::oauth::remove_client(&db, &id, Utc::now()).await.map_err(|error| error.to_string())? {

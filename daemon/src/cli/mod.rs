@@ -3,8 +3,12 @@
 mod admin;
 mod audit;
 mod clients;
+mod database;
 mod hook;
+mod hooks_tail;
+mod policy;
 mod secrets;
+mod terminal;
 mod tools;
 
 use std::path::PathBuf;
@@ -28,6 +32,9 @@ pub struct GlobalArgs {
     /// The profile (YAML). Without it, the embedded default profile.
     #[arg(long, global = true, env = "CASTELLAN_PROFILE")]
     pub profile: Option<PathBuf>,
+    /// Log lines of the daemon: text or json. Default: text when stderr is a terminal, else json.
+    #[arg(long, global = true, value_enum, env = "CASTELLAN_LOG_FORMAT")]
+    pub log_format: Option<crate::observability::LogFormat>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,6 +73,12 @@ pub enum Command {
     /// Read and verify the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Read the hook decisions (`hook_events`).
+    #[command(subcommand)]
+    Hooks(hooks_tail::HooksCommand),
+    /// Explain RBAC decisions.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// A small MCP server with a customers data set (stdio, or HTTP with --http).
     DemoServer {
         /// Serve Streamable HTTP on this address instead of stdio.
@@ -142,6 +155,8 @@ fn run_async(global: GlobalArgs, command: Command) -> ExitCode {
             Command::Tools(command) => tools::run(&global, command).await,
             Command::Hook { event } => hook::run(&global, &event).await,
             Command::Audit(command) => audit::run(&global, command).await,
+            Command::Hooks(command) => hooks_tail::run(&global, command).await,
+            Command::Policy(command) => policy::run(&global, command).await,
             Command::DemoServer { http: None } => {
                 crate::demo_server::run_stdio().await.map_err(|error| error.to_string()).map(|_| ExitCode::SUCCESS)
             }
@@ -156,6 +171,10 @@ fn run_async(global: GlobalArgs, command: Command) -> ExitCode {
         Ok(code) => code,
         Err(message) => {
             eprintln!("castellan: {message}");
+            // Actors started before the failure (a daemon that could not finish starting) would be
+            // cancelled when the system is dropped, outside its runtime, and panic there; the
+            // process is exiting, so there is nothing to clean up.
+            std::mem::forget(system);
             ExitCode::FAILURE
         }
     }
@@ -187,7 +206,7 @@ pub fn apply_environment(profile: &mut castellan_config::Profile) {
 }
 
 async fn serve(global: &GlobalArgs, listen: Option<String>) -> Result<ExitCode, String> {
-    crate::observability::init_logging();
+    crate::observability::init_logging(global.log_format);
     let (mut profile, source) = load_profile(global)?;
     let as_started = profile.clone();
     if let Some(listen) = listen {
@@ -196,13 +215,29 @@ async fn serve(global: &GlobalArgs, listen: Option<String>) -> Result<ExitCode, 
         }
         profile.server.listen = listen;
     }
-    let db = admin::open_database(&profile).await?;
+    // Bound before anything else: a taken port is reported at once, before migrations run and
+    // before the bootstrap admin key is printed for a daemon that would never serve it.
+    let listener = std::net::TcpListener::bind(&profile.server.listen).map_err(|error| {
+        let reason = match error.kind() {
+            std::io::ErrorKind::AddrInUse => "the address is already in use (another castellan or another program listens there; choose another with --listen or server.listen)".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".to_string(),
+            _ => error.to_string(),
+        };
+        format!("cannot listen on {}: {reason}", profile.server.listen)
+    })?;
+    let db = database::open_or_create(&profile).await?;
     admin::bootstrap_admin(&db, &profile.server.public_url).await?;
-    let application = Application::build(&profile, db).await.map_err(|error| error.to_string())?;
+    let application =
+        Application::build_on(&profile, db, listener).await.map_err(|error| one_line(&error.to_string()))?;
     tracing::info!(listen_addr = %application.address, "castellan listening");
     if let ProfileSource::File(path) = source {
         crate::reload::watch_profile(path, as_started, application.handles());
     }
     application.run_until_stopped().await.map_err(|error| error.to_string())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// An error message on one line: what a failed start prints is one line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -8,9 +8,9 @@ use chrono::Utc;
 use clap::Subcommand;
 use zeroize::Zeroizing;
 
-use super::admin::open_database;
+use super::terminal::{escape, table};
 use super::{GlobalArgs, load_profile};
-use crate::secrets::{load_master_key, purpose};
+use crate::secrets::{load_existing_master_key, purpose};
 
 /// The largest secret value accepted.
 const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -27,7 +27,7 @@ pub enum SecretsCommand {
 
 pub async fn run(global: &GlobalArgs, command: SecretsCommand) -> Result<ExitCode, String> {
     let (profile, _) = load_profile(global)?;
-    let db = open_database(&profile).await?;
+    let db = super::database::open_existing(global, &profile).await?;
     match command {
         SecretsCommand::Set { name } => {
             check_name(&name)?;
@@ -55,7 +55,7 @@ pub async fn run(global: &GlobalArgs, command: SecretsCommand) -> Result<ExitCod
                     crate::redaction::MIN_SECRET_LEN
                 );
             }
-            let master = load_master_key(&profile).map_err(|error| error.to_string())?;
+            let master = load_existing_master_key(&profile).map_err(|error| error.to_string())?;
             let sealed = master.seal(&purpose(&name), value);
             castellan_schema::secrets::set(&db, &name, &sealed, Utc::now()).await.map_err(|error| error.to_string())?;
             println!(
@@ -64,15 +64,14 @@ pub async fn run(global: &GlobalArgs, command: SecretsCommand) -> Result<ExitCod
             );
         }
         SecretsCommand::List => {
-            println!("{:<32} {:<26} UPDATED", "NAME", "CREATED");
-            for secret in castellan_schema::secrets::list(&db).await.map_err(|error| error.to_string())? {
-                println!(
-                    "{:<32} {:<26} {}",
-                    secret.name,
-                    secret.created_at.to_rfc3339(),
-                    secret.updated_at.to_rfc3339()
-                );
-            }
+            let secrets = castellan_schema::secrets::list(&db).await.map_err(|error| error.to_string())?;
+            let rows: Vec<Vec<String>> = secrets
+                .iter()
+                .map(|secret| {
+                    vec![escape(&secret.name), secret.created_at.to_rfc3339(), secret.updated_at.to_rfc3339()]
+                })
+                .collect();
+            print!("{}", table(&["NAME", "CREATED", "UPDATED"], &rows));
         }
         SecretsCommand::Rm { name } => {
             check_name(&name)?;

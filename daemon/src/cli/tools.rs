@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::Subcommand;
 
-use super::admin::open_database;
+use super::terminal::{escape, table};
 use super::{GlobalArgs, load_profile};
 
 #[derive(Subcommand, Debug)]
@@ -18,14 +18,19 @@ pub enum ToolsCommand {
 
 pub async fn run(global: &GlobalArgs, command: ToolsCommand) -> Result<ExitCode, String> {
     let (profile, _) = load_profile(global)?;
-    let db = open_database(&profile).await?;
+    let db = super::database::open_existing(global, &profile).await?;
     match command {
         ToolsCommand::List => {
-            println!("{:<24} {:<32} {:<8} APPROVED", "SERVER", "TOOL", "STATE");
-            for pin in castellan_schema::tool_pins::list(&db).await.map_err(|error| error.to_string())? {
-                let state = if pin.approved_hash == pin.observed_hash { "ok" } else { "CHANGED" };
-                println!("{:<24} {:<32} {:<8} {}", pin.server, pin.tool, state, pin.approved_at.to_rfc3339());
-            }
+            let pins = castellan_schema::tool_pins::list(&db).await.map_err(|error| error.to_string())?;
+            // Tool names come from the MCP servers: escaped before they are shown.
+            let rows: Vec<Vec<String>> = pins
+                .iter()
+                .map(|pin| {
+                    let state = if pin.approved_hash == pin.observed_hash { "ok" } else { "CHANGED" };
+                    vec![escape(&pin.server), escape(&pin.tool), state.to_string(), pin.approved_at.to_rfc3339()]
+                })
+                .collect();
+            print!("{}", table(&["SERVER", "TOOL", "STATE", "APPROVED"], &rows));
         }
         ToolsCommand::Approve { server, tool } => {
             if !castellan_schema::tool_pins::approve(&db, &server, &tool, Utc::now())

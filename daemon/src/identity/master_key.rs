@@ -73,6 +73,23 @@ impl MasterKey {
         }
     }
 
+    /// Like [`MasterKey::load`], but a missing key file is an error instead of a new key: for admin
+    /// commands, which must seal with the daemon's key, never with one of their own.
+    pub fn load_existing(env_value: Option<&str>, file: &Path) -> Result<Self, MasterKeyError> {
+        match env_value.filter(|value| !value.trim().is_empty()) {
+            Some(value) => Self::parse(value),
+            None if !file.exists() => Err(MasterKeyError::File {
+                path: file.to_path_buf(),
+                reason: format!(
+                    "there is no such file and {MASTER_KEY_ENV} is not set; admin commands never create the \
+                     master key: give them the daemon's ({MASTER_KEY_ENV}, secrets.master_key_file or \
+                     CASTELLAN_DATA_DIR)"
+                ),
+            }),
+            None => Self::from_file(file),
+        }
+    }
+
     fn from_file(path: &Path) -> Result<Self, MasterKeyError> {
         let failed = |reason: String| MasterKeyError::File { path: path.to_path_buf(), reason };
         match std::fs::read_to_string(path) {
@@ -81,7 +98,8 @@ impl MasterKey {
                 let mut bytes = [0u8; 32];
                 rand::rng().fill_bytes(&mut bytes);
                 if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|error| failed(error.to_string()))?;
+                    // The data directory: owner only, like the database's.
+                    castellan_schema::create_private_directory(parent).map_err(|error| failed(error.to_string()))?;
                 }
                 write_private_file(path, &format!("{}\n", hex::encode(bytes))).map_err(failed)?;
                 tracing::warn!(path = %path.display(), "created a new master key file; back it up with the database");
@@ -127,6 +145,9 @@ fn write_private_file(path: &Path, contents: &str) -> Result<(), String> {
         .create_new(true)
         .mode(0o600)
         .open(path)
+        .map_err(|error| error.to_string())?;
+    // `mode` is filtered by the umask; the key is owner-only whatever the umask says.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .map_err(|error| error.to_string())?;
     file.write_all(contents.as_bytes()).and_then(|()| file.sync_all()).map_err(|error| error.to_string())
 }

@@ -3,6 +3,7 @@
 
 mod audit_size;
 mod child_output;
+mod cli;
 mod conformance;
 mod events;
 mod faults;

@@ -6,6 +6,7 @@
 mod api_keys_cases;
 mod audit_cases;
 mod connection_cases;
+mod hook_events_cases;
 mod identity_schema_cases;
 mod meta_cases;
 mod oauth_clients_cases;
@@ -68,6 +69,8 @@ on_both_backends!(
     audit_cases::audit_hook_events_commit_with_their_call,
     audit_cases::audit_append_from_known_head_writes_only_on_the_known_head,
     audit_cases::audit_append_that_fails_halfway_writes_nothing,
+    hook_events_cases::hook_events_tail_filters_and_follows,
+    connection_cases::connect_existing_creates_nothing,
     meta_cases::meta_get_set_overwrite,
     meta_cases::meta_set_if_absent_has_one_winner,
     identity_schema_cases::identity_migration_up_down_up,
