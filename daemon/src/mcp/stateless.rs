@@ -49,7 +49,7 @@ impl Refusal {
         if let Some(data) = data {
             error["data"] = data;
         }
-        Self { status, body: castellan_actors::jsonrpc::response(&id, Err(error)) }
+        Self { status, body: castellan_actors::jsonrpc::response(id, Err(error)) }
     }
 }
 
