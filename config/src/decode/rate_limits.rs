@@ -11,9 +11,10 @@ use crate::tier::Tier;
 /// The largest rate accepted, per second: beyond it a limit means nothing on one machine.
 const MAX_RATE: f64 = 1_000_000.0;
 
-/// The longest tool name a client sees on `/mcp` (`server__tool`); the gateway shortens longer ones,
-/// so a longer key could never match a call.
-const EXPOSED_TOOL_NAME_MAX_LEN: usize = 64;
+/// The longest tool part of a `tools` key: the limit of MCP tool names. Limits are matched against
+/// the tool's upstream name after the gateway resolved whatever (possibly shortened) name the client
+/// wrote, so a key may be longer than the 64 characters a client sees on `/mcp`.
+const UPSTREAM_TOOL_NAME_MAX_LEN: usize = 128;
 
 /// Separates the server from the tool in the names of the aggregated endpoint.
 const SEPARATOR: &str = "__";
@@ -91,11 +92,11 @@ fn tool_limit_name(name: &str) -> Result<(ServerName, String), String> {
     if tool.is_empty() {
         return Err("the tool part after `__` is empty".to_string());
     }
-    if !tool.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-') {
-        return Err("a tool name may contain only letters A-Z and a-z, digits, `_` and `-`, as on /mcp".to_string());
+    if !tool.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.')) {
+        return Err("a tool name may contain only letters A-Z and a-z, digits, `_`, `-` and `.`".to_string());
     }
-    if name.len() > EXPOSED_TOOL_NAME_MAX_LEN {
-        return Err(format!("`server__tool` has at most {EXPOSED_TOOL_NAME_MAX_LEN} characters, as on /mcp"));
+    if tool.len() > UPSTREAM_TOOL_NAME_MAX_LEN {
+        return Err(format!("the tool part has at most {UPSTREAM_TOOL_NAME_MAX_LEN} characters (MCP's limit)"));
     }
     Ok((server, tool.to_string()))
 }
@@ -165,7 +166,7 @@ mod tests {
             ("tools: { \"__echo\": 1 }", "a server name must not be empty (the part before `__`)"),
             ("tools: { My-Server__echo: 1 }", "a server name may contain only lowercase letters"),
             ("tools: { \"everything__\": 1 }", "rate_limits.tools.everything__: the tool part after `__` is empty"),
-            ("tools: { \"everything__a.b\": 1 }", "a tool name may contain only letters"),
+            ("tools: { \"everything__a b\": 1 }", "a tool name may contain only letters"),
             ("tools: { \"everything__ech o\": 1 }", "a tool name may contain only letters"),
             ("servers: { customers: fast }", "rate_limits.servers.customers: expected a number, found a string"),
             ("servers: { customers: \"5\" }", "expected a number, found a string"),
@@ -188,11 +189,14 @@ mod tests {
                 "{section:?} should report {expected:?}: {problems:?}"
             );
         }
-        let long = format!("everything__{}", "x".repeat(EXPOSED_TOOL_NAME_MAX_LEN - "everything__".len() + 1));
+        let long = format!("everything__{}", "x".repeat(UPSTREAM_TOOL_NAME_MAX_LEN + 1));
         let problems = parse(&format!("rate_limits:\n  tools: {{ {long}: 1 }}\n")).expect_err("too long");
-        assert!(problems.iter().any(|line| line.contains("at most 64 characters")), "{problems:?}");
-        let longest = &long[..EXPOSED_TOOL_NAME_MAX_LEN];
-        assert!(parse(&format!("rate_limits:\n  tools: {{ {longest}: 1 }}\n")).is_ok(), "64 characters fit");
+        assert!(problems.iter().any(|line| line.contains("at most 128 characters")), "{problems:?}");
+        let longest = &long[..long.len() - 1];
+        assert!(
+            parse(&format!("rate_limits:\n  tools: {{ {longest}: 1 }}\n")).is_ok(),
+            "a 128-character upstream name fits, though clients see it shortened on /mcp"
+        );
     }
 
     #[test]

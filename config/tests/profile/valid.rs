@@ -598,3 +598,16 @@ fn command_hooks_and_handlers_of_every_event_parse() {
     );
     assert_eq!(events.len(), 4, "four events configured");
 }
+
+/// docs/profile.md shows the embedded default as it is: the YAML block of its last section parses
+/// to exactly the profile `castellan serve` runs without one (a copied `public_url` of 127.0.0.1
+/// instead of localhost once broke OAuth for whoever copied it).
+#[test]
+fn the_documented_embedded_default_is_the_real_one() {
+    let docs = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/profile.md"));
+    let section = docs.split("## The embedded default").nth(1).expect("the section");
+    let block = section.split("```yaml").nth(1).and_then(|rest| rest.split("```").next()).expect("its YAML block");
+    let env = |_: &str| None;
+    let documented = parse_profile(block, "docs/profile.md", &env).expect("the documented default parses");
+    assert_eq!(documented, default_profile().expect("the embedded default"), "docs/profile.md matches default.yaml");
+}
