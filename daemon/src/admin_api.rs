@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde_json::json;
 
-use crate::http::{AppState, json_error};
+use crate::http::{ApiError, AppState};
 use crate::identity::{AdminRefusal, Audience, AuthError, may_use_admin_api};
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -25,12 +25,16 @@ async fn admin(state: &AppState, request: &HttpRequest) -> Result<crate::identit
     match state.authenticator.authenticate(authorization, Audience::Mcp(None), Utc::now()).await {
         Ok(principal) => match may_use_admin_api(&principal) {
             Ok(()) => Ok(principal),
-            Err(AdminRefusal::Tier) => Err(json_error(403, "the admin API needs the admin tier")),
+            Err(AdminRefusal::Tier) => {
+                Err(ApiError::Forbidden("the admin API needs the admin tier".into()).into_response())
+            }
             Err(AdminRefusal::Scope) => Err(HttpResponse::Forbidden()
                 .insert_header(("WWW-Authenticate", "Bearer error=\"insufficient_scope\", scope=\"admin\""))
                 .json(json!({"error": "the admin API needs a token with the admin scope"}))),
         },
-        Err(AuthError::Unavailable) => Err(json_error(503, "the identity store is unavailable; try again")),
+        Err(AuthError::Unavailable) => {
+            Err(ApiError::Unavailable("the identity store is unavailable; try again".into()).into_response())
+        }
         Err(_) => Err(HttpResponse::Unauthorized()
             .insert_header(("WWW-Authenticate", "Bearer"))
             .json(json!({"error": "an admin credential is required"}))),
@@ -45,13 +49,13 @@ async fn trace(request: HttpRequest, state: web::Data<AppState>, trace_id: web::
     }
     let trace_id = trace_id.into_inner();
     if trace_id.len() != 32 || !trace_id.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')) {
-        return json_error(400, "a trace id is 32 lowercase hex digits");
+        return ApiError::BadRequest("a trace id is 32 lowercase hex digits".into()).into_response();
     }
     let hooks = match castellan_schema::hook_events::by_trace_id(&state.db, &trace_id).await {
         Ok(rows) => rows,
         Err(error) => {
             tracing::error!(%error, "reading a trace failed");
-            return json_error(503, "the database is unavailable; try again");
+            return ApiError::Unavailable("the database is unavailable; try again".into()).into_response();
         }
     };
     let hook_events: Vec<serde_json::Value> = hooks
@@ -84,7 +88,7 @@ async fn trace(request: HttpRequest, state: web::Data<AppState>, trace_id: web::
         }
         Err(error) => {
             tracing::error!(%error, "reading a trace failed");
-            json_error(503, "the database is unavailable; try again")
+            ApiError::Unavailable("the database is unavailable; try again".into()).into_response()
         }
     }
 }

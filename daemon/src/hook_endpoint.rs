@@ -8,7 +8,7 @@ use castellan_config::{HookEvent, RateClass};
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::http::{AppState, json_error, trace_id_for};
+use crate::http::{ApiError, AppState, trace_id_for};
 use crate::http_body::answer_unread;
 use crate::identity::Audience;
 
@@ -26,7 +26,7 @@ async fn hook(
     event: web::Path<String>,
 ) -> HttpResponse {
     let Some(event) = HookEvent::ALL.into_iter().find(|known| known.as_str() == event.as_str()) else {
-        return answer_unread(json_error(404, "unknown hook event"), payload);
+        return answer_unread(ApiError::NotFound("unknown hook event".into()).into_response(), payload);
     };
     let authorization = request.headers().get("authorization").and_then(|value| value.to_str().ok());
     let principal = match state.authenticator.authenticate(authorization, Audience::AnyOwn, Utc::now()).await {
@@ -51,10 +51,10 @@ async fn hook(
         Err(error) => return answer_unread(actix_web::ResponseError::error_response(&error), payload),
     };
     let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
-        return json_error(400, "the hook input must be a JSON object");
+        return ApiError::BadRequest("the hook input must be a JSON object".into()).into_response();
     };
     if !payload.is_object() {
-        return json_error(400, "the hook input must be a JSON object");
+        return ApiError::BadRequest("the hook input must be a JSON object".into()).into_response();
     }
     let trace_id = trace_id_for(&request);
     let tool = payload.get("tool_name").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -80,7 +80,7 @@ async fn hook(
     }
     if !state.gateway.hook_writer.record(rows).await {
         tracing::error!(trace_id, "recording a hook event failed");
-        return json_error(503, "hook events cannot be recorded; try again");
+        return ApiError::Unavailable("hook events cannot be recorded; try again".into()).into_response();
     }
     let answer = claude_code_answer(event, &outcome);
     HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(answer)

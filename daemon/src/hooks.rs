@@ -197,7 +197,7 @@ impl Hooks {
             let response = self
                 .http
                 .post(url)
-                .header("traceparent", crate::http::outgoing_traceparent(call.trace_id))
+                .header("traceparent", crate::trace::outgoing_traceparent(call.trace_id))
                 .json(&payload)
                 .send()
                 .await

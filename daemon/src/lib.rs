@@ -23,5 +23,6 @@ pub mod redaction;
 pub mod reload;
 pub mod secrets;
 pub mod tool_pins;
+pub mod trace;
 pub mod trace_ids;
 pub mod web;

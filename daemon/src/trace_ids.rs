@@ -103,7 +103,7 @@ mod tests {
         let id = "toolu_01H8kVq3ZbXy7mN2pQ4rS6tU";
         let hook_input = json!({"session_id": "5c1f", "hook_event_name": "PreToolUse", "tool_name": "mcp__castellan__customers__get_customer", "tool_input": {"id": 1}, "tool_use_id": id});
         let traceparent = traceparent_for_hook_input(hook_input.to_string().as_bytes()).unwrap();
-        let (trace, parent) = crate::http::parse_traceparent(&traceparent).expect("a valid traceparent");
+        let (trace, parent) = crate::trace::parse_traceparent(&traceparent).expect("a valid traceparent");
         assert_ne!(parent, "0000000000000000");
         let params = json!({"name": "customers__get_customer", "arguments": {"id": 1}, "_meta": {"claudecode/toolUseId": id, "progressToken": 2}});
         assert_eq!(trace_id_for_tool_call(&params).as_deref(), Some(trace), "the gateway derives the shim's trace id");

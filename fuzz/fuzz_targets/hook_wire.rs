@@ -1,5 +1,5 @@
 //! What hooks and traces read from outside: `castellan::hooks::decision_from_answer` (the answer of a
-//! command or HTTP hook, any JSON) and `castellan::http::parse_traceparent` (any header text).
+//! command or HTTP hook, any JSON) and `castellan::trace::parse_traceparent` (any header text).
 //!
 //! Checked besides "never panics":
 //! - an answer that is not a JSON object, or names a decision other than allow/approve/deny/block,
@@ -11,7 +11,7 @@
 
 use arbitrary::Arbitrary;
 use castellan::hooks::decision_from_answer;
-use castellan::http::parse_traceparent;
+use castellan::trace::parse_traceparent;
 use castellan_config::HookEvent;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

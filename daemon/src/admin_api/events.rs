@@ -16,7 +16,7 @@ use futures_util::Stream;
 use futures_util::stream;
 use serde_json::{Value, json};
 
-use crate::http::{AppState, json_error};
+use crate::http::{ApiError, AppState};
 use crate::redaction::Redactor;
 
 /// How long a connection may stay silent before a keep-alive comment is written (proxies close idle ones).
@@ -33,7 +33,7 @@ pub async fn events(request: HttpRequest, state: web::Data<AppState>) -> HttpRes
     };
     let filter = match TypeFilter::parse(request.query_string()) {
         Ok(filter) => filter,
-        Err(message) => return json_error(400, &message),
+        Err(message) => return ApiError::BadRequest(message).into_response(),
     };
     // Subscribed before the response leaves, so everything after the 200 is on the stream.
     let subscription = state.gateway.bus.subscribe();

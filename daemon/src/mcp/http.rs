@@ -17,7 +17,7 @@ use super::jsonrpc::{self, Incoming};
 use super::session::Scope;
 use super::session::Session;
 use super::stateless;
-use crate::http::{AppState, authenticate, json_error, origin_allowed, trace_id_for};
+use crate::http::{ApiError, AppState, authenticate, origin_allowed, trace_id_for};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -45,10 +45,11 @@ async fn admit(
 ) -> Result<(String, crate::identity::Principal, Scope), HttpResponse> {
     let trace_id = trace_id_for(request);
     if !origin_allowed(state, request.headers()) {
-        return Err(json_error(403, "forbidden: the Origin of this request is not allowed"));
+        return Err(ApiError::Forbidden("forbidden: the Origin of this request is not allowed".into()).into_response());
     }
     let principal = authenticate(state, request, &trace_id, server.map(String::as_str)).await?;
-    let scope = scope_for(state, server.map(String::as_str)).ok_or_else(|| json_error(404, "unknown server"))?;
+    let scope = scope_for(state, server.map(String::as_str))
+        .ok_or_else(|| ApiError::NotFound("unknown server".into()).into_response())?;
     Ok((trace_id, principal, scope))
 }
 
@@ -75,12 +76,13 @@ pub async fn post(
     };
     let content_type = header_str(request.headers(), "content-type").unwrap_or_default();
     if !content_type.to_ascii_lowercase().starts_with("application/json") {
-        return json_error(415, "Content-Type must be application/json");
+        return ApiError::UnsupportedMediaType("Content-Type must be application/json".into()).into_response();
     }
     if let Some(accept) = header_str(request.headers(), "accept") {
         let accept = accept.to_ascii_lowercase();
         if !(accept.contains("application/json") || accept.contains("*/*")) {
-            return json_error(406, "Accept must include application/json and text/event-stream");
+            return ApiError::NotAcceptable("Accept must include application/json and text/event-stream".into())
+                .into_response();
         }
     }
     let message = match jsonrpc::parse_message(&body) {
@@ -120,10 +122,10 @@ pub async fn post(
         return response;
     }
     let Some(session_id) = header_str(request.headers(), SESSION_HEADER) else {
-        return json_error(400, "missing Mcp-Session-Id: send initialize first");
+        return ApiError::BadRequest("missing Mcp-Session-Id: send initialize first".into()).into_response();
     };
     let Some(session) = state.gateway.sessions.find(session_id, &principal.subject, &scope) else {
-        return json_error(404, "unknown or expired session: initialize again");
+        return ApiError::NotFound("unknown or expired session: initialize again".into()).into_response();
     };
     session.touch();
     let accepts_stream =
@@ -162,7 +164,8 @@ pub async fn post(
                 pending.connection.respond(pending.upstream_id, outcome).await;
                 HttpResponse::Accepted().finish()
             }
-            None => json_error(400, "no request of this session is waiting for an answer with this id"),
+            None => ApiError::BadRequest("no request of this session is waiting for an answer with this id".into())
+                .into_response(),
         },
     }
 }
@@ -242,7 +245,7 @@ async fn relaying_answer(state: Arc<AppState>, parts: CallParts, mode: AnswerMod
             return answer_response(status, answer);
         }
         Some(Outgoing::Interim(message)) => message,
-        None => return json_error(500, "the call ended without an answer"),
+        None => return ApiError::Internal("the call ended without an answer".into()).into_response(),
     };
     let keepalive = Duration::from_secs(15);
     let head = stream::once(async move { Ok::<_, actix_web::Error>(sse_event(&first)) });
@@ -472,13 +475,13 @@ pub async fn get(request: HttpRequest, state: web::Data<AppState>, server: Optio
     let accepts_stream =
         header_str(request.headers(), "accept").is_some_and(|accept| accept.contains("text/event-stream"));
     if !accepts_stream {
-        return json_error(406, "Accept must include text/event-stream");
+        return ApiError::NotAcceptable("Accept must include text/event-stream".into()).into_response();
     }
     let Some(session_id) = header_str(request.headers(), SESSION_HEADER) else {
-        return json_error(400, "missing Mcp-Session-Id");
+        return ApiError::BadRequest("missing Mcp-Session-Id".into()).into_response();
     };
     let Some(session) = state.gateway.sessions.find(session_id, &principal.subject, &scope) else {
-        return json_error(404, "unknown or expired session");
+        return ApiError::NotFound("unknown or expired session".into()).into_response();
     };
     let (sender, receiver) = mpsc::channel::<Value>(64);
     session.attach_stream(sender);
@@ -511,7 +514,7 @@ pub async fn delete(
         return refusal;
     }
     let Some(session_id) = header_str(request.headers(), SESSION_HEADER) else {
-        return json_error(400, "missing Mcp-Session-Id");
+        return ApiError::BadRequest("missing Mcp-Session-Id".into()).into_response();
     };
     match state.gateway.sessions.find(session_id, &principal.subject, &scope) {
         Some(session) => {
@@ -531,7 +534,7 @@ pub async fn delete(
                 .await;
             HttpResponse::NoContent().finish()
         }
-        None => json_error(404, "unknown or expired session"),
+        None => ApiError::NotFound("unknown or expired session".into()).into_response(),
     }
 }
 

@@ -4,6 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
+use crate::http::ApiError;
 use crate::http::AppState;
 
 /// The scope every MCP endpoint needs.
@@ -72,7 +73,7 @@ pub async fn protected_resource(request: HttpRequest, state: web::Data<AppState>
         }
     };
     if !known {
-        return crate::http::json_error(404, "no protected resource at this path");
+        return ApiError::NotFound("no protected resource at this path".into()).into_response();
     }
     public_json(json!({
         "resource": format!("{issuer}{resource_path}"),

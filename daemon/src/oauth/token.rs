@@ -5,6 +5,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::{Form, attempted_basic, client_credentials, grant_error, is_own_resource, no_store_json, read_form};
+use crate::http::ApiError;
 use crate::http::AppState;
 use crate::identity::grants::{Client, GrantError};
 use crate::identity::{Audience, AuthError};
@@ -214,7 +215,9 @@ pub async fn userinfo(request: HttpRequest, state: web::Data<AppState>) -> HttpR
             "tier": principal.tier.as_str(),
             "scope": principal.scopes.join(" "),
         })),
-        Err(AuthError::Unavailable) => crate::http::json_error(503, "the identity store is unavailable; try again"),
+        Err(AuthError::Unavailable) => {
+            ApiError::Unavailable("the identity store is unavailable; try again".into()).into_response()
+        }
         Err(error) => {
             let challenge = match error {
                 AuthError::Missing => "Bearer".to_string(),

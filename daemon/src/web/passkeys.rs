@@ -17,6 +17,7 @@ use webauthn_rs::prelude::{
 
 use super::pages::{error_page, escape, page};
 use super::session;
+use crate::http::ApiError;
 use crate::http::AppState;
 use crate::identity::credentials;
 
@@ -49,10 +50,6 @@ fn user_handle(user_id: i64) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
-fn json_failure(status: u16, message: &str) -> HttpResponse {
-    crate::http::json_error(status, message)
-}
-
 async fn put_ceremony(
     state: &AppState,
     kind: &str,
@@ -63,7 +60,7 @@ async fn put_ceremony(
     let ceremony = credentials::generate(credentials::FLOW_PREFIX);
     session::put_flow(state, &ceremony, kind, user_id, value, CEREMONY_TTL_SECONDS, now).await.map_err(|error| {
         tracing::error!(%error, "storing a passkey ceremony failed");
-        json_failure(503, "try again")
+        ApiError::Unavailable("try again".into()).into_response()
     })?;
     Ok(ceremony)
 }
@@ -179,9 +176,12 @@ pub async fn register_start(
     state: web::Data<AppState>,
     body: web::Json<RegisterStart>,
 ) -> HttpResponse {
-    let Some(passkeys) = state.passkeys.as_ref() else { return json_failure(503, "passkeys are unavailable") };
+    let Some(passkeys) = state.passkeys.as_ref() else {
+        return ApiError::Unavailable("passkeys are unavailable".into()).into_response();
+    };
     if !session::may_start_flow(&state, &request) {
-        return json_failure(429, "too many passkey ceremonies from this address; wait a moment");
+        return ApiError::TooManyRequests("too many passkey ceremonies from this address; wait a moment".into())
+            .into_response();
     }
     let now = Utc::now();
     let user_id = castellan_schema::sessions::find_enrolment_link(&state.db, &credentials::hash(&body.token), now)
@@ -189,10 +189,10 @@ pub async fn register_start(
         .ok()
         .flatten();
     let Some(user_id) = user_id else {
-        return json_failure(400, "this enrolment link has expired or was already used");
+        return ApiError::BadRequest("this enrolment link has expired or was already used".into()).into_response();
     };
     let Some(user) = castellan_schema::users::find_by_id(&state.db, user_id).await.ok().flatten() else {
-        return json_failure(400, "the user no longer exists");
+        return ApiError::BadRequest("the user no longer exists".into()).into_response();
     };
     let existing: Vec<_> = castellan_schema::webauthn::credentials_for_user(&state.db, user_id)
         .await
@@ -202,9 +202,11 @@ pub async fn register_start(
         .collect();
     let started =
         passkeys.webauthn.start_passkey_registration(user_handle(user_id), &user.name, &user.name, Some(existing));
-    let Ok((options, registration)) = started else { return json_failure(500, "cannot start the passkey ceremony") };
+    let Ok((options, registration)) = started else {
+        return ApiError::Internal("cannot start the passkey ceremony".into()).into_response();
+    };
     let Ok(stored) = serde_json::to_value(&registration) else {
-        return json_failure(500, "cannot start the passkey ceremony");
+        return ApiError::Internal("cannot start the passkey ceremony".into()).into_response();
     };
     match put_ceremony(&state, REGISTER_KIND, Some(user_id), &stored, now).await {
         Ok(ceremony) => HttpResponse::Ok()
@@ -223,34 +225,39 @@ pub struct RegisterFinish {
 
 /// `POST /webauthn/register/finish`: verifies the new credential, spends the link, signs the user in.
 pub async fn register_finish(state: web::Data<AppState>, body: web::Json<RegisterFinish>) -> HttpResponse {
-    let Some(passkeys) = state.passkeys.as_ref() else { return json_failure(503, "passkeys are unavailable") };
+    let Some(passkeys) = state.passkeys.as_ref() else {
+        return ApiError::Unavailable("passkeys are unavailable".into()).into_response();
+    };
     let now = Utc::now();
     let Some((Some(user_id), stored)) = take_ceremony(&state, &body.ceremony, REGISTER_KIND, now).await else {
-        return json_failure(400, "this passkey ceremony has expired or was already finished; start again");
+        return ApiError::BadRequest("this passkey ceremony has expired or was already finished; start again".into())
+            .into_response();
     };
     let Ok(registration) = serde_json::from_str::<PasskeyRegistration>(&stored) else {
-        return json_failure(400, "this passkey ceremony is not valid");
+        return ApiError::BadRequest("this passkey ceremony is not valid".into()).into_response();
     };
     let passkey = match passkeys.webauthn.finish_passkey_registration(&body.credential, &registration) {
         Ok(passkey) => passkey,
         Err(error) => {
             tracing::info!(%error, "passkey registration refused");
-            return json_failure(400, "the passkey could not be verified");
+            return ApiError::BadRequest("the passkey could not be verified".into()).into_response();
         }
     };
     // The link is spent only by a verified credential, and only once even if raced.
     let consumed =
         castellan_schema::sessions::consume_enrolment_link(&state.db, &credentials::hash(&body.token), now).await;
     if consumed.ok().flatten() != Some(user_id) {
-        return json_failure(400, "this enrolment link has expired or was already used");
+        return ApiError::BadRequest("this enrolment link has expired or was already used".into()).into_response();
     }
     let credential_id = URL_SAFE_NO_PAD.encode::<&[u8]>(passkey.cred_id().as_ref());
-    let Ok(serialized) = serde_json::to_string(&passkey) else { return json_failure(500, "cannot store the passkey") };
+    let Ok(serialized) = serde_json::to_string(&passkey) else {
+        return ApiError::Internal("cannot store the passkey".into()).into_response();
+    };
     if let Err(error) =
         castellan_schema::webauthn::insert_credential(&state.db, user_id, &credential_id, &serialized, now).await
     {
         tracing::error!(%error, "storing a passkey failed");
-        return json_failure(500, "cannot store the passkey");
+        return ApiError::Internal("cannot store the passkey".into()).into_response();
     }
     tracing::info!(user.id = user_id, "passkey enrolled");
     signed_in(&state, user_id, "/".to_string(), now).await
@@ -263,22 +270,25 @@ async fn signed_in(state: &AppState, user_id: i64, next: String, now: DateTime<U
         }
         Err(error) => {
             tracing::error!(%error, "starting a session failed");
-            json_failure(503, "try again")
+            ApiError::Unavailable("try again".into()).into_response()
         }
     }
 }
 
 /// `POST /webauthn/login/start`: a discoverable-credential challenge (no user name asked).
 pub async fn login_start(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let Some(passkeys) = state.passkeys.as_ref() else { return json_failure(503, "passkeys are unavailable") };
+    let Some(passkeys) = state.passkeys.as_ref() else {
+        return ApiError::Unavailable("passkeys are unavailable".into()).into_response();
+    };
     if !session::may_start_flow(&state, &request) {
-        return json_failure(429, "too many passkey ceremonies from this address; wait a moment");
+        return ApiError::TooManyRequests("too many passkey ceremonies from this address; wait a moment".into())
+            .into_response();
     }
     let Ok((options, authentication)) = passkeys.webauthn.start_discoverable_authentication() else {
-        return json_failure(500, "cannot start the passkey ceremony");
+        return ApiError::Internal("cannot start the passkey ceremony".into()).into_response();
     };
     let Ok(stored) = serde_json::to_value(&authentication) else {
-        return json_failure(500, "cannot start the passkey ceremony");
+        return ApiError::Internal("cannot start the passkey ceremony".into()).into_response();
     };
     match put_ceremony(&state, LOGIN_KIND, None, &stored, Utc::now()).await {
         Ok(ceremony) => HttpResponse::Ok()
@@ -297,11 +307,14 @@ pub struct LoginFinish {
 
 /// `POST /webauthn/login/finish`: verifies the assertion and starts the session.
 pub async fn login_finish(state: web::Data<AppState>, body: web::Json<LoginFinish>) -> HttpResponse {
-    let Some(passkeys) = state.passkeys.as_ref() else { return json_failure(503, "passkeys are unavailable") };
+    let Some(passkeys) = state.passkeys.as_ref() else {
+        return ApiError::Unavailable("passkeys are unavailable".into()).into_response();
+    };
     let now = Utc::now();
-    let refused = || json_failure(401, "the passkey was not accepted");
+    let refused = || ApiError::Unauthorized("the passkey was not accepted".into()).into_response();
     let Some((_, stored)) = take_ceremony(&state, &body.ceremony, LOGIN_KIND, now).await else {
-        return json_failure(400, "this passkey ceremony has expired or was already finished; start again");
+        return ApiError::BadRequest("this passkey ceremony has expired or was already finished; start again".into())
+            .into_response();
     };
     let Ok(authentication) = serde_json::from_str::<DiscoverableAuthentication>(&stored) else { return refused() };
     let Ok((handle, credential_id)) = passkeys.webauthn.identify_discoverable_authentication(&body.credential) else {

@@ -37,7 +37,7 @@ fn the_callers_trace_reaches_the_backend_the_audit_row_and_the_admin_api() {
     assert_eq!(parts.len(), 4, "{forwarded}");
     assert_eq!((parts[0], parts[1], parts[3]), ("00", TRACE, "01"), "the same trace, sampled: {forwarded}");
     assert_ne!(parts[2], PARENT, "Castellan's own span is the backend's parent: {forwarded}");
-    assert!(castellan::http::parse_traceparent(forwarded).is_some(), "a valid traceparent: {forwarded}");
+    assert!(castellan::trace::parse_traceparent(forwarded).is_some(), "a valid traceparent: {forwarded}");
 
     let rows = app.audit_rows();
     let row = rows.iter().find(|row| row["tool"] == "show_traceparent").expect("the call's audit row");

@@ -150,7 +150,7 @@ impl Gateway {
     /// Raises SessionEnd for sessions the store has already removed (idle, or evicted by its limits).
     pub async fn raise_session_ends(&self, ended: Vec<Arc<Session>>) {
         for session in ended {
-            let trace_id = crate::http::random_hex(16);
+            let trace_id = crate::trace::random_hex(16);
             let input = serde_json::json!({"reason": "other"});
             let who = (session.subject.as_str(), session.tier);
             self.session_event(
@@ -206,7 +206,7 @@ impl Gateway {
         params: Option<Value>,
     ) -> Answer {
         // HTTP backends join the caller's trace: their requests carry a traceparent of ours.
-        let traceparent = crate::http::outgoing_traceparent(call.trace_id);
+        let traceparent = crate::trace::outgoing_traceparent(call.trace_id);
         castellan_actors::upstream::http::with_traceparent(traceparent, self.dispatch(call, id, method, params)).await
     }
 
