@@ -134,9 +134,9 @@ impl Application {
             );
         }
 
-        let tool_pins = Arc::new(crate::tool_pins::ToolPins::new(db.clone(), profile.server.tool_changes));
+        let tool_pins = Arc::new(crate::governance::tool_pins::ToolPins::new(db.clone(), profile.server.tool_changes));
         tool_pins.reload().await?;
-        crate::tool_pins::spawn_observer(Arc::clone(&tool_pins), registry.clone(), bus.clone());
+        crate::governance::tool_pins::spawn_observer(Arc::clone(&tool_pins), registry.clone(), bus.clone());
         let gateway = Arc::new(Gateway::new(GatewayParts {
             registry,
             policies,
@@ -147,7 +147,7 @@ impl Application {
             call_timeout: profile.server.call_timeout,
             tool_pins,
             hooks: Arc::new(crate::hooks::Hooks::new(Some(secrets.lookup()))),
-            hook_writer: crate::hook_writer::HookWriter::start(db.clone()),
+            hook_writer: crate::hooks::writer::HookWriter::start(db.clone()),
         }));
         let sweeper = Arc::clone(&gateway);
         tokio::spawn(async move {
@@ -174,7 +174,7 @@ impl Application {
             passkeys,
             secrets,
             registration_limiter: AddressLimiter::for_registrations(std::time::Instant::now()),
-            trusted_proxies: crate::rate_limit::TrustedProxies::new(&profile.server.trusted_proxies),
+            trusted_proxies: crate::governance::rate_limit::TrustedProxies::new(&profile.server.trusted_proxies),
             bodies: crate::http_body::BodyBounds::from_profile(&profile.server),
             metadata_fetch_limiter: AddressLimiter::for_metadata_fetches(),
             flow_limiter: AddressLimiter::for_flows(),

@@ -41,7 +41,7 @@ pub async fn run(global: &GlobalArgs, command: ToolsCommand) -> Result<ExitCode,
             }
             println!(
                 "approved the current definition of {server}/{tool}; a running daemon offers it again within {}s",
-                crate::tool_pins::REFRESH_INTERVAL.as_secs()
+                crate::governance::tool_pins::REFRESH_INTERVAL.as_secs()
             );
         }
     }

@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 
 use super::outcome::{Governed, Outcome};
 use super::ports::{AuditSink, Clock, Executed, HookRunner, PinCheck, Upstream};
+use crate::governance::rate_limit::{Admission, Limits, ToolCallTarget};
 use crate::hooks::HookCall;
 use crate::identity::Principal;
-use crate::rate_limit::{Admission, Limits, ToolCallTarget};
 use crate::redaction::Redactor;
 
 /// One governed request, parsed by its surface.

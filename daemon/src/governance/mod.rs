@@ -14,9 +14,11 @@
 mod chain;
 mod outcome;
 mod ports;
+pub mod rate_limit;
 mod snapshot;
 #[cfg(test)]
 mod tests;
+pub mod tool_pins;
 
 pub use chain::{Chain, HookIdentity, RbacTarget, Request, Resolution, Target};
 pub use outcome::{Governed, Outcome};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use castellan_schema::audit::ExecutionStatus;
 use serde_json::Value;
 
-use crate::rate_limit::Policy;
+use crate::governance::rate_limit::Policy;
 
 /// The end of one governed request, as the caller is to hear it.
 #[derive(Debug, Clone, PartialEq)]

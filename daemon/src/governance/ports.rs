@@ -65,7 +65,7 @@ pub trait PinCheck: Sync {
 
 /// The approved definitions, judged under one snapshot's `tool_changes`.
 pub struct SnapshotPins<'a> {
-    pub pins: &'a crate::tool_pins::ToolPins,
+    pub pins: &'a crate::governance::tool_pins::ToolPins,
     pub mode: castellan_config::ToolChanges,
 }
 

@@ -8,8 +8,8 @@ use arc_swap::ArcSwap;
 use castellan_actors::PolicySnapshot;
 use castellan_config::{Profile, ToolChanges};
 
+use crate::governance::rate_limit::Limits;
 use crate::hooks::{HookCall, HookChains, HookOutcome, Hooks};
-use crate::rate_limit::Limits;
 
 /// Everything a governed request is judged by, from one profile.
 pub struct Snapshot {

@@ -12,9 +12,9 @@ use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::governance::rate_limit::Limits;
 use crate::hooks::{HookCall, HookDecision, HookOutcome};
 use crate::identity::{Credential, Principal};
-use crate::rate_limit::Limits;
 use crate::redaction::Redactor;
 
 const SECRET: &str = "s3cr3t-canary-value";

@@ -29,7 +29,7 @@ pub fn trace_id_for(request: &HttpRequest) -> String {
 /// A 429 for a rate-limited request: `Retry-After` in whole seconds (at least 1) and the
 /// RateLimit headers of draft-ietf-httpapi-ratelimit-headers.
 pub fn too_many_requests(
-    policy: &crate::rate_limit::Policy,
+    policy: &crate::governance::rate_limit::Policy,
     retry_after: std::time::Duration,
     body: serde_json::Value,
 ) -> HttpResponse {

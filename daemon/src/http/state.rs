@@ -40,7 +40,7 @@ pub struct AppState {
     pub registration_limiter: crate::identity::address_limiter::AddressLimiter,
     /// `server.trusted_proxies`: whose `X-Forwarded-For` names the client (the rate-limit buckets
     /// themselves are in the governance snapshot, `gateway.policies`).
-    pub trusted_proxies: crate::rate_limit::TrustedProxies,
+    pub trusted_proxies: crate::governance::rate_limit::TrustedProxies,
     /// The size and time bounds of request bodies.
     pub bodies: crate::http_body::BodyBounds,
     /// Per-address bound on authorization requests that name a metadata-document client id.

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::jsonrpc::{self, FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMS, REQUEST_TIMEOUT};
 use crate::governance::Outcome;
-use crate::rate_limit::Policy;
+use crate::governance::rate_limit::Policy;
 
 /// What the gateway hands the transport for one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +57,7 @@ pub fn render(id: &Value, kind: ExecutionKind, outcome: Outcome) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rate_limit::Limit;
+    use crate::governance::rate_limit::Limit;
 
     #[test]
     fn every_outcome_has_its_json_rpc_form() {

@@ -384,7 +384,7 @@ async fn initialize(
     params: Option<&Value>,
 ) -> HttpResponse {
     let client = crate::http::client_address(state, request);
-    if let crate::rate_limit::Admission::Limited { retry_after, .. } = state
+    if let crate::governance::rate_limit::Admission::Limited { retry_after, .. } = state
         .gateway
         .policies
         .load()

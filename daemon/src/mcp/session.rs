@@ -111,7 +111,7 @@ const INITIALIZE_PER_SECOND: f64 = 5.0;
 const INITIALIZE_BURST_SECONDS: f64 = 20.0;
 
 /// The rate limits of `initialize`: a bucket of their own, kept by a second
-/// [`crate::rate_limit::RateLimits`] under its `mcp_tool_call` class, so that opening a session
+/// [`crate::governance::rate_limit::RateLimits`] under its `mcp_tool_call` class, so that opening a session
 /// spends nothing of the principal's tool calls. The profile's tier multipliers apply.
 pub fn initialize_rate_limits(profile: &castellan_config::RateLimitSettings) -> castellan_config::RateLimitSettings {
     castellan_config::RateLimitSettings {

@@ -46,7 +46,7 @@ fn oauth_rate_limited(
     principal: &crate::identity::Principal,
     address: std::net::IpAddr,
 ) -> Option<HttpResponse> {
-    let crate::rate_limit::Admission::Limited { policy, retry_after } =
+    let crate::governance::rate_limit::Admission::Limited { policy, retry_after } =
         state.gateway.policies.load().limits.check(castellan_config::RateClass::Oauth, principal, address)
     else {
         return None;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::{CASTELLAN, ScratchDir, ends_within, wait_for_pid_file};
-use castellan::hook_command::{
+use castellan::hooks::command::{
     CommandHook, CommandOutcome, HOOK_PATH, MAX_STDERR_BYTES, MAX_STDOUT_BYTES, run_with_supervisor,
 };
 

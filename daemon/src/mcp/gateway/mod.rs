@@ -53,10 +53,10 @@ pub struct Gateway {
     /// Calls of 2026-07-28 clients waiting for the client's input.
     input_bridge: InputBridge,
     /// Approved tool definitions: a changed tool is hidden under `server.tool_changes: block`.
-    pub tool_pins: Arc<crate::tool_pins::ToolPins>,
+    pub tool_pins: Arc<crate::governance::tool_pins::ToolPins>,
     /// Runs hook handlers (the snapshot says which).
     pub hooks: Arc<crate::hooks::Hooks>,
-    pub hook_writer: crate::hook_writer::HookWriter,
+    pub hook_writer: crate::hooks::writer::HookWriter,
 }
 
 /// Who is calling and through which door.
@@ -103,10 +103,10 @@ pub struct GatewayParts {
     pub metrics: Metrics,
     pub sessions: Arc<SessionStore>,
     pub call_timeout: Duration,
-    pub tool_pins: Arc<crate::tool_pins::ToolPins>,
+    pub tool_pins: Arc<crate::governance::tool_pins::ToolPins>,
     pub hooks: Arc<crate::hooks::Hooks>,
     /// Where hook decisions are recorded.
-    pub hook_writer: crate::hook_writer::HookWriter,
+    pub hook_writer: crate::hooks::writer::HookWriter,
 }
 
 impl Gateway {

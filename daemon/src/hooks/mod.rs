@@ -7,6 +7,10 @@
 //! The first handler that denies decides; the others are not run. On PreToolUse a handler may
 //! rewrite the tool's input, which the handlers after it and the tool then see.
 
+pub mod command;
+pub mod endpoint;
+pub mod writer;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -245,7 +249,7 @@ impl Hooks {
             }
         }
         let payload = handler_payload(call, input).to_string();
-        let hook = crate::hook_command::CommandHook {
+        let hook = crate::hooks::command::CommandHook {
             program: &process.command,
             args: &args,
             env: &env,
@@ -253,8 +257,8 @@ impl Hooks {
             timeout,
         };
         let redactor = crate::redaction::current();
-        match crate::hook_command::run(&hook, payload.as_bytes()).await {
-            crate::hook_command::CommandOutcome::Exited { code: 0, stdout, .. } => {
+        match crate::hooks::command::run(&hook, payload.as_bytes()).await {
+            crate::hooks::command::CommandOutcome::Exited { code: 0, stdout, .. } => {
                 let text = String::from_utf8_lossy(&stdout);
                 if text.trim().is_empty() {
                     return HookDecision { handler, allowed: true, reason: None, rewritten: None };
@@ -264,7 +268,7 @@ impl Hooks {
                     Err(_) => failure(handler, deny_on_failure, "it printed something that is not JSON".into()),
                 }
             }
-            crate::hook_command::CommandOutcome::Exited { code: 2, stderr, .. } => {
+            crate::hooks::command::CommandOutcome::Exited { code: 2, stderr, .. } => {
                 let reason = excerpt(&redactor.redact(&String::from_utf8_lossy(&stderr)));
                 HookDecision {
                     handler,
@@ -273,7 +277,7 @@ impl Hooks {
                     rewritten: None,
                 }
             }
-            crate::hook_command::CommandOutcome::Exited { code, stderr, .. } => {
+            crate::hooks::command::CommandOutcome::Exited { code, stderr, .. } => {
                 let detail = excerpt(&redactor.redact(&String::from_utf8_lossy(&stderr)));
                 let problem = if detail.is_empty() {
                     format!("the hook exited with {code}")
@@ -282,10 +286,10 @@ impl Hooks {
                 };
                 failure(handler, deny_on_failure, problem)
             }
-            crate::hook_command::CommandOutcome::TimedOut => {
+            crate::hooks::command::CommandOutcome::TimedOut => {
                 failure(handler, deny_on_failure, format!("the hook did not finish within {timeout:?}"))
             }
-            crate::hook_command::CommandOutcome::Failed(problem) => {
+            crate::hooks::command::CommandOutcome::Failed(problem) => {
                 failure(handler, deny_on_failure, redactor.redact(&problem).into_owned())
             }
         }

@@ -39,7 +39,7 @@ async fn hook(
         }
     };
     let client = crate::http::client_address(&state, &request);
-    if let crate::rate_limit::Admission::Limited { policy, retry_after } =
+    if let crate::governance::rate_limit::Admission::Limited { policy, retry_after } =
         state.gateway.policies.load().limits.check(RateClass::Hooks, &principal, client)
     {
         let refusal = crate::http::too_many_requests(&policy, retry_after, json!({"error": "rate limited"}));
