@@ -22,7 +22,9 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(ROOT, "target", "release", "castellan")
+# CASTELLAN_BENCH_BINARY names another build (e.g. the previous commit's, to compare in one run).
+BINARY = os.environ.get("CASTELLAN_BENCH_BINARY") or os.path.join(
+    os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "castellan")
 CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_customer", "arguments": {"id": 1}}}
 
 

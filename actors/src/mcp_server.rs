@@ -132,36 +132,60 @@ impl McpServer {
         }
         tracing::warn!(server = %self.name, %reason, "mcp server exited");
         self.context.bus.publish(Event::ServerExited { server: self.name.clone(), reason });
-        let now = Instant::now();
         let policy = &self.spec.restart;
-        if now.duration_since(started) >= policy.crash_loop_window {
-            // It ran calmly for a whole window: the next failure starts the backoff afresh.
-            self.attempt = 1;
-            self.exits.clear();
-        }
-        self.exits.push_back(now);
-        while self.exits.front().is_some_and(|&exit| now.duration_since(exit) > policy.crash_loop_window) {
-            self.exits.pop_front();
-        }
-        let exits_in_window = self.exits.len() as u32;
-        let delay = if exits_in_window >= policy.crash_loop_threshold {
+        let restart =
+            plan_restart(policy, &mut self.attempt, &mut self.exits, started, Instant::now(), &mut rand::rng());
+        if let Some(exits_in_window) = restart.crash_loop {
             tracing::error!(
                 server = %self.name,
                 exits_in_window,
-                retry_ms = policy.backoff_max.as_millis() as u64,
+                retry_ms = restart.delay.as_millis() as u64,
                 "mcp server is in a crash loop; retrying at the longest backoff"
             );
             self.context.bus.publish(Event::ServerCrashLoop { server: self.name.clone(), exits_in_window });
-            policy.backoff_max
-        } else {
-            backoff_delay(policy.backoff_initial, policy.backoff_max, self.attempt, &mut rand::rng())
-        };
+        }
+        let delay = restart.delay;
         self.context.metrics.child_restart(&self.name);
         self.context
             .bus
             .publish(Event::ServerRestartScheduled { server: self.name.clone(), delay_ms: delay.as_millis() as u64 });
         self.pending_start = Some(ctx.run_later(delay, |actor, ctx| actor.start_run(ctx)));
     }
+}
+
+/// When to start a server again after it ended, and whether it is in a crash loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restart {
+    pub delay: Duration,
+    /// The exits counted in the window, when they reach the crash-loop threshold.
+    pub crash_loop: Option<u32>,
+}
+
+/// The restart decision after a run that began at `started` ended at `now`: pure, so the schedule
+/// is tested with made-up instants. A run that lasted a whole window starts the backoff afresh;
+/// exits older than the window are forgotten; at the threshold the delay is the longest.
+pub fn plan_restart(
+    policy: &castellan_config::RestartPolicy,
+    attempt: &mut u32,
+    exits: &mut VecDeque<Instant>,
+    started: Instant,
+    now: Instant,
+    rng: &mut impl Rng,
+) -> Restart {
+    if now.duration_since(started) >= policy.crash_loop_window {
+        // It ran calmly for a whole window: the next failure starts the backoff afresh.
+        *attempt = 1;
+        exits.clear();
+    }
+    exits.push_back(now);
+    while exits.front().is_some_and(|&exit| now.duration_since(exit) > policy.crash_loop_window) {
+        exits.pop_front();
+    }
+    let exits_in_window = exits.len() as u32;
+    if exits_in_window >= policy.crash_loop_threshold {
+        return Restart { delay: policy.backoff_max, crash_loop: Some(exits_in_window) };
+    }
+    Restart { delay: backoff_delay(policy.backoff_initial, policy.backoff_max, *attempt, rng), crash_loop: None }
 }
 
 /// Exponential backoff from `initial`, capped at `max`, with +-20% jitter so restarts do not align.
@@ -506,6 +530,57 @@ pub async fn list_tools(connection: &Arc<Connection>, timeout: Duration) -> Resu
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    /// The schedule over made-up time: each quick exit doubles the delay (start_run counts the
+    /// attempts), the fifth within a minute is a crash loop at the longest delay, exits older than
+    /// the window stop counting, and a run that lasted a window starts over at the first delay.
+    #[test]
+    fn restarts_back_off_enter_a_crash_loop_and_start_over_after_a_calm_run() {
+        let policy = castellan_config::RestartPolicy::default();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let (mut attempt, mut exits) = (0u32, VecDeque::new());
+        let origin = Instant::now();
+        let at = |seconds: f64| origin + Duration::from_secs_f64(seconds);
+        let mut clock = 0.0;
+        let mut planned = Vec::new();
+        for _ in 0..6 {
+            attempt += 1; // start_run
+            let started = at(clock);
+            clock += 1.0; // each run fails after a second
+            let restart = plan_restart(&policy, &mut attempt, &mut exits, started, at(clock), &mut rng);
+            planned.push(restart);
+            clock += restart.delay.as_secs_f64();
+        }
+        let nominal_ms = [500u64, 1000, 2000, 4000];
+        for (restart, nominal) in planned.iter().zip(nominal_ms) {
+            let delay = restart.delay.as_millis() as u64;
+            assert!(restart.crash_loop.is_none(), "{planned:?}");
+            assert!(
+                (nominal * 8 / 10..=nominal * 12 / 10).contains(&delay),
+                "{delay} ms, nominal {nominal}: {planned:?}"
+            );
+        }
+        assert_eq!(planned[4], Restart { delay: policy.backoff_max, crash_loop: Some(5) }, "the fifth exit in 60 s");
+        assert_eq!(planned[5], Restart { delay: policy.backoff_max, crash_loop: Some(6) }, "and stays in it");
+
+        // A run of a whole window, then a failure: the backoff starts over.
+        attempt += 1;
+        let started = at(clock);
+        let calm =
+            plan_restart(&policy, &mut attempt, &mut exits, started, started + policy.crash_loop_window, &mut rng);
+        assert_eq!((attempt, exits.len()), (1, 1), "attempts and exits start over");
+        assert!(calm.crash_loop.is_none() && calm.delay <= Duration::from_millis(600), "{calm:?}");
+
+        // Exits spread wider than the window never make a crash loop.
+        let (mut attempt, mut exits) = (0u32, VecDeque::new());
+        for run in 0..10 {
+            attempt += 1;
+            let started = at(100.0 + run as f64 * 20.0);
+            let restart =
+                plan_restart(&policy, &mut attempt, &mut exits, started, started + Duration::from_secs(1), &mut rng);
+            assert!(restart.crash_loop.is_none(), "one exit every 20 s keeps at most 4 in a minute: {restart:?}");
+        }
+    }
 
     #[test]
     fn backoff_grows_exponentially_within_jitter_and_caps() {

@@ -224,18 +224,22 @@ impl HookEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RateClass {
     McpToolCall,
+    /// MCP `initialize`: opening a session (its burst is its own, see `mcp::session`).
+    McpSession,
     Oauth,
     AiRequest,
     Hooks,
 }
 
 impl RateClass {
-    pub const ALL: [RateClass; 4] = [RateClass::McpToolCall, RateClass::Oauth, RateClass::AiRequest, RateClass::Hooks];
+    pub const ALL: [RateClass; 5] =
+        [RateClass::McpToolCall, RateClass::McpSession, RateClass::Oauth, RateClass::AiRequest, RateClass::Hooks];
 
     /// The key under `rate_limits.per_second`.
     pub fn as_str(self) -> &'static str {
         match self {
             RateClass::McpToolCall => "mcp_tool_call",
+            RateClass::McpSession => "mcp_session",
             RateClass::Oauth => "oauth",
             RateClass::AiRequest => "ai_request",
             RateClass::Hooks => "hooks",
@@ -277,6 +281,7 @@ impl Default for RateLimitSettings {
             ]),
             per_second: BTreeMap::from([
                 (RateClass::McpToolCall, 20.0),
+                (RateClass::McpSession, 5.0),
                 (RateClass::Oauth, 5.0),
                 (RateClass::AiRequest, 5.0),
                 (RateClass::Hooks, 50.0),

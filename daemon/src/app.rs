@@ -95,31 +95,14 @@ impl Application {
         }));
         let audit = AuditWriter::start(db.clone(), metrics.clone()).await?;
         let policies = Arc::new(crate::governance::Policies::new(profile));
-        let self_executable = std::env::current_exe()
-            .map_err(|error| StartError::Other(format!("cannot find own executable: {error}")))?;
         let master = Arc::new(load_master_key(profile).map_err(|error| StartError::Other(error.to_string()))?);
         tracing::info!(fingerprint = %master.fingerprint, "master key loaded");
         let secrets = Arc::new(SecretStore::new(db.clone(), Arc::clone(&master), profile.secrets.validation));
         let loaded = secrets.reload().await.map_err(|error| StartError::Other(format!("secret store: {error}")))?;
         tracing::info!(secrets = loaded, "secret store loaded");
         crate::secrets::spawn_refresh(Arc::clone(&secrets));
-        let context = Arc::new(ServerContext {
-            registry: registry.clone(),
-            bus: bus.clone(),
-            metrics: metrics.clone(),
-            router: Arc::new(GatewayRouter { sessions: Arc::clone(&sessions) }),
-            secrets: secrets.lookup(),
-            output_redactor: Arc::new(crate::redaction::CurrentRedactor),
-            port_allocator: PortAllocator::default().start(),
-            http_client: upstream_http_client().map_err(|error| StartError::Other(error.to_string()))?,
-            handshake_timeout: Duration::from_secs(30),
-            self_executable,
-        });
-        let converged_once = Arc::new(AtomicBool::new(false));
-        let reconciler = Reconciler::new(context, Arc::clone(&converged_once)).start();
-        let memory = metrics.servers_memory_bytes.clone();
-        HealthMonitor::new(registry.clone(), reconciler.clone(), bus.clone(), profile.server.health_interval, memory)
-            .start();
+        let (reconciler, converged_once) =
+            start_supervision(profile, &registry, &bus, &metrics, &secrets, Arc::clone(&sessions))?;
 
         let address = listener
             .local_addr()
@@ -149,14 +132,6 @@ impl Application {
             hooks: Arc::new(crate::hooks::Hooks::new(Some(secrets.lookup()))),
             hook_writer: crate::hooks::writer::HookWriter::start(db.clone()),
         }));
-        let sweeper = Arc::clone(&gateway);
-        tokio::spawn(async move {
-            let mut every_minute = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                every_minute.tick().await;
-                sweeper.end_idle_sessions().await;
-            }
-        });
         let state = web::Data::new(AppState {
             gateway,
             authenticator: Authenticator::new(db.clone(), Arc::clone(&authority)),
@@ -179,16 +154,7 @@ impl Application {
             metadata_fetch_limiter: AddressLimiter::for_metadata_fetches(),
             flow_limiter: AddressLimiter::for_flows(),
         });
-        let sweeping = state.clone();
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                interval.tick().await;
-                let snapshot = sweeping.gateway.policies.load();
-                snapshot.limits.sweep();
-                snapshot.initialize_limits.sweep();
-            }
-        });
+        spawn_sweeps(state.clone());
         let handles = LiveHandles { state: state.clone(), reconciler: reconciler.clone(), bus: bus.clone() };
         apply_servers(&handles, profile);
 
@@ -358,4 +324,51 @@ pub fn apply_servers(handles: &LiveHandles, profile: &Profile) {
     handles.state.gateway.tool_pins.set_mode(profile.server.tool_changes);
     handles.reconciler.do_send(ApplyServers(profile.mcp_servers.clone()));
     handles.state.migrations_applied.store(true, Ordering::Release);
+}
+
+/// The supervision actors: the reconciler (over the servers' shared context) and the health
+/// monitor. Returns the reconciler and the flag it raises once it has converged.
+fn start_supervision(
+    profile: &Profile,
+    registry: &Registry,
+    bus: &EventBus,
+    metrics: &Metrics,
+    secrets: &Arc<SecretStore>,
+    sessions: Arc<SessionStore>,
+) -> Result<(Addr<Reconciler>, Arc<AtomicBool>), StartError> {
+    let self_executable =
+        std::env::current_exe().map_err(|error| StartError::Other(format!("cannot find own executable: {error}")))?;
+    let context = Arc::new(ServerContext {
+        registry: registry.clone(),
+        bus: bus.clone(),
+        metrics: metrics.clone(),
+        router: Arc::new(GatewayRouter { sessions }),
+        secrets: secrets.lookup(),
+        output_redactor: Arc::new(crate::redaction::CurrentRedactor),
+        port_allocator: PortAllocator::default().start(),
+        http_client: upstream_http_client().map_err(|error| StartError::Other(error.to_string()))?,
+        handshake_timeout: Duration::from_secs(30),
+        self_executable,
+    });
+    let converged_once = Arc::new(AtomicBool::new(false));
+    let reconciler = Reconciler::new(context, Arc::clone(&converged_once)).start();
+    let memory = metrics.servers_memory_bytes.clone();
+    HealthMonitor::new(registry.clone(), reconciler.clone(), bus.clone(), profile.server.health_interval, memory)
+        .start();
+    Ok((reconciler, converged_once))
+}
+
+/// Once a minute: idle sessions end (with SessionEnd) and rate-limit buckets that are full again
+/// are dropped, so neither grows with callers that went away.
+fn spawn_sweeps(state: web::Data<AppState>) {
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            state.gateway.end_idle_sessions().await;
+            let snapshot = state.gateway.policies.load();
+            snapshot.limits.sweep();
+            snapshot.initialize_limits.sweep();
+        }
+    });
 }

@@ -79,10 +79,21 @@ fn decode_kind(
         decoder.at_value(node, format!("a handler needs `builtin` (one of {})", BUILTINS.join(", ")));
         return None;
     };
-    let kind = decoder.nonempty_plain(&kind_node)?;
+    decode_builtin(decoder, node, event, fields, &kind_node)
+}
+
+/// A `builtin` rule: its kind, and the keys that kind takes.
+fn decode_builtin(
+    decoder: &mut Decoder,
+    node: &Node,
+    event: HookEvent,
+    fields: &mut super::Fields,
+    kind_node: &Node,
+) -> Option<HookHandler> {
+    let kind = decoder.nonempty_plain(kind_node)?;
     if !event.takes_builtin_rules() {
         decoder.at_value(
-            &kind_node,
+            kind_node,
             format!(
                 "built-in rules apply to PreToolUse, PostToolUse, PostToolUseFailure and UserPromptSubmit; on {} use a command or http hook",
                 event.as_str()
@@ -92,29 +103,11 @@ fn decode_kind(
     }
     let tool_rule = matches!(kind.as_str(), "deny_tools" | "require_tier");
     if tool_rule && event == HookEvent::UserPromptSubmit {
-        decoder.at_value(&kind_node, format!("{kind} looks at a tool; UserPromptSubmit has no tool"));
+        decoder.at_value(kind_node, format!("{kind} looks at a tool; UserPromptSubmit has no tool"));
         return None;
     }
-    let tool_patterns = |decoder: &mut Decoder, fields: &mut super::Fields, required: bool| -> Option<Vec<String>> {
-        let Some(node) = fields.take("tools") else {
-            if required {
-                decoder.at_value(node, "this rule needs `tools`: a list of tool name patterns");
-                return None;
-            }
-            return Some(vec!["*".to_string()]);
-        };
-        let mut patterns = Vec::new();
-        for item in decoder.items(&node).unwrap_or_default() {
-            let text = decoder.nonempty_plain(&item)?;
-            match NamePattern::parse(&text) {
-                Ok(_) => patterns.push(text),
-                Err(reason) => decoder.at_value(&item, reason),
-            }
-        }
-        Some(patterns)
-    };
     match kind.as_str() {
-        "deny_tools" => Some(HookHandler::DenyTools { tools: tool_patterns(decoder, fields, true)? }),
+        "deny_tools" => Some(HookHandler::DenyTools { tools: tool_patterns(decoder, node, fields, true)? }),
         "deny_arguments" => {
             let Some(pattern_node) = fields.take("pattern") else {
                 decoder.at_value(node, "deny_arguments needs `pattern`: a regular expression");
@@ -142,14 +135,39 @@ fn decode_kind(
                 decoder.at_value(&tier_node, "unknown tier");
                 return None;
             };
-            Some(HookHandler::RequireTier { tier, tools: tool_patterns(decoder, fields, false)? })
+            Some(HookHandler::RequireTier { tier, tools: tool_patterns(decoder, node, fields, false)? })
         }
         "block_credentials" => Some(HookHandler::BlockCredentials),
         _ => {
-            decoder.at_value(&kind_node, format!("unknown builtin; use one of {}", BUILTINS.join(", ")));
+            decoder.at_value(kind_node, format!("unknown builtin; use one of {}", BUILTINS.join(", ")));
             None
         }
     }
+}
+
+/// `tools` of a rule: name patterns, each checked; `["*"]` when absent and not `required`.
+fn tool_patterns(
+    decoder: &mut Decoder,
+    node: &Node,
+    fields: &mut super::Fields,
+    required: bool,
+) -> Option<Vec<String>> {
+    let Some(tools) = fields.take("tools") else {
+        if required {
+            decoder.at_value(node, "this rule needs `tools`: a list of tool name patterns");
+            return None;
+        }
+        return Some(vec!["*".to_string()]);
+    };
+    let mut patterns = Vec::new();
+    for item in decoder.items(&tools).unwrap_or_default() {
+        let text = decoder.nonempty_plain(&item)?;
+        match NamePattern::parse(&text) {
+            Ok(_) => patterns.push(text),
+            Err(reason) => decoder.at_value(&item, reason),
+        }
+    }
+    Some(patterns)
 }
 
 /// `timeout`: how long a command or HTTP hook may take. Default 5 s.

@@ -44,29 +44,14 @@ pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> Server
     let fields = node.as_ref().and_then(|node| decoder.fields(node, SERVER_KEYS));
     if let Some(mut fields) = fields {
         if let Some(node) = fields.take("listen")
-            && let Some(listen) = decoder.nonempty_plain(&node)
+            && let Some(listen) = decode_listen(decoder, &node)
         {
-            if listen.parse::<SocketAddr>().is_err() {
-                let shown = Decoder::shown(&node);
-                decoder.at_value(
-                    &node,
-                    format!(
-                        "{shown} is not a socket address; write IP:PORT, e.g. `127.0.0.1:8080` or `\"[::1]:8080\"`"
-                    ),
-                );
-            }
             settings.listen = listen;
         }
         if let Some(node) = fields.take("public_url")
-            && let Some(url) = decoder.nonempty_plain(&node)
+            && let Some(url) = decode_public_url(decoder, &node)
         {
-            match check_http_url(&url) {
-                Ok(parsed) if parsed.rest.contains(['?', '#']) => {
-                    decoder.at_value(&node, "the public URL must not have a query or fragment")
-                }
-                Ok(_) => settings.public_url = url.trim_end_matches('/').to_string(),
-                Err(reason) => decoder.at_value(&node, reason),
-            }
+            settings.public_url = url;
         }
         if let Some(node) = fields.take("max_body_bytes")
             && let Some(bytes) = decoder.positive_integer(&node)
@@ -136,6 +121,35 @@ pub(super) fn decode_server(decoder: &mut Decoder, node: Option<Node>) -> Server
         settings.public_url = crate::model::derived_public_url(&settings.listen);
     }
     settings
+}
+
+/// `listen`: kept as written even when it is not an address (the error names it).
+fn decode_listen(decoder: &mut Decoder, node: &Node) -> Option<String> {
+    let listen = decoder.nonempty_plain(node)?;
+    if listen.parse::<SocketAddr>().is_err() {
+        let shown = Decoder::shown(node);
+        decoder.at_value(
+            node,
+            format!("{shown} is not a socket address; write IP:PORT, e.g. `127.0.0.1:8080` or `\"[::1]:8080\"`"),
+        );
+    }
+    Some(listen)
+}
+
+/// `public_url`: an http(s) URL without query or fragment, kept without its trailing `/`.
+fn decode_public_url(decoder: &mut Decoder, node: &Node) -> Option<String> {
+    let url = decoder.nonempty_plain(node)?;
+    match check_http_url(&url) {
+        Ok(parsed) if parsed.rest.contains(['?', '#']) => {
+            decoder.at_value(node, "the public URL must not have a query or fragment");
+            None
+        }
+        Ok(_) => Some(url.trim_end_matches('/').to_string()),
+        Err(reason) => {
+            decoder.at_value(node, reason);
+            None
+        }
+    }
 }
 
 fn decode_origins(decoder: &mut Decoder, node: &Node) -> Vec<String> {

@@ -509,6 +509,9 @@ fn rate_limits_have_the_contract_defaults_and_read_every_key() {
     );
     assert_eq!(profile.rate_limits.quota(RateClass::McpToolCall, Tier::User), (15.0, 30), "read back");
     assert_eq!(profile.rate_limits.quota(RateClass::McpToolCall, Tier::Service), (37.5, 75), "other tiers keep theirs");
+    assert_eq!(defaults.per_second[&RateClass::McpSession], 5.0, "initialize: 5/s by default");
+    let sessions = parse_ok("rate_limits:\n  per_second: { mcp_session: 40 }\n");
+    assert_eq!(sessions.rate_limits.per_second[&RateClass::McpSession], 40.0, "mcp_session read back");
     let cases = [
         (
             "rate_limits:\n  per_second: { mcp_tool_call: 0 }\n",

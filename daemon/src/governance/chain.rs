@@ -116,26 +116,7 @@ impl Chain<'_> {
             started_at: self.clock.now(),
         };
         // resolve
-        let (target, refusal) = match resolution {
-            Resolution::Found(target) => (Some(target), None),
-            Resolution::ServerDown { server } => {
-                let message = format!("the server '{server}' is not running; it is being restarted");
-                draft.server = server;
-                (None, Some(Outcome::Unavailable(message)))
-            }
-            Resolution::Unknown { server, message } => {
-                draft.server = server;
-                (None, Some(Outcome::Unknown(message)))
-            }
-            Resolution::Invalid { server, message } => {
-                draft.server = server;
-                (None, Some(Outcome::InvalidRequest(message)))
-            }
-        };
-        if let Some(target) = &target {
-            draft.server = target.server.clone();
-            draft.name = target.name.clone();
-        }
+        let (target, refusal) = resolve(resolution, &mut draft);
         // rate_limit: after resolution, so a per-tool limit holds whatever name the client used;
         // before any refusal, so guessing names spends the caller's budget too.
         if let Admission::Limited { policy, retry_after } = self.rate_limit(&request, target.as_ref(), &draft.server) {
@@ -160,24 +141,10 @@ impl Chain<'_> {
             return self.finish(&request, draft, Outcome::Forbidden(message.into()), None).await;
         }
         // pre_hooks
-        let mut arguments = request.arguments.clone();
-        if request.kind == ExecutionKind::Tool && self.hooks.has(HookEvent::PreToolUse) {
-            let mut input = hook_input(&request, HookEvent::PreToolUse);
-            input["tool_input"] = arguments.clone();
-            let call = hook_call(&request, HookEvent::PreToolUse, &target, input);
-            let outcome = self.hooks.run(&call).await;
-            draft.hook_events.extend(outcome.rows(&call));
-            if let Some(denial) = outcome.denial() {
-                tracing::info!(trace_id = request.trace_id, server = %target.server, tool = %target.name, "denied by a hook");
-                let message = format!("forbidden: denied by hook {denial}");
-                return self.finish(&request, draft, Outcome::Forbidden(message), None).await;
-            }
-            if let Some(rewritten) = outcome.tool_input {
-                // The row shows what the tool was actually called with.
-                draft.input = self.redactor.redact(&rewritten.to_string()).into_owned();
-                arguments = rewritten;
-            }
-        }
+        let arguments = match self.pre_tool_use(&request, &target, &mut draft).await {
+            Ok(arguments) => arguments,
+            Err(refusal) => return self.finish(&request, draft, refusal, None).await,
+        };
         // audit_health: nothing runs unaudited.
         if !self.audit.is_available() {
             let message = "audit unavailable: the call was refused and the tool did not run";
@@ -186,7 +153,45 @@ impl Chain<'_> {
         // execute
         let executed = upstream.execute(&target, arguments.clone()).await;
         // redact
-        let mut outcome = match executed {
+        let outcome = match self.redacted(executed) {
+            Ok(outcome) => outcome,
+            // Parked for the client's input: its row is written when the request ends.
+            Err(suspended) => return Governed { outcome: Outcome::Suspended(suspended), status: None },
+        };
+        // post_hooks
+        let (outcome, audited_output) = self.post_tool_use(&request, &target, &mut draft, arguments, outcome).await;
+        // audit
+        self.finish(&request, draft, outcome, audited_output).await
+    }
+
+    /// PreToolUse (tools only): the arguments to run with (rewritten or not), or the hook's denial.
+    async fn pre_tool_use(&self, request: &Request<'_>, target: &Target, draft: &mut Draft) -> Result<Value, Outcome> {
+        let arguments = request.arguments.clone();
+        if request.kind != ExecutionKind::Tool || !self.hooks.has(HookEvent::PreToolUse) {
+            return Ok(arguments);
+        }
+        let mut input = hook_input(request, HookEvent::PreToolUse);
+        input["tool_input"] = arguments.clone();
+        let call = hook_call(request, HookEvent::PreToolUse, target, input);
+        let outcome = self.hooks.run(&call).await;
+        draft.hook_events.extend(outcome.rows(&call));
+        if let Some(denial) = outcome.denial() {
+            tracing::info!(trace_id = request.trace_id, server = %target.server, tool = %target.name, "denied by a hook");
+            return Err(Outcome::Forbidden(format!("forbidden: denied by hook {denial}")));
+        }
+        match outcome.tool_input {
+            Some(rewritten) => {
+                // The row shows what the tool was actually called with.
+                draft.input = self.redactor.redact(&rewritten.to_string()).into_owned();
+                Ok(rewritten)
+            }
+            None => Ok(arguments),
+        }
+    }
+
+    /// What the upstream answered, redacted, as an outcome; a suspended call's interim result apart.
+    fn redacted(&self, executed: Executed) -> Result<Outcome, Value> {
+        Ok(match executed {
             Executed::Answered(Ok(mut result)) => {
                 self.redactor.redact_value(&mut result);
                 Outcome::Answered(result)
@@ -202,43 +207,50 @@ impl Chain<'_> {
             Executed::Failed(message) => Outcome::Failed(message),
             Executed::Suspended(mut result) => {
                 self.redactor.redact_value(&mut result);
-                return Governed { outcome: Outcome::Suspended(result), status: None };
+                return Err(result);
             }
-        };
-        // post_hooks
-        let mut audited_output = None;
-        if request.kind == ExecutionKind::Tool {
-            let succeeded = outcome.status() == ExecutionStatus::Success;
-            let event = if succeeded { HookEvent::PostToolUse } else { HookEvent::PostToolUseFailure };
-            if self.hooks.has(event) {
-                let mut input = hook_input(&request, event);
-                input["tool_input"] = arguments;
-                match &outcome {
-                    Outcome::Answered(result) => {
-                        input["tool_response"] = result.clone();
-                        if !succeeded {
-                            // A tool error (isError) is a result, not an RPC error: its text is the error.
-                            input["error"] = Value::String(tool_error_text(result));
-                        }
-                    }
-                    other => input["error"] = Value::String(other.error_message().unwrap_or_default()),
-                }
-                input["duration_ms"] = json!((self.clock.now() - draft.started_at).num_milliseconds().max(0));
-                let call = hook_call(&request, event, &target, input);
-                let hooks = self.hooks.run(&call).await;
-                draft.hook_events.extend(hooks.rows(&call));
-                if let Some(denial) = hooks.denial() {
-                    // The tool ran; what it answered does not reach the caller (the row keeps it).
-                    tracing::info!(trace_id = request.trace_id, server = %target.server, tool = %target.name, "result withheld by a hook");
-                    audited_output = output_of(&outcome);
-                    outcome = Outcome::Forbidden(format!(
-                        "forbidden: the tool ran, but its result was withheld by hook {denial}"
-                    ));
-                }
-            }
+        })
+    }
+
+    /// PostToolUse or PostToolUseFailure (tools only). A denial withholds the result from the
+    /// caller: the outcome becomes a refusal and the row keeps what the tool answered.
+    async fn post_tool_use(
+        &self,
+        request: &Request<'_>,
+        target: &Target,
+        draft: &mut Draft,
+        arguments: Value,
+        outcome: Outcome,
+    ) -> (Outcome, Option<String>) {
+        if request.kind != ExecutionKind::Tool {
+            return (outcome, None);
         }
-        // audit
-        self.finish(&request, draft, outcome, audited_output).await
+        let succeeded = outcome.status() == ExecutionStatus::Success;
+        let event = if succeeded { HookEvent::PostToolUse } else { HookEvent::PostToolUseFailure };
+        if !self.hooks.has(event) {
+            return (outcome, None);
+        }
+        let mut input = hook_input(request, event);
+        input["tool_input"] = arguments;
+        match &outcome {
+            Outcome::Answered(result) => {
+                input["tool_response"] = result.clone();
+                if !succeeded {
+                    // A tool error (isError) is a result, not an RPC error: its text is the error.
+                    input["error"] = Value::String(tool_error_text(result));
+                }
+            }
+            other => input["error"] = Value::String(other.error_message().unwrap_or_default()),
+        }
+        input["duration_ms"] = json!((self.clock.now() - draft.started_at).num_milliseconds().max(0));
+        let call = hook_call(request, event, target, input);
+        let hooks = self.hooks.run(&call).await;
+        draft.hook_events.extend(hooks.rows(&call));
+        let Some(denial) = hooks.denial() else { return (outcome, None) };
+        tracing::info!(trace_id = request.trace_id, server = %target.server, tool = %target.name, "result withheld by a hook");
+        let withheld =
+            Outcome::Forbidden(format!("forbidden: the tool ran, but its result was withheld by hook {denial}"));
+        (withheld, output_of(&outcome))
     }
 
     /// The buckets this request draws from: a tool's own, its server's, then the class's.
@@ -325,6 +337,31 @@ impl Chain<'_> {
             return Governed { outcome: Outcome::AuditUnavailable(message.into()), status: Some(status) };
         }
         Governed { outcome, status: Some(status) }
+    }
+}
+
+/// The target, or the refusal that waits until the limits are charged; the row names the server
+/// (and the upstream name) as far as they are known.
+fn resolve(resolution: Resolution, draft: &mut Draft) -> (Option<Target>, Option<Outcome>) {
+    match resolution {
+        Resolution::Found(target) => {
+            draft.server = target.server.clone();
+            draft.name = target.name.clone();
+            (Some(target), None)
+        }
+        Resolution::ServerDown { server } => {
+            let message = format!("the server '{server}' is not running; it is being restarted");
+            draft.server = server;
+            (None, Some(Outcome::Unavailable(message)))
+        }
+        Resolution::Unknown { server, message } => {
+            draft.server = server;
+            (None, Some(Outcome::Unknown(message)))
+        }
+        Resolution::Invalid { server, message } => {
+            draft.server = server;
+            (None, Some(Outcome::InvalidRequest(message)))
+        }
     }
 }
 

@@ -74,16 +74,8 @@ pub async fn post(
         Ok(body) => body,
         Err(error) => return answer_unread(actix_web::ResponseError::error_response(&error), payload),
     };
-    let content_type = header_str(request.headers(), "content-type").unwrap_or_default();
-    if !content_type.to_ascii_lowercase().starts_with("application/json") {
-        return ApiError::UnsupportedMediaType("Content-Type must be application/json".into()).into_response();
-    }
-    if let Some(accept) = header_str(request.headers(), "accept") {
-        let accept = accept.to_ascii_lowercase();
-        if !(accept.contains("application/json") || accept.contains("*/*")) {
-            return ApiError::NotAcceptable("Accept must include application/json and text/event-stream".into())
-                .into_response();
-        }
+    if let Err(refusal) = check_media_types(&request) {
+        return refusal.into_response();
     }
     let message = match jsonrpc::parse_message(&body) {
         Ok(message) => message,
@@ -106,18 +98,9 @@ pub async fn post(
     {
         let response = initialize(&state, &request, &principal, scope.clone(), id, params.as_ref()).await;
         if let Some(session_id) = header_str(response.headers(), SESSION_HEADER) {
+            let subject = (principal.subject.as_str(), principal.tier);
             let input = json!({"source": "startup"});
-            state
-                .gateway
-                .session_event(
-                    HookEvent::SessionStart,
-                    (&principal.subject, principal.tier),
-                    &scope,
-                    session_id,
-                    &trace_id,
-                    input,
-                )
-                .await;
+            state.gateway.session_event(HookEvent::SessionStart, subject, &scope, session_id, &trace_id, input).await;
         }
         return response;
     }
@@ -136,26 +119,12 @@ pub async fn post(
             relaying_answer(state.into_inner(), parts, AnswerMode::Session(session)).await
         }
         Incoming::Request { id, method, params } => {
-            let call = CallContext {
-                principal: &principal,
-                client,
-                scope: &scope,
-                session_id: Some(&session.id),
-                trace_id: &trace_id,
-                relay: None,
-            };
+            let call = CallContext::in_session(&principal, client, &scope, &session.id, &trace_id);
             let answer = state.gateway.handle_request(&call, &id, &method, params).await;
             answer_response(200, answer)
         }
         Incoming::Notification { method, params } => {
-            let call = CallContext {
-                principal: &principal,
-                client,
-                scope: &scope,
-                session_id: Some(&session.id),
-                trace_id: &trace_id,
-                relay: None,
-            };
+            let call = CallContext::in_session(&principal, client, &scope, &session.id, &trace_id);
             state.gateway.handle_notification(&call, &method, params).await;
             HttpResponse::Accepted().finish()
         }
@@ -168,6 +137,21 @@ pub async fn post(
                 .into_response(),
         },
     }
+}
+
+/// The request's `Content-Type` must be JSON and its `Accept`, if any, must take JSON.
+fn check_media_types(request: &HttpRequest) -> Result<(), ApiError> {
+    let content_type = header_str(request.headers(), "content-type").unwrap_or_default();
+    if !content_type.to_ascii_lowercase().starts_with("application/json") {
+        return Err(ApiError::UnsupportedMediaType("Content-Type must be application/json".into()));
+    }
+    if let Some(accept) = header_str(request.headers(), "accept") {
+        let accept = accept.to_ascii_lowercase();
+        if !(accept.contains("application/json") || accept.contains("*/*")) {
+            return Err(ApiError::NotAcceptable("Accept must include application/json and text/event-stream".into()));
+        }
+    }
+    Ok(())
 }
 
 /// Methods whose servers may send progress, log lines or requests to the client while they run.
@@ -389,7 +373,7 @@ async fn initialize(
         .policies
         .load()
         .initialize_limits
-        .check(castellan_config::RateClass::McpToolCall, principal, client)
+        .check(castellan_config::RateClass::McpSession, principal, client)
     {
         let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
         tracing::info!(subject = %principal.subject, retry_after_s = seconds, "initialize rate limited");

@@ -57,7 +57,7 @@ rbac:
   rules:
     - {{ name: anyone-may-use-fixtures, effect: allow, min_tier: anonymous, servers: ["fixture*"], tools: ["*"] }}
 rate_limits:
-  per_second: {{ mcp_tool_call: 100000 }}
+  per_second: {{ mcp_tool_call: 100000, mcp_session: 1000 }}
 "#,
         python = python.display(),
         fixture = fixture.display()

@@ -72,6 +72,19 @@ pub struct CallContext<'a> {
     pub relay: Option<&'a ClientRelay>,
 }
 
+impl<'a> CallContext<'a> {
+    /// A request of a session, answered as plain JSON (nothing relayed).
+    pub fn in_session(
+        principal: &'a Principal,
+        client: std::net::IpAddr,
+        scope: &'a Scope,
+        session_id: &'a str,
+        trace_id: &'a str,
+    ) -> Self {
+        CallContext { principal, client, scope, session_id: Some(session_id), trace_id, relay: None }
+    }
+}
+
 /// The way back to the client during one call.
 pub struct ClientRelay {
     pub interim: tokio::sync::mpsc::UnboundedSender<Value>,
