@@ -149,7 +149,7 @@ impl AuditWriter {
                         .map(|(mut row, reply)| {
                             if let Some(reply) = reply {
                                 let _ = reply.send(Err(AuditError::Unavailable));
-                                row.status = "failed".to_string();
+                                row.status = castellan_schema::audit::ExecutionStatus::Failed;
                                 row.error_message =
                                     Some("audit commit failed; result withheld from the caller".to_string());
                             }

@@ -373,6 +373,12 @@ impl TestApp {
         self.log.lock().expect("log lock").clone()
     }
 
+    /// Whether the log holds `needle` within 5 s: the log is read from the daemon's stderr by a
+    /// thread of ours, so a line may lag what the daemon answered.
+    pub fn log_shows(&self, needle: &str) -> bool {
+        eventually(Duration::from_secs(5), || self.log().contains(needle))
+    }
+
     /// Runs a castellan CLI command against this app's profile and database.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         self.cli_with_stdin(args, "")

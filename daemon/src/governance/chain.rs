@@ -298,7 +298,7 @@ impl Chain<'_> {
             input: draft.input,
             // AuditHandle::record caps every text field (`audit.max_field_bytes`, with size and hash).
             output: audited_output.or_else(|| output_of(&outcome)),
-            status: status.as_str().to_string(),
+            status,
             error_message: outcome.error_message(),
             user_id: Some(request.principal.subject.clone()),
             session_id: request.session_id.map(str::to_string),

@@ -486,7 +486,7 @@ async fn every_case_ends_as_the_table_says_and_is_audited_once() {
         let expected_rows = if case.commit_fails { 0 } else { case.calls_before + 1 };
         assert_eq!(rows.len(), expected_rows, "{what}: one row per call");
         if let Some(row) = rows.last() {
-            assert_eq!(row.status, case.expect_status.as_str(), "{what}: the row's status");
+            assert_eq!(row.status, case.expect_status, "{what}: the row's status");
             assert_eq!((row.server.as_str(), row.tool.as_str()), ("customers", case.tool), "{what}: the row's target");
             assert_eq!(row.session_id.as_deref(), Some("session-1"), "{what}: session");
             assert!(!format!("{row:?}").contains(SECRET), "{what}: no secret in the row");
@@ -517,7 +517,7 @@ async fn a_withheld_result_stays_in_the_row() {
     let upstream = FakeUpstream::answering(case.upstream.clone());
     world.chain().govern(request(&principal, "get_customer", json!({"id": 1})), found("get_customer"), &upstream).await;
     let row = &world.rows()[0];
-    assert_eq!(row.status, "denied");
+    assert_eq!(row.status, ExecutionStatus::Denied);
     assert!(row.output.as_deref().unwrap_or_default().contains("Ada"), "the row keeps what the tool answered");
 }
 

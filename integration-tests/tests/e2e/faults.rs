@@ -70,7 +70,7 @@ fn sigterm_drains_stops_children_and_exits_zero() {
     let status = app.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "clean exit on SIGTERM: {status:?}; log:\n{}", app.log());
     assert!(children.iter().all(|pid| !alive(*pid)), "no child survives a clean stop");
-    assert!(app.log().contains("shutdown complete"), "the shutdown path ran");
+    assert!(app.log_shows("shutdown complete"), "the shutdown path ran");
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn profile_reload_applies_valid_changes_and_ignores_invalid_ones() {
     let broken = std::fs::read_to_string(&app.profile_path).expect("profile").replace("rbac:", "rbac:\n  bogus_key: 1");
     std::fs::write(&app.profile_path, broken).expect("write");
     std::thread::sleep(Duration::from_secs(3));
-    assert!(app.log().contains("profile change rejected"), "an invalid profile is logged");
+    assert!(app.log_shows("profile change rejected"), "an invalid profile is logged");
     assert!(session.tool_names().contains(&"customers__get_customer".to_string()), "and the running profile stays");
 
     let stricter =

@@ -57,9 +57,11 @@ fn metrics_count_calls_by_outcome_and_logs_carry_the_trace_id() {
     ] {
         assert!(metrics.contains(expected), "/metrics has {expected}:\n{metrics}");
     }
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let logged = app.log_shows(trace);
     let log = app.log();
-    let traced: Vec<&str> = log.lines().filter(|line| line.contains("0af7651916cd43dd8448eb211c80319c")).collect();
-    assert!(!traced.is_empty(), "the trace id appears in the logs:\n{log}");
+    assert!(logged, "the trace id appears in the logs:\n{log}");
+    let traced: Vec<&str> = log.lines().filter(|line| line.contains(trace)).collect();
     for line in &traced {
         let parsed: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));

@@ -61,7 +61,7 @@ fn a_server_that_stops_answering_pings_is_restarted() {
         integration_tests::descendants(app.pid()).iter().any(|pid| *pid != frozen && is_demo_server(*pid))
     });
     assert!(replaced, "a new demo server after three unanswered pings; log:\n{}", app.log());
-    assert!(app.log().contains("health check failed"), "the reason is logged");
+    assert!(app.log_shows("health check failed"), "the reason is logged");
     let mut session = Session::open(&format!("{}/mcp", app.base_url), &bearer(&app.admin_key));
     let served = eventually(Duration::from_secs(10), || {
         session.call("customers__get_customer", json!({"id": 1})).pointer("/result/isError") == Some(&json!(false))

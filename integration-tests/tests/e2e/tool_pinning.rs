@@ -54,7 +54,7 @@ fn under_block_a_changed_tool_is_hidden_and_refused_until_approved() {
     let refused = session.call("reports__fetch_report", json!({}));
     assert_eq!(refused["error"]["code"], -32003, "and refused: {refused}");
     assert!(refused.to_string().contains("castellan tools approve"), "the refusal says what to do: {refused}");
-    assert!(app.log().contains("a tool's definition changed since it was approved"), "logged");
+    assert!(app.log_shows("a tool's definition changed since it was approved"), "logged");
 
     let approved = app.cli(&["tools", "approve", "reports", "fetch_report"]);
     assert!(approved.status.success(), "approve: {}", String::from_utf8_lossy(&approved.stderr));

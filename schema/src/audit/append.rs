@@ -59,7 +59,7 @@ fn row_values(row: &NewExecution, prev_hash: &str, row_hash: &str) -> [Value; CO
         row.kind.as_str().to_owned().into(),
         row.input.clone().into(),
         row.output.clone().into(),
-        row.status.clone().into(),
+        row.status.as_str().to_owned().into(),
         row.error_message.clone().into(),
         row.user_id.clone().into(),
         row.session_id.clone().into(),

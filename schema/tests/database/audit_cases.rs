@@ -1,7 +1,7 @@
 //! The audit trail: hash-chained inserts, verification and tailing.
 
 use castellan_schema::audit::{
-    self, ChainBreakReason, ExecutionKind, ExecutionRow, GENESIS_HASH, NewExecution, TailFilter,
+    self, ChainBreakReason, ExecutionKind, ExecutionRow, ExecutionStatus, GENESIS_HASH, NewExecution, TailFilter,
 };
 use castellan_schema::entity::mcp_tool_executions;
 use castellan_schema::{DbError, truncate_to_micros};
@@ -17,7 +17,7 @@ fn execution(index: i64, user: &str, server: &str, tool: &str) -> NewExecution {
         kind: ExecutionKind::Tool,
         input: format!(r#"{{"id":{index}}}"#),
         output: (index % 2 == 0).then(|| format!(r#"{{"result":{index}}}"#)),
-        status: if index % 3 == 0 { "tool_error" } else { "success" }.to_owned(),
+        status: if index % 3 == 0 { ExecutionStatus::ToolError } else { ExecutionStatus::Success },
         error_message: (index % 3 == 0).then(|| format!("failure {index}")),
         user_id: Some(user.to_owned()),
         session_id: (index % 2 == 1).then(|| format!("session-{index}")),
@@ -74,7 +74,7 @@ fn assert_row_matches(stored: &ExecutionRow, written: &NewExecution) {
         },
         input: stored.input.clone(),
         output: stored.output.clone(),
-        status: stored.status.clone(),
+        status: ExecutionStatus::parse(&stored.status).expect("a known status"),
         error_message: stored.error_message.clone(),
         user_id: stored.user_id.clone(),
         session_id: stored.session_id.clone(),
@@ -183,7 +183,7 @@ pub async fn audit_detects_deleted_last_row(database: TestDatabase) {
     assert_eq!(reason, ChainBreakReason::RowsMissingAtEnd { last_present_id: None });
 }
 
-pub async fn audit_rejects_stale_prev_hash_and_bad_status(database: TestDatabase) {
+pub async fn audit_chains_from_a_moved_head_and_a_failed_batch_writes_nothing(database: TestDatabase) {
     let db = &database.db;
     let ids = seed(&database, 2).await;
     // Another writer (a replica on the same database) moved the head: the batch chains from it.
@@ -192,12 +192,16 @@ pub async fn audit_rejects_stale_prev_hash_and_bad_status(database: TestDatabase
     assert!(chained[0] > ids[1], "appended after the other writer's rows");
     assert!(audit::verify(db).await.expect("verify").is_intact(), "the chain stays one line");
     let head = audit::last_hash(db).await.expect("last hash");
+    // The second row's decision cannot be stored (its table is gone): the whole batch fails.
     let mut bad = executions(2);
-    bad[1].status = "exploded".to_owned();
+    bad[1].hook_events = vec![hook_decision("trace-bad")];
+    database.execute("ALTER TABLE hook_events RENAME TO hook_events_away").await;
     let refused = audit::insert_batch(db, &head, &bad).await;
-    assert!(matches!(refused, Err(DbError::Other(_))), "an unknown status is refused: {refused:?}");
+    database.execute("ALTER TABLE hook_events_away RENAME TO hook_events").await;
+    assert!(refused.is_err(), "the batch fails: {refused:?}");
     let stored = audit::tail(db, &TailFilter::default()).await.expect("tail");
     assert_eq!(stored.len(), ids.len() + 1, "nothing from a refused batch is written");
+    assert!(audit::verify(db).await.expect("verify").is_intact(), "and the chain is whole");
 
     // Rows removed from the end: appending would hide it, so nothing is appended.
     let last = *chained.last().expect("id");
@@ -301,6 +305,21 @@ pub async fn audit_verify_pages_through_many_rows(database: TestDatabase) {
     assert!(matches!(reason, ChainBreakReason::RowHashMismatch { .. }), "{reason:?}");
 }
 
+fn hook_decision(trace: &str) -> castellan_schema::hook_events::HookEventRow {
+    castellan_schema::hook_events::HookEventRow {
+        id: 0,
+        event: "PreToolUse".into(),
+        decision: "allow".into(),
+        handler: "builtin:deny_tools".into(),
+        reason: None,
+        server: Some("customers".into()),
+        tool: Some("get_customer".into()),
+        user_id: Some("alice".into()),
+        trace_id: trace.into(),
+        created_at: instant(0),
+    }
+}
+
 /// The hook decisions of a call are stored with its row, in the same transaction: a refused batch
 /// stores neither.
 pub async fn audit_hook_events_commit_with_their_call(database: TestDatabase) {
@@ -325,10 +344,13 @@ pub async fn audit_hook_events_commit_with_their_call(database: TestDatabase) {
     assert_eq!(handlers, ["builtin:deny_tools", "http:x"], "both decisions stored with the call");
     assert!(audit::verify(db).await.expect("verify").is_intact(), "decisions are outside the chain");
 
+    // A batch whose rows cannot be stored (their table is gone) stores no decision either.
     let mut refused = executions(1);
-    refused[0].status = "exploded".into();
     refused[0].hook_events = vec![decision("builtin:deny_tools", "trace-refused")];
-    assert!(audit::insert_batch(db, &head, &refused).await.is_err(), "an unknown status is refused");
+    database.execute("ALTER TABLE mcp_tool_executions RENAME TO executions_away").await;
+    let failed = audit::insert_batch(db, &head, &refused).await;
+    database.execute("ALTER TABLE executions_away RENAME TO mcp_tool_executions").await;
+    assert!(failed.is_err(), "the batch fails");
     let orphaned = castellan_schema::hook_events::by_trace_id(db, "trace-refused").await.expect("read");
     assert!(orphaned.is_empty(), "a refused batch stores no decision either: {orphaned:?}");
 }

@@ -62,7 +62,7 @@ on_both_backends!(
     audit_cases::audit_detects_deleted_middle_row,
     audit_cases::audit_detects_deleted_first_row,
     audit_cases::audit_detects_deleted_last_row,
-    audit_cases::audit_rejects_stale_prev_hash_and_bad_status,
+    audit_cases::audit_chains_from_a_moved_head_and_a_failed_batch_writes_nothing,
     audit_cases::audit_unique_indexes_prevent_a_fork,
     audit_cases::audit_tail_filters_and_follows,
     audit_cases::audit_verify_pages_through_many_rows,

@@ -239,7 +239,7 @@ impl Gateway {
                 kind: castellan_schema::audit::ExecutionKind::Tool,
                 input: row.input,
                 output: None,
-                status: "failed".into(),
+                status: castellan_schema::audit::ExecutionStatus::Failed,
                 error_message: Some(message.into()),
                 user_id: Some(call.binding.subject),
                 session_id: None,
