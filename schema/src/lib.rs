@@ -26,6 +26,7 @@ pub mod oauth;
 mod scopes;
 pub mod secrets;
 pub mod sessions;
+mod tail;
 mod time;
 pub mod tool_pins;
 pub mod users;

@@ -1,7 +1,6 @@
 //! `castellan audit tail` and `castellan audit verify`.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Subcommand;
 use serde_json::json;
@@ -53,44 +52,33 @@ pub async fn run(global: &GlobalArgs, command: AuditCommand) -> Result<ExitCode,
             }
         }
         AuditCommand::Tail { follow, user, server, tool, json, limit } => {
-            let mut after_id = None;
-            let mut first = true;
-            loop {
+            let fetch = |after_id, limit| {
                 let filter = castellan_schema::audit::TailFilter {
                     user: user.clone(),
                     server: server.clone(),
                     tool: tool.clone(),
                     after_id,
-                    // At least one row the first time, so that following starts after the newest row
-                    // even with --limit 0.
-                    limit: if first { limit.max(1) } else { 1000 },
+                    limit,
                 };
-                let rows = castellan_schema::audit::tail(&db, &filter).await.map_err(|error| error.to_string())?;
-                let shown = if first { rows.len().saturating_sub(limit_rows(limit)) } else { 0 };
-                for row in &rows[shown..] {
-                    if json {
-                        println!(
-                            "{}",
-                            json_line(&json!({
-                                "id": row.id, "server": row.server, "tool": row.tool, "status": row.status,
-                                "user_id": row.user_id, "session_id": row.session_id, "trace_id": row.trace_id,
-                                "started_at": row.started_at.to_rfc3339(), "duration_ms": row.duration_ms,
-                                "error_message": row.error_message, "input": row.input, "output": row.output,
-                            }))
-                        );
-                    } else {
-                        println!("{}", text_line(row));
-                    }
+                let db = &db;
+                async move { castellan_schema::audit::tail(db, &filter).await.map_err(|error| error.to_string()) }
+            };
+            let print = |row: &castellan_schema::audit::ExecutionRow| {
+                if json {
+                    println!(
+                        "{}",
+                        json_line(&json!({
+                            "id": row.id, "server": row.server, "tool": row.tool, "status": row.status,
+                            "user_id": row.user_id, "session_id": row.session_id, "trace_id": row.trace_id,
+                            "started_at": row.started_at.to_rfc3339(), "duration_ms": row.duration_ms,
+                            "error_message": row.error_message, "input": row.input, "output": row.output,
+                        }))
+                    );
+                } else {
+                    println!("{}", text_line(row));
                 }
-                if let Some(last) = rows.last() {
-                    after_id = Some(last.id);
-                }
-                first = false;
-                if !follow {
-                    return Ok(ExitCode::SUCCESS);
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+            };
+            super::terminal::tail(follow, limit, fetch, |row| row.id, print).await
         }
     }
 }
@@ -118,9 +106,4 @@ fn text_line(row: &castellan_schema::audit::ExecutionRow) -> String {
         line.push_str(&escape(error));
     }
     line
-}
-
-/// `--limit` as a row count.
-pub(super) fn limit_rows(limit: u64) -> usize {
-    usize::try_from(limit).unwrap_or(usize::MAX)
 }

@@ -1,7 +1,6 @@
 //! `castellan hooks tail`: the hook decisions in `hook_events`, built like `audit tail`.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use castellan_config::HookEvent;
 use clap::Subcommand;
@@ -40,41 +39,26 @@ pub async fn run(global: &GlobalArgs, command: HooksCommand) -> Result<ExitCode,
     }
     let (profile, _) = load_profile(global)?;
     let db = super::database::open_existing(global, &profile).await?;
-    let mut after_id = None;
-    let mut first = true;
-    loop {
-        let filter = castellan_schema::hook_events::HookTailFilter {
-            event: event.clone(),
-            after_id,
-            // At least one row the first time, so that following starts after the newest row even
-            // with --limit 0.
-            limit: if first { limit.max(1) } else { castellan_schema::hook_events::TAIL_MAX_LIMIT },
-        };
-        let rows = castellan_schema::hook_events::tail(&db, &filter).await.map_err(|error| error.to_string())?;
-        let shown = if first { rows.len().saturating_sub(super::audit::limit_rows(limit)) } else { 0 };
-        for row in &rows[shown..] {
-            if json {
-                println!(
-                    "{}",
-                    json_line(&json!({
-                        "id": row.id, "event": row.event, "decision": row.decision, "handler": row.handler,
-                        "reason": row.reason, "server": row.server, "tool": row.tool, "user_id": row.user_id,
-                        "trace_id": row.trace_id, "created_at": row.created_at.to_rfc3339(),
-                    }))
-                );
-            } else {
-                println!("{}", text_line(row));
-            }
+    let fetch = |after_id, limit| {
+        let filter = castellan_schema::hook_events::HookTailFilter { event: event.clone(), after_id, limit };
+        let db = &db;
+        async move { castellan_schema::hook_events::tail(db, &filter).await.map_err(|error| error.to_string()) }
+    };
+    let print = |row: &castellan_schema::hook_events::HookEventRow| {
+        if json {
+            println!(
+                "{}",
+                json_line(&json!({
+                    "id": row.id, "event": row.event, "decision": row.decision, "handler": row.handler,
+                    "reason": row.reason, "server": row.server, "tool": row.tool, "user_id": row.user_id,
+                    "trace_id": row.trace_id, "created_at": row.created_at.to_rfc3339(),
+                }))
+            );
+        } else {
+            println!("{}", text_line(row));
         }
-        if let Some(last) = rows.last() {
-            after_id = Some(last.id);
-        }
-        first = false;
-        if !follow {
-            return Ok(ExitCode::SUCCESS);
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    };
+    super::terminal::tail(follow, limit, fetch, |row| row.id, print).await
 }
 
 fn text_line(row: &castellan_schema::hook_events::HookEventRow) -> String {

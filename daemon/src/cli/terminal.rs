@@ -148,12 +148,80 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `tail` for `audit tail` and `hooks tail`: prints the newest `limit` rows, then with `follow`
+/// every newer row, polling once a second. `fetch(after_id, limit)` returns rows oldest first.
+pub async fn tail<R, F, Fut>(
+    follow: bool,
+    limit: u64,
+    mut fetch: F,
+    id: impl Fn(&R) -> i64,
+    mut print: impl FnMut(&R),
+) -> Result<std::process::ExitCode, String>
+where
+    F: FnMut(Option<i64>, u64) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<R>, String>>,
+{
+    let mut after_id = None;
+    let mut first = true;
+    loop {
+        // At least one row the first time, so that following starts after the newest row even
+        // with --limit 0; then everything new (the store caps what one read returns).
+        let rows = fetch(after_id, if first { limit.max(1) } else { u64::MAX }).await?;
+        let shown = if first { rows.len().saturating_sub(usize::try_from(limit).unwrap_or(usize::MAX)) } else { 0 };
+        rows[shown..].iter().for_each(&mut print);
+        if let Some(last) = rows.last() {
+            after_id = Some(id(last));
+        }
+        first = false;
+        if !follow {
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use serde_json::json;
 
     use super::*;
+
+    /// Over paused time: the first read asks for `limit` (at least one) and prints the newest
+    /// `limit`; each later read, a second apart, asks for what came after the last row seen.
+    #[tokio::test(start_paused = true)]
+    async fn tail_prints_the_newest_then_follows_after_the_last_id_once_a_second() {
+        for (limit, first_printed) in [(2u64, vec![2, 3]), (0, vec![])] {
+            let reads = std::cell::RefCell::new(Vec::new());
+            let started = tokio::time::Instant::now();
+            let fetch = |after_id: Option<i64>, asked: u64| {
+                reads.borrow_mut().push((after_id, asked.min(1000), started.elapsed().as_secs()));
+                let round = reads.borrow().len();
+                async move {
+                    match round {
+                        // The store's newest `asked` of rows 1 to 3.
+                        1 => Ok((1..=3).skip(3usize.saturating_sub(asked as usize)).collect()),
+                        2 => Ok(vec![]),
+                        3 => Ok(vec![4, 5]),
+                        _ => Err("stop".to_string()),
+                    }
+                }
+            };
+            let mut printed = Vec::new();
+            let ended = tail(true, limit, fetch, |row: &i64| *row, |row: &i64| printed.push(*row)).await;
+            assert_eq!(ended, Err("stop".to_string()));
+            let mut expected = first_printed.clone();
+            expected.extend([4, 5]);
+            assert_eq!(printed, expected, "--limit {limit}");
+            assert_eq!(
+                *reads.borrow(),
+                [(None, limit.max(1), 0), (Some(3), 1000, 1), (Some(3), 1000, 2), (Some(5), 1000, 3)],
+                "--limit {limit}: after the last id, once a second"
+            );
+        }
+        let once = tail(false, 5, |_, _| async { Ok(vec![1, 2]) }, |row: &i64| *row, |_: &i64| {}).await;
+        assert_eq!(once, Ok(std::process::ExitCode::SUCCESS), "without --follow one read");
+    }
 
     #[test]
     fn control_characters_are_escaped_and_nothing_raw_remains() {

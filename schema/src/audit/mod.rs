@@ -327,16 +327,7 @@ pub async fn tail(db: &DatabaseConnection, filter: &TailFilter) -> DbResult<Vec<
         query = query.filter(entity::Column::Tool.eq(tool.as_str()));
     }
     let limit = filter.limit.min(TAIL_MAX_LIMIT);
-    let rows = match filter.after_id {
-        Some(after_id) => {
-            query.filter(entity::Column::Id.gt(after_id)).order_by_asc(entity::Column::Id).limit(limit).all(db).await?
-        }
-        None => {
-            let mut newest_first = query.order_by_desc(entity::Column::Id).limit(limit).all(db).await?;
-            newest_first.reverse();
-            newest_first
-        }
-    };
+    let rows = crate::tail::newest_or_after(db, query, entity::Column::Id, filter.after_id, limit).await?;
     Ok(rows.into_iter().map(ExecutionRow::from).collect())
 }
 
