@@ -194,7 +194,7 @@ pub async fn audit_chains_from_a_moved_head_and_a_failed_batch_writes_nothing(da
     let head = audit::last_hash(db).await.expect("last hash");
     // The second row's decision cannot be stored (its table is gone): the whole batch fails.
     let mut bad = executions(2);
-    bad[1].hook_events = vec![hook_decision("trace-bad")];
+    bad[1].hook_events = vec![decision("builtin:deny_tools", "trace-bad")];
     database.execute("ALTER TABLE hook_events RENAME TO hook_events_away").await;
     let refused = audit::insert_batch(db, &head, &bad).await;
     database.execute("ALTER TABLE hook_events_away RENAME TO hook_events").await;
@@ -305,12 +305,12 @@ pub async fn audit_verify_pages_through_many_rows(database: TestDatabase) {
     assert!(matches!(reason, ChainBreakReason::RowHashMismatch { .. }), "{reason:?}");
 }
 
-fn hook_decision(trace: &str) -> castellan_schema::hook_events::HookEventRow {
+fn decision(handler: &str, trace: &str) -> castellan_schema::hook_events::HookEventRow {
     castellan_schema::hook_events::HookEventRow {
         id: 0,
         event: "PreToolUse".into(),
         decision: "allow".into(),
-        handler: "builtin:deny_tools".into(),
+        handler: handler.into(),
         reason: None,
         server: Some("customers".into()),
         tool: Some("get_customer".into()),
@@ -324,18 +324,6 @@ fn hook_decision(trace: &str) -> castellan_schema::hook_events::HookEventRow {
 /// stores neither.
 pub async fn audit_hook_events_commit_with_their_call(database: TestDatabase) {
     let db = &database.db;
-    let decision = |handler: &str, trace: &str| castellan_schema::hook_events::HookEventRow {
-        id: 0,
-        event: "PreToolUse".into(),
-        decision: "allow".into(),
-        handler: handler.into(),
-        reason: None,
-        server: Some("customers".into()),
-        tool: Some("get_customer".into()),
-        user_id: Some("alice".into()),
-        trace_id: trace.into(),
-        created_at: instant(0),
-    };
     let mut rows = executions(2);
     rows[0].hook_events = vec![decision("builtin:deny_tools", "trace-0"), decision("http:x", "trace-0")];
     let (_, head) = audit::insert_batch(db, GENESIS_HASH, &rows).await.expect("batch");
