@@ -161,13 +161,8 @@ impl Application {
         let max_body = profile.server.max_body_bytes;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
-            // web::Json is used only by the passkey ceremonies, read before sign-in: 64 KiB is
-            // room for any attestation; every other body goes through `http_body`.
-            App::new()
-                .app_data(app_state.clone())
-                .app_data(web::PayloadConfig::new(max_body))
-                .app_data(web::JsonConfig::default().limit(64 * 1024))
-                .configure(configure)
+            // Every body goes through `http_body` (bounded and timed); web::Json is not used.
+            App::new().app_data(app_state.clone()).app_data(web::PayloadConfig::new(max_body)).configure(configure)
         })
         .workers(2)
         .shutdown_timeout(profile.server.drain_timeout.as_secs().max(1))

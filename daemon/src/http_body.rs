@@ -106,6 +106,54 @@ async fn read_all(payload: &mut web::Payload, limit: usize) -> Result<web::Bytes
     Ok(body.freeze())
 }
 
+/// The bound of the passkey ceremonies' JSON bodies, read before sign-in: room for any
+/// attestation, and far below `server.max_body_bytes`.
+pub const CEREMONY_BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON body of a page read before sign-in (the passkey ceremonies), read like every other body:
+/// at most [`CEREMONY_BODY_LIMIT`] bytes within `server.body_read_timeout`, then parsed. Stands in for
+/// `web::Json`, whose read has no deadline.
+pub struct BoundedJson<T>(pub T);
+
+impl<T> std::ops::Deref for BoundedJson<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for BoundedJson<T> {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &actix_web::HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let read_timeout = request
+            .app_data::<web::Data<crate::http::AppState>>()
+            .map_or(castellan_config::DEFAULT_BODY_READ_TIMEOUT, |state| state.bodies.read_timeout);
+        let json = request
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|content_type| content_type.to_ascii_lowercase().starts_with("application/json"));
+        let payload = <web::Payload as actix_web::FromRequest>::from_request(request, payload);
+        Box::pin(async move {
+            let mut payload = payload.await?;
+            if !json {
+                return Err(crate::http::ApiError::UnsupportedMediaType(
+                    "Content-Type must be application/json".into(),
+                )
+                .into());
+            }
+            let body = read_bounded(&mut payload, CEREMONY_BODY_LIMIT, read_timeout).await?;
+            serde_json::from_slice(&body).map(BoundedJson).map_err(|error| {
+                crate::http::ApiError::BadRequest(format!("the request body is not what this endpoint takes: {error}"))
+                    .into()
+            })
+        })
+    }
+}
+
 impl ResponseError for BodyError {
     fn status_code(&self) -> StatusCode {
         match self {

@@ -174,7 +174,7 @@ pub struct RegisterStart {
 pub async fn register_start(
     request: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<RegisterStart>,
+    body: crate::http_body::BoundedJson<RegisterStart>,
 ) -> HttpResponse {
     let Some(passkeys) = state.passkeys.as_ref() else {
         return ApiError::Unavailable("passkeys are unavailable".into()).into_response();
@@ -224,7 +224,10 @@ pub struct RegisterFinish {
 }
 
 /// `POST /webauthn/register/finish`: verifies the new credential, spends the link, signs the user in.
-pub async fn register_finish(state: web::Data<AppState>, body: web::Json<RegisterFinish>) -> HttpResponse {
+pub async fn register_finish(
+    state: web::Data<AppState>,
+    body: crate::http_body::BoundedJson<RegisterFinish>,
+) -> HttpResponse {
     let Some(passkeys) = state.passkeys.as_ref() else {
         return ApiError::Unavailable("passkeys are unavailable".into()).into_response();
     };
@@ -306,7 +309,10 @@ pub struct LoginFinish {
 }
 
 /// `POST /webauthn/login/finish`: verifies the assertion and starts the session.
-pub async fn login_finish(state: web::Data<AppState>, body: web::Json<LoginFinish>) -> HttpResponse {
+pub async fn login_finish(
+    state: web::Data<AppState>,
+    body: crate::http_body::BoundedJson<LoginFinish>,
+) -> HttpResponse {
     let Some(passkeys) = state.passkeys.as_ref() else {
         return ApiError::Unavailable("passkeys are unavailable".into()).into_response();
     };

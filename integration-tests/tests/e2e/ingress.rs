@@ -140,6 +140,13 @@ fn a_body_that_stops_arriving_is_cut_off_at_the_read_timeout() {
             ),
             &b"grant_type="[..],
         ),
+        (
+            "passkey ceremony (before sign-in)",
+            format!(
+                "POST /webauthn/login/finish HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+            ),
+            &b"{\"ceremony"[..],
+        ),
     ];
     for (what, head, start) in cases {
         let (status, took, closed) = send_partial(&app, &head, start, Duration::from_secs(15));

@@ -50,9 +50,9 @@ const TABLE: &[(&str, &str, &str, &str, [u16; 3])] = &[
     ("POST", "/oauth/userinfo", "/oauth/userinfo", "", [401, 200, 200]),
     ("GET", "/static/passkeys.js", "/static/passkeys.js", "", [200, 200, 200]),
     ("POST", "/webauthn/login/start", "/webauthn/login/start", "", [200, 200, 200]),
-    ("POST", "/webauthn/login/finish", "/webauthn/login/finish", "", [400, 400, 400]),
-    ("POST", "/webauthn/register/start", "/webauthn/register/start", "", [400, 400, 400]),
-    ("POST", "/webauthn/register/finish", "/webauthn/register/finish", "", [400, 400, 400]),
+    ("POST", "/webauthn/login/finish", "/webauthn/login/finish", "", [415, 415, 415]),
+    ("POST", "/webauthn/register/start", "/webauthn/register/start", "", [415, 415, 415]),
+    ("POST", "/webauthn/register/finish", "/webauthn/register/finish", "", [415, 415, 415]),
 ];
 
 /// Every `.route("PATH", web::METHOD()` in the daemon's source, whitespace and line breaks allowed.
