@@ -3,6 +3,7 @@
 //! `Application::build` wires the actors and binds the listener; `cli` is the thin command layer.
 
 pub mod admin_api;
+pub mod ai;
 pub mod app;
 pub mod cli;
 pub mod demo_server;
