@@ -220,11 +220,16 @@ impl HookEvent {
     }
 }
 
+/// The burst of `mcp_session` in seconds of its rate, whatever `burst_multiplier` says: a user
+/// may open 100 sessions back to back (its whole default session cap), anonymous callers 50, an
+/// admin 1000. A class's usual burst (3 s) would refuse a client that reconnects a few times in a row.
+pub const MCP_SESSION_BURST_SECONDS: f64 = 20.0;
+
 /// The classes of requests that have their own buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RateClass {
     McpToolCall,
-    /// MCP `initialize`: opening a session (its burst is its own, see `mcp::session`).
+    /// MCP `initialize`: opening a session. Its burst is [`MCP_SESSION_BURST_SECONDS`] of its rate.
     McpSession,
     Oauth,
     AiRequest,
@@ -295,15 +300,23 @@ impl Default for RateLimitSettings {
 impl RateLimitSettings {
     /// The rate (per second) and burst of `class` for `tier`.
     pub fn quota(&self, class: RateClass, tier: Tier) -> (f64, u32) {
-        self.scaled(self.per_second.get(&class).copied().unwrap_or(1.0), tier)
+        let base_rate = self.per_second.get(&class).copied().unwrap_or(1.0);
+        match class {
+            RateClass::McpSession => self.scaled_with_burst(base_rate, tier, MCP_SESSION_BURST_SECONDS),
+            _ => self.scaled(base_rate, tier),
+        }
     }
 
     /// The rate (per second) and burst for `tier` of a limit whose base rate is `base_rate`: the
     /// base times the tier's multiplier, the burst that times `burst_multiplier` (at least 1).
     /// Classes, `servers` and `tools` all scale this way.
     pub fn scaled(&self, base_rate: f64, tier: Tier) -> (f64, u32) {
+        self.scaled_with_burst(base_rate, tier, self.burst_multiplier)
+    }
+
+    fn scaled_with_burst(&self, base_rate: f64, tier: Tier, burst_seconds: f64) -> (f64, u32) {
         let rate = base_rate * self.tier_multipliers.get(&tier).copied().unwrap_or(1.0);
-        let burst = (rate * self.burst_multiplier).floor().clamp(1.0, f64::from(u32::MAX));
+        let burst = (rate * burst_seconds).floor().clamp(1.0, f64::from(u32::MAX));
         (rate, burst as u32)
     }
 }

@@ -363,7 +363,6 @@ fn spawn_sweeps(state: web::Data<AppState>) {
             state.gateway.end_idle_sessions().await;
             let snapshot = state.gateway.policies.load();
             snapshot.limits.sweep();
-            snapshot.initialize_limits.sweep();
         }
     });
 }

@@ -106,6 +106,16 @@ async fn read_all(payload: &mut web::Payload, limit: usize) -> Result<web::Bytes
     Ok(body.freeze())
 }
 
+/// Refuses a request whose `Content-Type` is not JSON (415), before its body is read.
+pub fn require_json(request: &actix_web::HttpRequest) -> Result<(), crate::http::ApiError> {
+    let content_type = request.headers().get("content-type").and_then(|value| value.to_str().ok());
+    if content_type.is_some_and(|content_type| content_type.to_ascii_lowercase().starts_with("application/json")) {
+        Ok(())
+    } else {
+        Err(crate::http::ApiError::UnsupportedMediaType("Content-Type must be application/json".into()))
+    }
+}
+
 /// The bound of the passkey ceremonies' JSON bodies, read before sign-in: room for any
 /// attestation, and far below `server.max_body_bytes`.
 pub const CEREMONY_BODY_LIMIT: usize = 64 * 1024;
@@ -131,20 +141,11 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Bounde
         let read_timeout = request
             .app_data::<web::Data<crate::http::AppState>>()
             .map_or(castellan_config::DEFAULT_BODY_READ_TIMEOUT, |state| state.bodies.read_timeout);
-        let json = request
-            .headers()
-            .get("content-type")
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|content_type| content_type.to_ascii_lowercase().starts_with("application/json"));
+        let json = require_json(request);
         let payload = <web::Payload as actix_web::FromRequest>::from_request(request, payload);
         Box::pin(async move {
             let mut payload = payload.await?;
-            if !json {
-                return Err(crate::http::ApiError::UnsupportedMediaType(
-                    "Content-Type must be application/json".into(),
-                )
-                .into());
-            }
+            json?;
             let body = read_bounded(&mut payload, CEREMONY_BODY_LIMIT, read_timeout).await?;
             serde_json::from_slice(&body).map(BoundedJson).map_err(|error| {
                 crate::http::ApiError::BadRequest(format!("the request body is not what this endpoint takes: {error}"))

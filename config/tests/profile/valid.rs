@@ -512,6 +512,11 @@ fn rate_limits_have_the_contract_defaults_and_read_every_key() {
     assert_eq!(defaults.per_second[&RateClass::McpSession], 5.0, "initialize: 5/s by default");
     let sessions = parse_ok("rate_limits:\n  per_second: { mcp_session: 40 }\n");
     assert_eq!(sessions.rate_limits.per_second[&RateClass::McpSession], 40.0, "mcp_session read back");
+    // initialize's burst is 20 s of its rate, whatever burst_multiplier says.
+    assert_eq!(defaults.quota(RateClass::McpSession, Tier::User), (5.0, 100), "5/s, burst 100");
+    assert_eq!(defaults.quota(RateClass::McpSession, Tier::Anonymous), (2.5, 50), "anonymous × 0.5");
+    let raised = parse_ok("rate_limits:\n  burst_multiplier: 3\n  per_second: { mcp_session: 50 }\n");
+    assert_eq!(raised.rate_limits.quota(RateClass::McpSession, Tier::User), (50.0, 1000), "the profile's rate");
     let cases = [
         (
             "rate_limits:\n  per_second: { mcp_tool_call: 0 }\n",

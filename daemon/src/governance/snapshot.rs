@@ -17,8 +17,6 @@ pub struct Snapshot {
     pub generation: u64,
     pub policy: Arc<PolicySnapshot>,
     pub limits: Arc<Limits>,
-    /// The buckets of MCP `initialize`, apart from the tool calls' (`mcp::session::initialize_rate_limits`).
-    pub initialize_limits: Arc<Limits>,
     pub hooks: Arc<HookChains>,
     pub tool_changes: ToolChanges,
 }
@@ -32,10 +30,6 @@ impl Snapshot {
             generation,
             policy: Arc::new(PolicySnapshot { rbac: profile.rbac.clone(), generation }),
             limits: Limits::compile(&profile.rate_limits, previous.map(|previous| &previous.limits)),
-            initialize_limits: Limits::compile(
-                &crate::mcp::session::initialize_rate_limits(&profile.rate_limits),
-                previous.map(|previous| &previous.initialize_limits),
-            ),
             hooks: Arc::new(HookChains::compile(&profile.hooks)),
             tool_changes: profile.server.tool_changes,
         }

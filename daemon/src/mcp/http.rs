@@ -141,10 +141,7 @@ pub async fn post(
 
 /// The request's `Content-Type` must be JSON and its `Accept`, if any, must take JSON.
 fn check_media_types(request: &HttpRequest) -> Result<(), ApiError> {
-    let content_type = header_str(request.headers(), "content-type").unwrap_or_default();
-    if !content_type.to_ascii_lowercase().starts_with("application/json") {
-        return Err(ApiError::UnsupportedMediaType("Content-Type must be application/json".into()));
-    }
+    crate::http_body::require_json(request)?;
     if let Some(accept) = header_str(request.headers(), "accept") {
         let accept = accept.to_ascii_lowercase();
         if !(accept.contains("application/json") || accept.contains("*/*")) {
@@ -368,12 +365,8 @@ async fn initialize(
     params: Option<&Value>,
 ) -> HttpResponse {
     let client = crate::http::client_address(state, request);
-    if let crate::governance::rate_limit::Admission::Limited { retry_after, .. } = state
-        .gateway
-        .policies
-        .load()
-        .initialize_limits
-        .check(castellan_config::RateClass::McpSession, principal, client)
+    if let crate::governance::rate_limit::Admission::Limited { retry_after, .. } =
+        state.gateway.policies.load().limits.check(castellan_config::RateClass::McpSession, principal, client)
     {
         let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
         tracing::info!(subject = %principal.subject, retry_after_s = seconds, "initialize rate limited");

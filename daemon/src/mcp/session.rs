@@ -104,28 +104,6 @@ impl Default for SessionLimits {
     }
 }
 
-/// The burst of `initialize` in seconds of its rate (`rate_limits.per_second.mcp_session`, 5 by
-/// default): a user may open 100 sessions back to back (its whole default session cap), anonymous
-/// callers 50, an admin 1000. A class's usual burst (3 s) would refuse a client that reconnects a
-/// few times in a row.
-const INITIALIZE_BURST_SECONDS: f64 = 20.0;
-
-/// The rate limits of `initialize`: buckets of their own (the `mcp_session` class with a 20 s
-/// burst), kept apart from the tool calls' so that opening a session spends nothing of the
-/// principal's tool calls and the other way round. The profile's tier multipliers apply.
-pub fn initialize_rate_limits(profile: &castellan_config::RateLimitSettings) -> castellan_config::RateLimitSettings {
-    let class = castellan_config::RateClass::McpSession;
-    let defaults = castellan_config::RateLimitSettings::default();
-    let rate = profile.per_second.get(&class).or(defaults.per_second.get(&class)).copied().unwrap_or(5.0);
-    castellan_config::RateLimitSettings {
-        burst_multiplier: INITIALIZE_BURST_SECONDS,
-        tier_multipliers: profile.tier_multipliers.clone(),
-        per_second: [(class, rate)].into(),
-        servers: Default::default(),
-        tools: Default::default(),
-    }
-}
-
 /// A new session and the sessions its creation ended (their end is an event, as for idle ones).
 pub struct Created {
     pub session: Arc<Session>,
@@ -273,20 +251,6 @@ mod tests {
 
     fn ids(sessions: &[Arc<Session>]) -> Vec<&str> {
         sessions.iter().map(|session| session.id.as_str()).collect()
-    }
-
-    #[test]
-    fn initialize_takes_the_profiles_mcp_session_rate_with_a_twenty_second_burst() {
-        use castellan_config::{RateClass, RateLimitSettings};
-        let defaults = initialize_rate_limits(&RateLimitSettings::default());
-        assert_eq!(defaults.quota(RateClass::McpSession, Tier::User), (5.0, 100), "5/s, burst 100");
-        assert_eq!(defaults.quota(RateClass::McpSession, Tier::Anonymous), (2.5, 50), "anonymous × 0.5");
-        let mut profile = RateLimitSettings::default();
-        profile.per_second.insert(RateClass::McpSession, 50.0);
-        profile.burst_multiplier = 3.0;
-        let raised = initialize_rate_limits(&profile);
-        assert_eq!(raised.quota(RateClass::McpSession, Tier::User), (50.0, 1000), "the profile's rate, our burst");
-        assert!(raised.servers.is_empty() && raised.tools.is_empty(), "no server or tool buckets");
     }
 
     #[test]
