@@ -1,4 +1,1 @@
-//! The AI provider gateway (issue 11). So far only cost arithmetic: prices and usage to integer
-//! microdollars, exactly (docs/ai-gateway-notes/pricing.md).
-
-pub mod cost;
+//! The AI provider gateway (issue 11): the HTTP surface over `castellan_ai`'s wire formats.
