@@ -1,9 +1,9 @@
 //! RBAC decisions: plain functions over plain types, so that the same code filters `tools/list`
-//! and guards `tools/call`. The snapshot they are read from is published by the daemon's
+//! and guards `tools/call`, and filters `GET /v1/models` and guards model requests. The snapshot they are read from is published by the daemon's
 //! `governance::Policies` together with the rate limits and hook chains of the same profile (one
 //! atomic store: a separate actor for RBAC alone let a reload show new RBAC with old hooks).
 
-use castellan_config::{Effect, RbacSettings, Tier};
+use castellan_config::{Effect, RbacRule, RbacSettings, Tier, glob_matches};
 
 /// Why a call is allowed or denied; the rule name is what `forbidden:` errors and audit rows cite.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,13 +37,32 @@ pub fn decide(rbac: &RbacSettings, tier: Tier, server: &str, tool: &str) -> Deci
 /// What [`decide`] decides, and which rule (by index) decided it. The first matching deny wins;
 /// else the first matching allow; else the default.
 pub fn explain(rbac: &RbacSettings, tier: Tier, server: &str, tool: &str) -> Explanation {
+    // A rule for model requests has no server or tool patterns, so it matches no tool call.
+    explain_matching(rbac, tier, |rule| {
+        rule.servers.iter().any(|pattern| pattern.matches(server))
+            && rule.tools.iter().any(|pattern| pattern.matches(tool))
+    })
+}
+
+/// The decision for a request of model `model` (the name the client asked for), with the same
+/// semantics as a tool call's: any matching deny wins, else any matching allow, else the default.
+/// Only rules that name `models` match; tool rules have none.
+pub fn decide_model(rbac: &RbacSettings, tier: Tier, model: &str) -> Decision {
+    explain_model(rbac, tier, model).decision
+}
+
+/// What [`decide_model`] decides, and which rule (by index) decided it.
+pub fn explain_model(rbac: &RbacSettings, tier: Tier, model: &str) -> Explanation {
+    explain_matching(rbac, tier, |rule| rule.models.iter().any(|pattern| glob_matches(pattern, model)))
+}
+
+/// The first matching deny wins; else the first matching allow; else the default. A rule matches
+/// when the tier is within its bounds and `targets` says it covers the request.
+fn explain_matching(rbac: &RbacSettings, tier: Tier, targets: impl Fn(&RbacRule) -> bool) -> Explanation {
     let mut first_allow: Option<(usize, &str)> = None;
     for (index, rule) in rbac.rules.iter().enumerate() {
         let tier_fits = rule.min_tier.is_none_or(|min| tier >= min) && rule.max_tier.is_none_or(|max| tier <= max);
-        if !tier_fits
-            || !rule.servers.iter().any(|pattern| pattern.matches(server))
-            || !rule.tools.iter().any(|pattern| pattern.matches(tool))
-        {
+        if !tier_fits || !targets(rule) {
             continue;
         }
         match rule.effect {
@@ -78,6 +97,11 @@ pub struct PolicySnapshot {
 impl PolicySnapshot {
     pub fn decide(&self, tier: Tier, server: &str, tool: &str) -> Decision {
         decide(&self.rbac, tier, server, tool)
+    }
+
+    /// Whether the tier may request `model` (the name the client asked for); see [`decide_model`].
+    pub fn decide_model(&self, tier: Tier, model: &str) -> Decision {
+        decide_model(&self.rbac, tier, model)
     }
 
     /// Whether the tier may reach `server` itself (its resources, prompts and completions):
@@ -176,6 +200,7 @@ mod explain_tests {
             max_tier: max,
             servers: patterns(servers),
             tools: patterns(tools),
+            models: Vec::new(),
         }
     }
 
@@ -230,5 +255,102 @@ mod explain_tests {
         assert_eq!(explain(&rbac, Tier::User, "s", "read_notes").rule_index, Some(0), "first allow");
         let denied = explain(&rbac, Tier::User, "s", "read_secret");
         assert_eq!((denied.decision.is_allowed(), denied.rule_index), (false, Some(2)), "deny wins");
+    }
+}
+
+#[cfg(test)]
+mod model_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn rbac(default: &str) -> RbacSettings {
+        let text = format!(
+            r#"
+rbac:
+  default: {default}
+  rules:
+    - {{ name: users-may-use-tools, effect: allow, min_tier: user, servers: ["*"], tools: ["*"] }}
+    - {{ name: users-may-use-claude, effect: allow, min_tier: user, models: ["claude-*"] }}
+    - {{ name: no-opus-for-users, effect: deny, max_tier: user, models: ["claude-opus-*"] }}
+    - {{ name: services-fast, effect: allow, min_tier: service, max_tier: service, models: ["fast", "gpt-4.?-mini"] }}
+    - {{ name: nobody-gets-o1, effect: deny, models: ["o1*"] }}
+"#
+        );
+        castellan_config::parse_profile(&text, "t.yaml", &|_| None).expect("valid profile").rbac
+    }
+
+    #[test]
+    fn model_decisions_take_deny_then_allow_then_the_default() {
+        let allow = |rule: &str| Decision::Allow { rule: rule.to_string() };
+        let deny = |rule: &str| Decision::Deny { rule: rule.to_string() };
+        let cases = [
+            ("deny", Tier::User, "claude-sonnet-4-5", allow("users-may-use-claude")),
+            ("deny", Tier::User, "claude-opus-4-1", deny("no-opus-for-users")),
+            ("deny", Tier::Service, "claude-opus-4-1", deny("no-opus-for-users")),
+            ("deny", Tier::Admin, "claude-opus-4-1", allow("users-may-use-claude")),
+            ("deny", Tier::Anonymous, "claude-sonnet-4-5", deny(DEFAULT_RULE_NAME)),
+            ("deny", Tier::Service, "fast", allow("services-fast")),
+            ("deny", Tier::Service, "gpt-4.1-mini", allow("services-fast")),
+            ("deny", Tier::Service, "gpt-4.10-mini", deny(DEFAULT_RULE_NAME)),
+            ("deny", Tier::User, "fast", deny(DEFAULT_RULE_NAME)),
+            ("deny", Tier::Admin, "o1-preview", deny("nobody-gets-o1")),
+            ("allow", Tier::Anonymous, "gemini-2.5-pro", allow(DEFAULT_RULE_NAME)),
+            ("allow", Tier::Admin, "o1", deny("nobody-gets-o1")),
+            // The tool rule `servers: ["*"], tools: ["*"]` says nothing about models.
+            ("deny", Tier::User, "gemini-2.5-pro", deny(DEFAULT_RULE_NAME)),
+        ];
+        for (default, tier, model, expected) in cases {
+            let rbac = rbac(default);
+            assert_eq!(decide_model(&rbac, tier, model), expected, "{} asking for {model}, default {default}", tier);
+            let snapshot = PolicySnapshot { rbac, generation: 1 };
+            assert_eq!(snapshot.decide_model(tier, model), expected, "the snapshot agrees: {model}");
+        }
+        let explained = explain_model(&rbac("deny"), Tier::User, "claude-opus-4-1");
+        assert_eq!(explained.rule_index, Some(2), "explain names the deciding rule by index");
+    }
+
+    #[test]
+    fn model_rules_do_not_decide_tool_calls_and_tool_rules_do_not_decide_models() {
+        let models_only = castellan_config::parse_profile(
+            "rbac:\n  rules:\n    - { name: all-models, effect: allow, models: [\"*\"] }\n",
+            "t.yaml",
+            &|_| None,
+        )
+        .expect("valid")
+        .rbac;
+        assert_eq!(
+            decide(&models_only, Tier::Admin, "customers", "get_customer"),
+            Decision::Deny { rule: DEFAULT_RULE_NAME.into() },
+            "an allow-every-model rule allows no tool"
+        );
+        assert!(decide_model(&models_only, Tier::Anonymous, "anything").is_allowed(), "but every model");
+        let tools_only = castellan_config::parse_profile(
+            "rbac:\n  rules:\n    - { name: all-tools, effect: allow }\n",
+            "t.yaml",
+            &|_| None,
+        )
+        .expect("valid")
+        .rbac;
+        assert!(decide(&tools_only, Tier::Anonymous, "s", "t").is_allowed(), "a rule naming nothing is for tools");
+        assert_eq!(
+            decide_model(&tools_only, Tier::Admin, "claude-sonnet-4-5"),
+            Decision::Deny { rule: DEFAULT_RULE_NAME.into() },
+            "and allows no model"
+        );
+        let deny_models = RbacSettings {
+            default: Effect::Allow,
+            rules: models_only
+                .rules
+                .iter()
+                .cloned()
+                .map(|mut rule| {
+                    rule.effect = Effect::Deny;
+                    rule
+                })
+                .collect(),
+        };
+        assert!(decide(&deny_models, Tier::User, "s", "t").is_allowed(), "a model deny does not deny tools");
+        assert!(!decide_model(&deny_models, Tier::User, "m").is_allowed(), "it denies models");
     }
 }

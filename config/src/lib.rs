@@ -1,5 +1,5 @@
-//! Castellan's profile: the YAML file that says what to serve, which MCP servers to run and who may call
-//! what. This crate parses it into plain validated types and explains every problem as
+//! Castellan's profile: the YAML file that says what to serve, which MCP servers and AI providers to
+//! use, and who may call what. This crate parses it into plain validated types and explains every problem as
 //! `FILE:LINE:COL: key.path: message`.
 //!
 //! Architecture invariants:
@@ -8,6 +8,7 @@
 //! - Untrusted text never panics the parser; sizes and depths are bounded.
 //! - What the profile cannot enforce it refuses: unsupported sections are errors, not ignored.
 
+mod ai;
 mod decode;
 mod model;
 mod names;
@@ -18,6 +19,11 @@ mod tier;
 
 use std::path::Path;
 
+pub use ai::{
+    BUDGET_NAME_MAX_LEN, BudgetPer, BudgetPeriod, BudgetSpec, DEFAULT_PROVIDER_CONNECT_TIMEOUT,
+    DEFAULT_PROVIDER_TIMEOUT, DEFAULT_TOKENS_PER_MINUTE, ModelRoute, ProviderKind, ProviderSpec, next_period_start,
+    period_start,
+};
 pub use model::{
     AuditSettings, ChildProcess, DEFAULT_AUDIT_MAX_FIELD_BYTES, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_CALL_TIMEOUT,
     DEFAULT_DATABASE_URL, DEFAULT_DRAIN_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
@@ -26,7 +32,7 @@ pub use model::{
     MetricsToken, PortSetting, Profile, RateClass, RateLimitSettings, RbacRule, RbacSettings, RestartPolicy,
     SecretValidation, SecretsSettings, ServerSettings, ToolChanges, Transport, derived_public_url, parse_cidr,
 };
-pub use names::{NamePattern, SERVER_NAME_MAX_LEN, ServerName};
+pub use names::{NamePattern, SERVER_NAME_MAX_LEN, ServerName, glob_matches, is_model_glob};
 pub use problem::{DOCUMENT_PATH, Problem};
 pub use template::{RenderError, Template, TemplatePart, is_secret_name};
 pub use tier::{Tier, UnknownTier};

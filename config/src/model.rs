@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ai::{BudgetSpec, DEFAULT_TOKENS_PER_MINUTE, ModelRoute, ProviderSpec};
 use crate::names::{NamePattern, ServerName};
 use crate::template::Template;
 use crate::tier::Tier;
@@ -51,6 +52,50 @@ pub struct Profile {
     pub metrics: MetricsSettings,
     /// `audit`: how much of a call the audit trail stores.
     pub audit: AuditSettings,
+    /// `providers`: the AI providers, by name (`[a-z0-9-]{1,48}`).
+    pub providers: BTreeMap<String, ProviderSpec>,
+    /// `models`: model routes in file order, keyed by the model names (or globs) clients ask for;
+    /// the first matching key wins ([`Profile::route`]).
+    pub models: Vec<(String, ModelRoute)>,
+    /// `pricing`: prices by upstream model name, overriding the built-in catalog.
+    pub pricing: BTreeMap<String, castellan_ai::cost::Prices>,
+    /// `budgets`: spending limits, each applying to the requests its selectors match.
+    pub budgets: Vec<BudgetSpec>,
+}
+
+impl Profile {
+    /// Every `${secret:NAME}` the profile references (servers, command hooks, issuers' client
+    /// secrets, providers' keys and headers), sorted, each once: what strict `secrets.validation`
+    /// must find set.
+    pub fn referenced_secrets(&self) -> Vec<&str> {
+        let mut templates: Vec<&Template> = Vec::new();
+        for spec in self.mcp_servers.values() {
+            match &spec.transport {
+                Transport::Stdio { args, env, .. } => templates.extend(args.iter().chain(env.values())),
+                Transport::Http { url, headers, process, .. } => {
+                    templates.push(url);
+                    templates.extend(headers.values());
+                    if let Some(process) = process {
+                        templates.extend(process.args.iter().chain(process.env.values()));
+                    }
+                }
+            }
+        }
+        for handler in self.hooks.events.values().flatten() {
+            if let HookHandler::Command { process, .. } = handler {
+                templates.extend(process.args.iter().chain(process.env.values()));
+            }
+        }
+        templates.extend(self.identity.issuers.iter().filter_map(|issuer| issuer.client_secret.as_ref()));
+        for provider in self.providers.values() {
+            templates.push(&provider.api_key);
+            templates.extend(provider.headers.values());
+        }
+        let mut names: Vec<&str> = templates.into_iter().flat_map(Template::secret_names).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
 }
 
 /// The `metrics` section.
@@ -268,6 +313,10 @@ pub struct RateLimitSettings {
     /// Keyed by the server and the tool as a client names it on the server's own endpoint (the part
     /// after `__` on `/mcp`). Empty by default.
     pub tools: BTreeMap<(ServerName, String), f64>,
+    /// `tokens_per_minute`: the base number of tokens per minute a principal's AI requests may use
+    /// (input estimate plus the most output asked for, reserved up front and settled with the real
+    /// usage), scaled by the tier multiplier. Default 1,000,000; greater than zero.
+    pub tokens_per_minute: u64,
 }
 
 impl Eq for RateLimitSettings {}
@@ -293,6 +342,7 @@ impl Default for RateLimitSettings {
             ]),
             servers: BTreeMap::new(),
             tools: BTreeMap::new(),
+            tokens_per_minute: DEFAULT_TOKENS_PER_MINUTE,
         }
     }
 }
@@ -312,6 +362,12 @@ impl RateLimitSettings {
     /// Classes, `servers` and `tools` all scale this way.
     pub fn scaled(&self, base_rate: f64, tier: Tier) -> (f64, u32) {
         self.scaled_with_burst(base_rate, tier, self.burst_multiplier)
+    }
+
+    /// The tokens per minute of `tier`: `tokens_per_minute` times the tier's multiplier, at least 1.
+    pub fn tokens_per_minute_for(&self, tier: Tier) -> u64 {
+        let scaled = self.tokens_per_minute as f64 * self.tier_multipliers.get(&tier).copied().unwrap_or(1.0);
+        scaled.floor().clamp(1.0, u64::MAX as f64) as u64
     }
 
     fn scaled_with_burst(&self, base_rate: f64, tier: Tier, burst_seconds: f64) -> (f64, u32) {
@@ -508,8 +564,10 @@ impl Default for RbacSettings {
     }
 }
 
-/// One RBAC rule. A rule matches a call when the caller's tier is within `[min_tier, max_tier]` and the
-/// server and tool names each match one of the patterns.
+/// One RBAC rule. A rule matches a tool call when the caller's tier is within `[min_tier, max_tier]`
+/// and the server and tool names each match one of `servers` and `tools`; it matches a model request
+/// when the tier fits and the requested model matches one of `models`. A rule is for tool calls or for
+/// model requests, never both: the one kind has empty patterns of the other, which match nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RbacRule {
     /// `name`, or `rbac.rules[N]` when not given; denials cite it.
@@ -520,10 +578,14 @@ pub struct RbacRule {
     pub min_tier: Option<Tier>,
     /// `max_tier`: the highest tier the rule applies to (inclusive).
     pub max_tier: Option<Tier>,
-    /// `servers`: server-name patterns; default `["*"]`.
+    /// `servers`: server-name patterns; default `["*"]`, empty for a rule that names `models`.
     pub servers: Vec<NamePattern>,
-    /// `tools`: tool-name patterns (unprefixed upstream names); default `["*"]`.
+    /// `tools`: tool-name patterns (unprefixed upstream names); default `["*"]`, empty for a rule
+    /// that names `models`.
     pub tools: Vec<NamePattern>,
+    /// `models`: globs over the model name a client asks for ([`crate::glob_matches`]); empty (the
+    /// default) for a tool rule, which then matches no model request.
+    pub models: Vec<String>,
 }
 
 /// What a rule or the default does.

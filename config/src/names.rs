@@ -1,4 +1,5 @@
-//! Validated names used by the profile: MCP server names and the glob patterns RBAC rules match with.
+//! Validated names used by the profile: MCP server and provider names, the glob patterns RBAC rules
+//! match tools with, and the model globs of routes, RBAC and budgets.
 
 use std::fmt;
 
@@ -16,15 +17,7 @@ pub struct ServerName(String);
 impl ServerName {
     /// Parses a server name; the error says what is wrong in words an operator can act on.
     pub fn parse(name: &str) -> Result<ServerName, String> {
-        if name.is_empty() {
-            return Err("a server name must not be empty".to_string());
-        }
-        if name.len() > SERVER_NAME_MAX_LEN {
-            return Err(format!("a server name has at most {SERVER_NAME_MAX_LEN} characters"));
-        }
-        if !name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-') {
-            return Err("a server name may contain only lowercase letters a-z, digits and `-`".to_string());
-        }
+        check_lowercase_name("server", name, SERVER_NAME_MAX_LEN)?;
         Ok(ServerName(name.to_string()))
     }
 
@@ -104,4 +97,60 @@ impl fmt::Display for NamePattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Checks `[a-z0-9-]{1,max_len}`, the alphabet of server, provider and budget names; `what` names
+/// the kind of name in the message ("server", "provider", "budget").
+pub(crate) fn check_lowercase_name(what: &str, name: &str, max_len: usize) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("a {what} name must not be empty"));
+    }
+    if name.len() > max_len {
+        return Err(format!("a {what} name has at most {max_len} characters"));
+    }
+    if !name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-') {
+        return Err(format!("a {what} name may contain only lowercase letters a-z, digits and `-`"));
+    }
+    Ok(())
+}
+
+/// Whether the whole of `name` matches the model glob `pattern`: `*` matches any run of characters
+/// (including none), `?` exactly one character, anything else itself, case-sensitively. The one
+/// matcher of model routes (`models`), RBAC `models` and budget `models`.
+///
+/// Iterative with a single backtrack point (the last `*`), so it takes at most
+/// `pattern.len() × name.len()` steps and never recurses.
+pub fn glob_matches(pattern: &str, name: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = name.chars().collect();
+    let (mut p, mut n) = (0, 0);
+    // After a `*`: where in the pattern to resume, and the name position it last stood for.
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p + 1, n));
+                p += 1;
+            }
+            Some(&wanted) if wanted == '?' || wanted == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                // Let the last `*` swallow one more character and try again from there.
+                Some((resume, swallowed)) => {
+                    star = Some((resume, swallowed + 1));
+                    p = resume;
+                    n = swallowed + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&rest| rest == '*')
+}
+
+/// Whether `pattern` has a wildcard (`*` or `?`), i.e. is a glob rather than one exact model name.
+pub fn is_model_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?'])
 }

@@ -187,7 +187,7 @@ fn no_nul(decoder: &mut Decoder, node: &Node, template: &Template) -> bool {
     !has_nul
 }
 
-fn literals(template: &Template) -> impl Iterator<Item = &str> {
+pub(super) fn literals(template: &Template) -> impl Iterator<Item = &str> {
     template.parts().iter().filter_map(|part| match part {
         TemplatePart::Literal(text) => Some(text.as_str()),
         _ => None,
@@ -208,7 +208,11 @@ fn decode_url(decoder: &mut Decoder, node: &Node, port_allowed: bool) -> Option<
     Some(url)
 }
 
-fn decode_headers(decoder: &mut Decoder, node: &Node, placeholders: Placeholders) -> BTreeMap<String, Template> {
+pub(super) fn decode_headers(
+    decoder: &mut Decoder,
+    node: &Node,
+    placeholders: Placeholders,
+) -> BTreeMap<String, Template> {
     let mut headers = BTreeMap::new();
     for (name, value) in decoder.entries(node) {
         if !is_header_name(&name) {

@@ -4,6 +4,8 @@
 //! We walk `serde_yaml_ng::Value` by hand rather than deriving `Deserialize` because serde stops at the
 //! first error and knows nothing of our rules; an operator fixing a profile wants the whole list.
 
+mod ai;
+mod ai_costs;
 mod hooks;
 mod identity;
 mod mcp;
@@ -23,9 +25,10 @@ use crate::template::{Template, TemplatePart, expand, shorten};
 /// Enough to fix a profile in a few passes without flooding a terminal or a log.
 const MAX_PROBLEMS: usize = 100;
 
-/// The top-level sections the contract defines but this build does not enforce yet. We refuse them
-/// because silently ignoring, say, `rate_limits` would let an operator believe a policy is in force.
-const UNSUPPORTED_SECTIONS: &[&str] = &["providers"];
+/// The top-level sections the contract defines but this build does not enforce yet (none at the
+/// moment). We refuse them because silently ignoring, say, `rate_limits` would let an operator believe
+/// a policy is in force.
+const UNSUPPORTED_SECTIONS: &[&str] = &[];
 
 pub(crate) struct Decoder<'a> {
     file: &'a str,
@@ -97,7 +100,8 @@ impl<'v, 'p> Fields<'v, 'p> {
 pub(crate) enum Placeholders {
     /// Plain settings: no secrets, no port.
     None,
-    /// mcp_servers args, env, headers and url (secrets are refused in args by `decode_process`).
+    /// mcp_servers args, env, headers and url (secrets are refused in args by `decode_process`), and a
+    /// provider's api_key and headers.
     Secrets,
     /// The same, in an entry with `port: auto`.
     SecretsAndPort,
@@ -237,7 +241,7 @@ impl<'a> Decoder<'a> {
                     self.at_value(
                         node,
                         format!(
-                            "`${{secret:{name}}}` is not allowed here; secrets may appear only in the env, headers and url of an mcp_servers entry, the env of a command hook and an issuer's client_secret"
+                            "`${{secret:{name}}}` is not allowed here; secrets may appear only in the env, headers and url of an mcp_servers entry, the env of a command hook, an issuer's client_secret and a provider's api_key and headers"
                         ),
                     );
                 }
@@ -338,6 +342,10 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
         "hooks",
         "metrics",
         "audit",
+        "providers",
+        "models",
+        "pricing",
+        "budgets",
     ];
     known.extend_from_slice(UNSUPPORTED_SECTIONS);
     let mut sections = decoder.fields(root, &known)?;
@@ -356,8 +364,27 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
     let hooks = hooks::decode_hooks(decoder, sections.take("hooks"));
     let metrics = observability::decode_metrics(decoder, sections.take("metrics"));
     let audit = observability::decode_audit(decoder, sections.take("audit"));
+    let (providers, provider_names) = ai::decode_providers(decoder, sections.take("providers"));
+    let models = ai::decode_models(decoder, sections.take("models"), &provider_names);
+    let pricing = ai_costs::decode_pricing(decoder, sections.take("pricing"));
+    let budgets = ai_costs::decode_budgets(decoder, sections.take("budgets"));
     if decoder.has_problems() {
         return None;
     }
-    Some(Profile { server, database, mcp_servers, rbac, identity, secrets, rate_limits, hooks, metrics, audit })
+    Some(Profile {
+        server,
+        database,
+        mcp_servers,
+        rbac,
+        identity,
+        secrets,
+        rate_limits,
+        hooks,
+        metrics,
+        audit,
+        providers,
+        models,
+        pricing,
+        budgets,
+    })
 }

@@ -22,7 +22,10 @@ const SEPARATOR: &str = "__";
 pub(super) fn decode_rate_limits(decoder: &mut Decoder, node: Option<Node>) -> RateLimitSettings {
     let mut settings = RateLimitSettings::default();
     let Some(mut fields) = node.as_ref().and_then(|node| {
-        decoder.fields(node, &["burst_multiplier", "tier_multipliers", "per_second", "servers", "tools"])
+        decoder.fields(
+            node,
+            &["burst_multiplier", "tier_multipliers", "per_second", "servers", "tools", "tokens_per_minute"],
+        )
     }) else {
         return settings;
     };
@@ -34,6 +37,11 @@ pub(super) fn decode_rate_limits(decoder: &mut Decoder, node: Option<Node>) -> R
         } else {
             settings.burst_multiplier = value;
         }
+    }
+    if let Some(node) = fields.take("tokens_per_minute")
+        && let Some(tokens) = decoder.positive_integer(&node)
+    {
+        settings.tokens_per_minute = tokens;
     }
     if let Some(node) = fields.take("tier_multipliers") {
         for (name, value) in decoder.entries(&node) {

@@ -10,7 +10,7 @@ use crate::model::{Effect, RbacRule, RbacSettings};
 use crate::names::NamePattern;
 use crate::tier::Tier;
 
-const RULE_KEYS: &[&str] = &["name", "effect", "min_tier", "max_tier", "servers", "tools"];
+const RULE_KEYS: &[&str] = &["name", "effect", "min_tier", "max_tier", "servers", "tools", "models"];
 
 pub(super) fn decode_rbac(decoder: &mut Decoder, node: Option<Node>) -> RbacSettings {
     let mut settings = RbacSettings::default();
@@ -64,9 +64,37 @@ fn decode_rule<'v, 'p>(
     {
         decoder.at_value(max_node, format!("max_tier `{max}` is below min_tier `{min}`, so the rule matches no one"));
     }
-    let servers = decode_patterns(decoder, fields.take("servers"), true);
-    let tools = decode_patterns(decoder, fields.take("tools"), false);
-    let rule = RbacRule { name: name?, effect: effect?, min_tier, max_tier, servers: servers?, tools: tools? };
+    let (servers_node, tools_node) = (fields.take("servers"), fields.take("tools"));
+    // A rule is for tool calls or for model requests. Naming both would read as "this tool with that
+    // model", which nothing can check, so it is refused rather than given a meaning by guess.
+    let (servers, tools, models) = match fields.take("models") {
+        Some(models_node) => {
+            if servers_node.is_some() || tools_node.is_some() {
+                decoder.at_key(
+                    &models_node,
+                    format!(
+                        "a rule with `models` (model requests) cannot also have `{}` (tool calls); write two rules",
+                        if servers_node.is_some() { "servers" } else { "tools" }
+                    ),
+                );
+            }
+            (Some(Vec::new()), Some(Vec::new()), super::ai_costs::decode_model_globs(decoder, &models_node))
+        }
+        None => (
+            decode_patterns(decoder, servers_node, true),
+            decode_patterns(decoder, tools_node, false),
+            Some(Vec::new()),
+        ),
+    };
+    let rule = RbacRule {
+        name: name?,
+        effect: effect?,
+        min_tier,
+        max_tier,
+        servers: servers?,
+        tools: tools?,
+        models: models?,
+    };
     Some((rule, name_node))
 }
 

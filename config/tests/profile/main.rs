@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support panics on purpose
 
+mod ai;
 mod expansion;
 mod names;
 mod problems;

@@ -555,7 +555,10 @@ fn every_rule_has_a_failing_case_at_the_right_place() {
 #[test]
 fn some_problems_read_exactly() {
     let cases = [
-        ("providers: {}\n", "p.yaml:1:1: providers: section not supported by this build yet"),
+        (
+            "models:\n  fast: { provider: openai }\n",
+            "p.yaml:2:21: models.fast.provider: no provider named `openai` in `providers` (the profile has no `providers`)",
+        ),
         (
             "hooks:\n  Stop:\n    - { builtin: block_credentials }\n",
             "p.yaml:3:18: hooks.Stop[0].builtin: built-in rules apply to PreToolUse, PostToolUse, PostToolUseFailure and UserPromptSubmit; on Stop use a command or http hook",
@@ -604,18 +607,26 @@ fn some_problems_read_exactly() {
 
 #[test]
 fn all_problems_are_collected_in_document_order() {
-    let text = "server:\n  listen: nope\n  bogus: 1\nmcp_servers:\n  BAD:\n    url: ftp://x\nrbac:\n  default: perhaps\nproviders: {}\n";
+    let text = "server:\n  listen: nope\n  bogus: 1\nmcp_servers:\n  BAD:\n    url: ftp://x\nrbac:\n  default: perhaps\nproviders: { x: {} }\n";
     let lines = problem_lines(text);
     let prefixes: Vec<&str> = lines.iter().map(|line| line.split(": ").take(2).last().unwrap_or_default()).collect();
     assert_eq!(
         prefixes,
-        ["server.listen", "server.bogus", "mcp_servers.BAD", "mcp_servers.BAD.url", "rbac.default", "providers"],
+        [
+            "server.listen",
+            "server.bogus",
+            "mcp_servers.BAD",
+            "mcp_servers.BAD.url",
+            "rbac.default",
+            "providers.x",
+            "providers.x"
+        ],
         "every problem, sorted by position: {lines:#?}"
     );
     let positions: Vec<&str> = lines.iter().map(|line| line.split(": ").next().unwrap_or_default()).collect();
     assert_eq!(
         positions,
-        ["p.yaml:2:11", "p.yaml:3:3", "p.yaml:5:3", "p.yaml:6:10", "p.yaml:8:12", "p.yaml:9:1"],
+        ["p.yaml:2:11", "p.yaml:3:3", "p.yaml:5:3", "p.yaml:6:10", "p.yaml:8:12", "p.yaml:9:14", "p.yaml:9:14"],
         "positions of every problem"
     );
 }

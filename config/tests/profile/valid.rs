@@ -71,6 +71,7 @@ fn expected_default_profile(data_dir: &str) -> Profile {
                     max_tier: None,
                     servers: patterns(&["*"]),
                     tools: patterns(&["*"]),
+                    models: vec![],
                 },
                 RbacRule {
                     name: "services-may-use-tools".into(),
@@ -79,6 +80,7 @@ fn expected_default_profile(data_dir: &str) -> Profile {
                     max_tier: None,
                     servers: patterns(&["*"]),
                     tools: patterns(&["*"]),
+                    models: vec![],
                 },
                 RbacRule {
                     name: "no-destructive-for-users".into(),
@@ -87,6 +89,7 @@ fn expected_default_profile(data_dir: &str) -> Profile {
                     max_tier: Some(Tier::User),
                     servers: patterns(&["customers"]),
                     tools: patterns(&["delete_*"]),
+                    models: vec![],
                 },
             ],
         },
@@ -96,6 +99,10 @@ fn expected_default_profile(data_dir: &str) -> Profile {
         hooks: castellan_config::HooksSettings::default(),
         metrics: castellan_config::MetricsSettings::default(),
         audit: castellan_config::AuditSettings::default(),
+        providers: BTreeMap::new(),
+        models: vec![],
+        pricing: BTreeMap::new(),
+        budgets: vec![],
     }
 }
 
@@ -119,7 +126,7 @@ fn default_profile_uses_the_process_environment_and_parses() {
     assert!(profile.database.url.starts_with("sqlite://"), "default_profile database: {}", profile.database.url);
 }
 
-/// The example from docs/interface.md, minus the sections this build refuses.
+/// The example from docs/interface.md up to `identity`; the hooks and AI sections follow below.
 const INTERFACE_EXAMPLE_IN_SCOPE: &str = r#"server:
   listen: 127.0.0.1:8080
   public_url: http://127.0.0.1:8080     # issuer, resource identifier, passkey origin
@@ -151,14 +158,23 @@ identity:
         tier_map: { platform-admins: admin, engineers: user } }
 "#;
 
-const INTERFACE_EXAMPLE_OUT_OF_SCOPE: &str = r#"hooks:
+const INTERFACE_EXAMPLE_HOOKS_AND_AI: &str = r#"hooks:
   PreToolUse:
     - { builtin: deny_arguments, pattern: "(?i)drop\\s+table" }
     - { command: ./policy/check.sh, timeout: 2s }
     - { http: "https://siem.example/hook", timeout: 1s, on_failure: deny }
-providers:
-  anthropic: { api_key: "${secret:anthropic_key}" }
-  openai: { api_key: "${secret:openai_key}", base_url: "https://api.openai.com/v1" }
+providers:                              # AI providers; kind defaults to the name when it is one of the three
+  anthropic: { kind: anthropic, api_key: "${secret:anthropic_key}", base_url: "https://api.anthropic.com" }
+  openai: { kind: openai, api_key: "${secret:openai_key}", base_url: "https://api.openai.com/v1" }
+  gemini: { kind: gemini, api_key: "${secret:gemini_key}" }   # base_url default https://generativelanguage.googleapis.com
+models:                                 # the names clients ask for; globs allowed; first match wins
+  "claude-*": { provider: anthropic }   # upstream model = the requested name
+  fast: { provider: openai, model: gpt-4.1-mini, fallbacks: [claude-haiku-4-5] }   # fallbacks name routes
+pricing:                                # USD per million tokens, keyed by upstream model; overrides the catalog
+  claude-sonnet-4-5: { input: 3.00, output: 15.00, cache_read: 0.30, cache_write: 3.75 }
+budgets:                                # over budget: 429 with the budget named, until the period turns
+  - { name: engineers-monthly, per: user, tier: user, usd: 50, period: month }
+  - { name: alice-daily, user: alice, usd: 5, period: day }
 "#;
 
 #[test]
@@ -218,10 +234,14 @@ fn the_interface_example_parses_where_in_scope() {
 }
 
 #[test]
-fn the_full_interface_example_is_refused_section_by_section() {
-    let text = format!("{INTERFACE_EXAMPLE_IN_SCOPE}{INTERFACE_EXAMPLE_OUT_OF_SCOPE}");
-    let expected = ["p.yaml:35:1: providers: section not supported by this build yet"];
-    assert_eq!(problem_lines(&text), expected, "one problem per refused section, at its key");
+fn the_full_interface_example_parses_with_its_hooks_and_ai_sections() {
+    let text = format!("{INTERFACE_EXAMPLE_IN_SCOPE}{INTERFACE_EXAMPLE_HOOKS_AND_AI}");
+    let profile = parse_ok(&text);
+    assert_eq!(profile.providers.len(), 3, "three providers");
+    assert_eq!(profile.models.len(), 2, "two routes");
+    assert_eq!(profile.pricing.len(), 1, "one price override");
+    assert_eq!(profile.budgets.len(), 2, "two budgets");
+    assert_eq!(profile.hooks.events.values().map(Vec::len).sum::<usize>(), 3, "three PreToolUse hooks");
 }
 
 #[test]
@@ -386,6 +406,7 @@ fn rules_read_every_key() {
             max_tier: Some(Tier::Service),
             servers: patterns(&["db-*", "*-prod"]),
             tools: patterns(&["drop_*", "*"]),
+            models: vec![],
         }],
     };
     assert_eq!(profile.rbac, expected, "rbac with every key");

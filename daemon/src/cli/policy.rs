@@ -128,6 +128,7 @@ mod tests {
             max_tier: Some(Tier::User),
             servers: vec![NamePattern::parse("customers").unwrap()],
             tools: vec![NamePattern::parse("delete_*").unwrap()],
+            models: vec![],
         };
         let rbac = RbacSettings { default: Effect::Deny, rules: vec![rule] };
         let denied = Decision::Deny { rule: "x".into() };
