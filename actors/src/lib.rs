@@ -3,6 +3,7 @@
 //! Actors own state that changes (child processes, the policy snapshot, the audit chain); request
 //! handlers read published snapshots and only wait on an actor when they must (the audit commit).
 
+pub mod ai_request_writer;
 pub mod audit_writer;
 pub mod child_output;
 pub mod event_bus;
@@ -18,6 +19,7 @@ pub mod registry;
 pub mod spawn;
 pub mod upstream;
 
+pub use ai_request_writer::{AiRequestWriter, AiRequestsHandle};
 pub use audit_writer::{AuditHandle, AuditWriter};
 pub use event_bus::{Event, EventBus};
 pub use metrics::Metrics;

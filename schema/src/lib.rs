@@ -14,6 +14,7 @@
 //!   a read followed by a write;
 //! - time is a parameter: no function here reads the clock.
 
+pub mod ai_requests;
 pub mod api_keys;
 pub mod audit;
 mod connection;

@@ -2,6 +2,7 @@
 //! [`crate::api_keys`], [`crate::audit`], [`crate::meta`], [`crate::oauth`], [`crate::sessions`],
 //! [`crate::webauthn`]) are the intended API; the entities are public for ad-hoc queries and tests.
 
+pub mod ai_requests;
 pub mod api_keys;
 pub mod auth_flow_states;
 pub mod browser_sessions;

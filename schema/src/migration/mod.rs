@@ -13,6 +13,7 @@ mod m20261126_000003_secrets;
 mod m20261126_000004_tool_pins;
 mod m20261126_000005_hook_events;
 mod m20261202_000006_execution_kind;
+mod m20261203_000007_ai_requests;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_tool_pins::Migration),
             Box::new(m20261126_000005_hook_events::Migration),
             Box::new(m20261202_000006_execution_kind::Migration),
+            Box::new(m20261203_000007_ai_requests::Migration),
         ]
     }
 }

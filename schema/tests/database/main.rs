@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support panics on purpose
 
+mod ai_requests_cases;
 mod api_keys_cases;
 mod audit_cases;
 mod connection_cases;
@@ -97,6 +98,12 @@ on_both_backends!(
     sessions_cases::enrolment_links_single_use,
     sessions_cases::sessions_cascade_when_user_deleted,
     webauthn_cases::webauthn_credentials_round_trip,
+    ai_requests_cases::ai_requests_complete_once,
+    ai_requests_cases::ai_requests_finished_rows_and_batches,
+    ai_requests_cases::ai_requests_mark_interrupted,
+    ai_requests_cases::ai_requests_list_filters,
+    ai_requests_cases::ai_requests_costs_group_and_count_unpriced,
+    ai_requests_cases::ai_requests_spend_since,
 );
 
 #[tokio::test]

@@ -1,0 +1,390 @@
+//! The AiRequestWriter: the single writer of `ai_requests`.
+//!
+//! Group commit as in the [`crate::audit_writer`]: no artificial delay; while one transaction is
+//! being committed, writes that arrive queue up and go out together in the next one. A start is
+//! durable before its caller hears its id, so the row exists as `started` before the request goes
+//! upstream. If the database fails, the health flag drops and callers are told: a start is refused
+//! (its request must not go upstream unrecorded), while completions and refusals, records of what
+//! already happened, are kept and committed once the database is back.
+//!
+//! Error values name what failed, never a row's contents (prompts do not pass here, but user
+//! names, models and messages do).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use castellan_schema::DatabaseConnection;
+use castellan_schema::ai_requests::{
+    self, AiCompletion, AiRequestStatus, AiRequestWrite, AiRequestWritten, NewAiRequest,
+};
+use tokio::sync::oneshot;
+
+/// The most writes one transaction carries.
+const MAX_BATCH: usize = 256;
+/// How often the writer checks the database when it has not committed recently.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum AiRequestError {
+    #[error("the AI request log is unavailable")]
+    Unavailable,
+    #[error("the AI request writer has stopped")]
+    Stopped,
+    /// A completion must end the request; `started` is not an ending (a bug in the caller).
+    #[error("an AI request cannot be completed with the status `started`")]
+    NotAnEnding,
+}
+
+type Reply = oneshot::Sender<Result<AiRequestWritten, AiRequestError>>;
+
+pub struct AiRequestWriter {
+    db: DatabaseConnection,
+    queue: Vec<(AiRequestWrite, Option<Reply>)>,
+    flushing: bool,
+    healthy: Arc<AtomicBool>,
+    last_success: Instant,
+    commits: Arc<AtomicU64>,
+    drained: Vec<oneshot::Sender<()>>,
+}
+
+/// What request handlers hold: the mailbox and the health flag.
+#[derive(Clone)]
+pub struct AiRequestsHandle {
+    writer: Addr<AiRequestWriter>,
+    healthy: Arc<AtomicBool>,
+    commits: Arc<AtomicU64>,
+}
+
+impl AiRequestsHandle {
+    /// Whether a request may go upstream now: false while the database is known to be down.
+    pub fn is_available(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// How many transactions the writer has committed (diagnostics; the tests count group commits).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Stores the `started` row and waits until it is durably committed; returns its id.
+    pub async fn start(&self, row: NewAiRequest) -> Result<i64, AiRequestError> {
+        match self.write(AiRequestWrite::Start(row)).await? {
+            AiRequestWritten::Inserted(id) => Ok(id),
+            AiRequestWritten::Completed(_) => Err(AiRequestError::Stopped),
+        }
+    }
+
+    /// Completes the row `id` and waits for the commit. Only a row still `started` changes: a
+    /// second completion (or one after the row was marked interrupted) is logged and ignored.
+    pub async fn complete(&self, id: i64, completion: AiCompletion) -> Result<(), AiRequestError> {
+        ends(&completion)?;
+        match self.write(AiRequestWrite::Complete { id, completion }).await? {
+            AiRequestWritten::Completed(true) => {}
+            AiRequestWritten::Completed(false) | AiRequestWritten::Inserted(_) => {
+                tracing::warn!(
+                    id,
+                    "an AI request was completed twice (or after it was marked interrupted); kept the first ending"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a request that ended before it went upstream (denied, rate limited, over budget, bad
+    /// input) as one finished row and waits for the commit; returns its id.
+    pub async fn finish(&self, row: NewAiRequest, completion: AiCompletion) -> Result<i64, AiRequestError> {
+        ends(&completion)?;
+        match self.write(AiRequestWrite::Finish(row, completion)).await? {
+            AiRequestWritten::Inserted(id) => Ok(id),
+            AiRequestWritten::Completed(_) => Err(AiRequestError::Stopped),
+        }
+    }
+
+    /// Waits until every queued write is committed (or the database refuses); for shutdown.
+    pub async fn drain(&self) {
+        if let Ok(done) = self.writer.send(Drain).await {
+            let _ = done.await;
+        }
+    }
+
+    async fn write(&self, write: AiRequestWrite) -> Result<AiRequestWritten, AiRequestError> {
+        let (reply, answer) = oneshot::channel();
+        // Not `send`: its acknowledgement would wake the caller once more before the commit's
+        // answer. A writer that has stopped drops the message, and with it `reply`.
+        self.writer.do_send(Write { write, reply });
+        answer.await.map_err(|_| AiRequestError::Stopped)?
+    }
+}
+
+/// Refuses a completion that does not end the request before it reaches a batch (where it would
+/// fail every write of the batch).
+fn ends(completion: &AiCompletion) -> Result<(), AiRequestError> {
+    if completion.status == AiRequestStatus::Started {
+        return Err(AiRequestError::NotAnEnding);
+    }
+    Ok(())
+}
+
+impl AiRequestWriter {
+    /// Starts the writer on the current arbiter.
+    pub fn start(db: DatabaseConnection) -> AiRequestsHandle {
+        let healthy = Arc::new(AtomicBool::new(true));
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer = AiRequestWriter {
+            db,
+            queue: Vec::new(),
+            flushing: false,
+            healthy: Arc::clone(&healthy),
+            last_success: Instant::now(),
+            commits: Arc::clone(&commits),
+            drained: Vec::new(),
+        }
+        .start();
+        AiRequestsHandle { writer, healthy, commits }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || self.queue.is_empty() {
+            if self.queue.is_empty() && !self.flushing {
+                for done in self.drained.drain(..) {
+                    let _ = done.send(());
+                }
+            }
+            return;
+        }
+        self.flushing = true;
+        let take = self.queue.len().min(MAX_BATCH);
+        let batch: Vec<(AiRequestWrite, Option<Reply>)> = self.queue.drain(..take).collect();
+        let writes: Vec<AiRequestWrite> = batch.iter().map(|(write, _)| write.clone()).collect();
+        let db = self.db.clone();
+        let commit = async move { ai_requests::write_batch(&db, &writes).await };
+        ctx.spawn(commit.into_actor(self).map(move |result, writer, ctx| {
+            writer.flushing = false;
+            match result {
+                Ok(written) => {
+                    writer.commits.fetch_add(1, Ordering::Relaxed);
+                    writer.last_success = Instant::now();
+                    writer.healthy.store(true, Ordering::Release);
+                    for ((_, reply), outcome) in batch.into_iter().zip(written) {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                    }
+                    writer.flush(ctx);
+                }
+                Err(error) => writer.failed(batch, &error),
+            }
+        }));
+    }
+
+    /// A batch did not commit (nothing of it was written). Every caller is told now. Completions
+    /// and refusals are kept for a retry when the database was unreachable; a database that refuses
+    /// the statements themselves would refuse them again, so then they are dropped (and logged).
+    fn failed(&mut self, batch: Vec<(AiRequestWrite, Option<Reply>)>, error: &castellan_schema::DbError) {
+        self.healthy.store(false, Ordering::Release);
+        let retry = error.is_unavailable();
+        let mut kept: Vec<(AiRequestWrite, Option<Reply>)> = Vec::new();
+        let mut dropped = 0usize;
+        for (write, reply) in batch {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(AiRequestError::Unavailable));
+            }
+            match write {
+                // Its caller refuses the request: nothing went upstream, there is nothing to record.
+                AiRequestWrite::Start(_) => {}
+                write if retry => kept.push((write, None)),
+                _ => dropped += 1,
+            }
+        }
+        tracing::error!(%error, kept = kept.len(), dropped, "AI request log commit failed");
+        kept.append(&mut self.queue);
+        self.queue = kept;
+        for done in self.drained.drain(..) {
+            let _ = done.send(());
+        }
+    }
+
+    fn check_health(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || (self.healthy.load(Ordering::Acquire) && self.last_success.elapsed() < HEALTH_INTERVAL) {
+            return;
+        }
+        let db = self.db.clone();
+        ctx.spawn(async move { castellan_schema::ping(&db).await.is_ok() }.into_actor(self).map(|up, writer, ctx| {
+            let was = writer.healthy.swap(up, Ordering::AcqRel);
+            if up {
+                writer.last_success = Instant::now();
+                if !was {
+                    tracing::warn!("AI request log database is reachable again");
+                }
+                writer.flush(ctx);
+            } else if was {
+                tracing::error!("AI request log database is unreachable; AI requests are refused");
+            }
+        }));
+    }
+}
+
+impl Actor for AiRequestWriter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(HEALTH_INTERVAL, |writer, ctx| writer.check_health(ctx));
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Write {
+    write: AiRequestWrite,
+    reply: Reply,
+}
+
+impl Handler<Write> for AiRequestWriter {
+    type Result = ();
+
+    fn handle(&mut self, message: Write, ctx: &mut Context<Self>) {
+        if !self.healthy.load(Ordering::Acquire) && !self.flushing {
+            // Known down: answer at once rather than queue behind a dead database; keep what
+            // already happened for the retry.
+            let _ = message.reply.send(Err(AiRequestError::Unavailable));
+            if !matches!(message.write, AiRequestWrite::Start(_)) {
+                self.queue.push((message.write, None));
+            }
+            return;
+        }
+        self.queue.push((message.write, Some(message.reply)));
+        self.flush(ctx);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "oneshot::Receiver<()>")]
+struct Drain;
+
+impl Handler<Drain> for AiRequestWriter {
+    type Result = MessageResult<Drain>;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, receiver) = oneshot::channel();
+        self.drained.push(done);
+        self.flush(ctx);
+        MessageResult(receiver)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use castellan_schema::ai_requests::AiRequestFilter;
+    use chrono::{TimeZone, Utc};
+
+    fn row(index: usize) -> NewAiRequest {
+        let started_at = Utc.with_ymd_and_hms(2026, 12, 3, 10, 0, 0).single().expect("a valid instant");
+        NewAiRequest {
+            user_id: Some(format!("user-{}", index % 3)),
+            api_key_id: None,
+            session_id: None,
+            trace_id: format!("{index:032x}"),
+            endpoint: "messages".into(),
+            provider: "anthropic".into(),
+            model: "claude-sonnet-4-5".into(),
+            upstream_model: "claude-sonnet-4-5".into(),
+            streamed: false,
+            started_at: started_at + chrono::TimeDelta::milliseconds(index as i64),
+        }
+    }
+
+    fn ending(status: AiRequestStatus, cost: Option<i64>) -> AiCompletion {
+        AiCompletion {
+            provider: None,
+            upstream_model: None,
+            input_tokens: Some(10),
+            output_tokens: Some(2),
+            cache_read_tokens: None,
+            cache_write_tokens: None,
+            cost_microdollars: cost,
+            latency_ms: Some(12),
+            ttft_ms: None,
+            status,
+            error_message: None,
+            completed_at: Utc.with_ymd_and_hms(2026, 12, 3, 11, 0, 0).single().expect("a valid instant"),
+        }
+    }
+
+    async fn database() -> DatabaseConnection {
+        let db = castellan_schema::connect("sqlite::memory:").await.expect("connect");
+        castellan_schema::migrate(&db).await.expect("migrate");
+        db
+    }
+
+    async fn rows(db: &DatabaseConnection) -> Vec<castellan_schema::ai_requests::AiRequestRow> {
+        let filter = AiRequestFilter { limit: 10_000, ..AiRequestFilter::default() };
+        castellan_schema::ai_requests::list(db, &filter).await.expect("list")
+    }
+
+    #[actix::test]
+    async fn concurrent_starts_share_transactions_and_each_gets_its_id() {
+        let db = database().await;
+        let handle = AiRequestWriter::start(db.clone());
+        let callers = 200;
+        let starts = (0..callers).map(|index| {
+            let handle = handle.clone();
+            async move { (index, handle.start(row(index)).await.expect("start")) }
+        });
+        let answers = futures_util::future::join_all(starts).await;
+        let stored = rows(&db).await;
+        assert_eq!(stored.len(), callers, "every start is stored");
+        for (index, id) in &answers {
+            let stored_row = stored.iter().find(|stored| stored.id == *id).expect("the id names a stored row");
+            assert_eq!(stored_row.trace_id, format!("{index:032x}"), "caller {index} got its own row's id");
+            assert_eq!(stored_row.status, "started", "committed as started");
+        }
+        let commits = handle.commits();
+        assert!(commits >= 1 && commits < callers as u64 / 4, "{callers} starts took {commits} transactions");
+    }
+
+    #[actix::test]
+    async fn complete_after_start_and_a_second_completion_changes_nothing() {
+        let db = database().await;
+        let handle = AiRequestWriter::start(db.clone());
+        assert!(handle.is_available(), "a fresh writer is available");
+        let id = handle.start(row(1)).await.expect("start");
+        handle.complete(id, ending(AiRequestStatus::Success, Some(42))).await.expect("complete");
+        handle
+            .complete(id, ending(AiRequestStatus::ClientClosed, Some(7)))
+            .await
+            .expect("a second completion is no error");
+        let stored = rows(&db).await;
+        assert_eq!(stored.len(), 1);
+        assert_eq!(
+            (stored[0].status.as_str(), stored[0].cost_microdollars),
+            ("success", Some(42)),
+            "the first ending stays"
+        );
+
+        let error = handle.complete(id, ending(AiRequestStatus::Started, None)).await.expect_err("not an ending");
+        assert_eq!(error, AiRequestError::NotAnEnding);
+
+        let refused = handle.finish(row(2), ending(AiRequestStatus::Denied, None)).await.expect("finish");
+        assert_ne!(refused, id, "a refusal is a row of its own");
+        let stored = rows(&db).await;
+        let denied = stored.iter().find(|stored| stored.id == refused).expect("the refused row");
+        assert_eq!((denied.status.as_str(), denied.cost_microdollars), ("denied", None), "no made-up cost");
+        handle.drain().await;
+    }
+
+    #[actix::test]
+    async fn a_closed_database_refuses_starts_with_a_message_free_of_row_contents() {
+        let db = database().await;
+        let handle = AiRequestWriter::start(db.clone());
+        db.close_by_ref().await.expect("close");
+        let mut secret = row(3);
+        secret.user_id = Some("user-with-a-s3cret-name".into());
+        let error = handle.start(secret).await.expect_err("the database is closed");
+        assert_eq!(error, AiRequestError::Unavailable);
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        assert!(!handle.is_available(), "the health flag drops");
+    }
+}
