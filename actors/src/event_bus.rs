@@ -83,11 +83,22 @@ pub enum Event {
         tool: String,
         blocked: bool,
     },
+    /// An AI request ended (or was refused): its provider, the model as asked, its status
+    /// (`ai_requests.status`), and its cost when the model is priced.
+    AiRequest {
+        provider: String,
+        model: String,
+        status: String,
+        user: Option<String>,
+        trace_id: String,
+        latency_ms: Option<i64>,
+        cost_microdollars: Option<u64>,
+    },
 }
 
 impl Event {
     /// Every value of the serialized `type` tag, in declaration order (what `?types=` filters accept).
-    pub const TYPE_NAMES: [&'static str; 14] = [
+    pub const TYPE_NAMES: [&'static str; 15] = [
         "server_starting",
         "server_ready",
         "server_exited",
@@ -102,6 +113,7 @@ impl Event {
         "tool_call",
         "auth_decision",
         "tool_definition_changed",
+        "ai_request",
     ];
 
     /// The serialized `type` tag of this event, without serializing it.
@@ -121,6 +133,7 @@ impl Event {
             Event::ToolCall { .. } => "tool_call",
             Event::AuthDecision { .. } => "auth_decision",
             Event::ToolDefinitionChanged { .. } => "tool_definition_changed",
+            Event::AiRequest { .. } => "ai_request",
         }
     }
 }
@@ -274,6 +287,15 @@ mod tests {
             },
             Event::AuthDecision { outcome: "ok".into(), subject: None, reason: "r".into(), trace_id: "x".into() },
             Event::ToolDefinitionChanged { server: "s".into(), tool: "t".into(), blocked: false },
+            Event::AiRequest {
+                provider: "anthropic".into(),
+                model: "m".into(),
+                status: "success".into(),
+                user: None,
+                trace_id: "x".into(),
+                latency_ms: Some(1),
+                cost_microdollars: Some(168),
+            },
         ];
         let names: Vec<&str> = samples.iter().map(Event::type_name).collect();
         assert_eq!(names, Event::TYPE_NAMES, "one sample per variant, in declaration order");

@@ -63,6 +63,20 @@ struct ToolCallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AiLabels {
+    provider: LabelValue,
+    model: LabelValue,
+    status: LabelValue,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AiTokenLabels {
+    provider: LabelValue,
+    model: LabelValue,
+    kind: LabelValue,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServerLabels {
     server: LabelValue,
 }
@@ -139,6 +153,10 @@ impl ToolCatalogue for std::collections::BTreeMap<String, BTreeSet<String>> {
 /// The names that may become label values.
 struct KnownNames {
     configured_servers: ArcSwap<BTreeSet<String>>,
+    /// AI providers and model names the profile routes (exact route keys, and catalog models a
+    /// glob route matches): the only ones that become label values of the AI metrics.
+    configured_providers: ArcSwap<BTreeSet<String>>,
+    configured_models: ArcSwap<BTreeSet<String>>,
     catalogue: Arc<dyn ToolCatalogue>,
 }
 
@@ -146,6 +164,14 @@ impl KnownNames {
     fn server(&self, server: &str) -> LabelValue {
         if server.len() <= MAX_LABEL_BYTES && self.configured_servers.load().contains(server) {
             LabelValue(server.to_string())
+        } else {
+            LabelValue::unknown()
+        }
+    }
+
+    fn listed(names: &ArcSwap<BTreeSet<String>>, name: &str) -> LabelValue {
+        if name.len() <= MAX_LABEL_BYTES && names.load().contains(name) {
+            LabelValue(name.to_string())
         } else {
             LabelValue::unknown()
         }
@@ -192,6 +218,9 @@ pub struct Metrics {
     tool_call_seconds: Family<ServerLabels, Histogram>,
     child_restarts: Family<ServerLabels, Counter>,
     auth_decisions: Family<OutcomeLabels, Counter>,
+    ai_requests: Family<AiLabels, Counter>,
+    ai_tokens: Family<AiTokenLabels, Counter>,
+    ai_cost: Family<AiLabels, Counter>,
     pub servers_ready: Gauge,
     pub audit_commit_seconds: Histogram,
     pub audit_batch_size: Histogram,
@@ -226,6 +255,20 @@ impl Metrics {
         let events_lost = Counter::default();
         let auth_decisions = Family::<OutcomeLabels, Counter>::default();
         let servers_memory_bytes = Gauge::default();
+        let ai_requests = Family::<AiLabels, Counter>::default();
+        let ai_tokens = Family::<AiTokenLabels, Counter>::default();
+        let ai_cost = Family::<AiLabels, Counter>::default();
+        registry.register("ai_requests", "AI requests by provider, model and status", ai_requests.clone());
+        registry.register(
+            "ai_tokens",
+            "AI tokens by provider, model and kind (input, output, cache_read, cache_write)",
+            ai_tokens.clone(),
+        );
+        registry.register(
+            "ai_cost_microdollars",
+            "Cost of AI requests in microdollars, by provider, model and status",
+            ai_cost.clone(),
+        );
         registry.register("tool_calls", "Tool calls by server, tool and outcome", tool_calls.clone());
         registry.register(
             "tool_call_duration_seconds",
@@ -248,7 +291,12 @@ impl Metrics {
             "Resident memory of every supervised server's process tree",
             servers_memory_bytes.clone(),
         );
-        let known = KnownNames { configured_servers: ArcSwap::from_pointee(BTreeSet::new()), catalogue };
+        let known = KnownNames {
+            configured_servers: ArcSwap::from_pointee(BTreeSet::new()),
+            configured_providers: ArcSwap::from_pointee(BTreeSet::new()),
+            configured_models: ArcSwap::from_pointee(BTreeSet::new()),
+            catalogue,
+        };
         Self {
             inner: Arc::new(Inner { registry, known }),
             tool_calls,
@@ -261,6 +309,54 @@ impl Metrics {
             audit_failures,
             events_lost,
             auth_decisions,
+            ai_requests,
+            ai_tokens,
+            ai_cost,
+        }
+    }
+
+    /// The AI providers and models the profile configures: the only ones named in AI metrics.
+    pub fn set_configured_models(&self, providers: BTreeSet<String>, models: BTreeSet<String>) {
+        self.inner.known.configured_providers.store(Arc::new(providers));
+        self.inner.known.configured_models.store(Arc::new(models));
+    }
+
+    /// One finished AI request: counted, its tokens and its cost (when priced) added.
+    pub fn ai_request(
+        &self,
+        provider: &str,
+        model: &str,
+        status: &str,
+        usage: Option<&castellan_ai::cost::Usage>,
+        cost: Option<u64>,
+    ) {
+        let provider = KnownNames::listed(&self.inner.known.configured_providers, provider);
+        let model = KnownNames::listed(&self.inner.known.configured_models, model);
+        let status = if castellan_schema::ai_requests::AI_REQUEST_STATUSES.contains(&status) {
+            LabelValue(status.to_string())
+        } else {
+            LabelValue::unknown()
+        };
+        let labels = AiLabels { provider: provider.clone(), model: model.clone(), status };
+        self.ai_requests.get_or_create(&labels).inc();
+        if let Some(cost) = cost {
+            self.ai_cost.get_or_create(&labels).inc_by(cost);
+        }
+        if let Some(usage) = usage {
+            let kinds = [
+                ("input", usage.input),
+                ("output", usage.output),
+                ("cache_read", usage.cache_read),
+                ("cache_write", usage.cache_write_5m + usage.cache_write_1h),
+            ];
+            for (kind, tokens) in kinds.into_iter().filter(|(_, tokens)| *tokens > 0) {
+                let labels = AiTokenLabels {
+                    provider: provider.clone(),
+                    model: model.clone(),
+                    kind: LabelValue(kind.to_string()),
+                };
+                self.ai_tokens.get_or_create(&labels).inc_by(tokens);
+            }
         }
     }
 

@@ -2,6 +2,8 @@
 //! [`events`], to what happens now. Admin tier only, and our own access tokens need the `admin`
 //! scope and the gateway's audience (`identity::may_use_admin_api`).
 
+mod ai;
+mod budgets;
 mod events;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -14,7 +16,10 @@ use crate::identity::{AdminRefusal, Audience, AuthError, may_use_admin_api};
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/api/v1/traces/{trace_id}", web::get().to(trace))
-        .route("/api/v1/events", web::get().to(events::events));
+        .route("/api/v1/events", web::get().to(events::events))
+        .route("/api/v1/costs", web::get().to(ai::costs))
+        .route("/api/v1/ai-requests", web::get().to(ai::list))
+        .route("/api/v1/budgets", web::get().to(budgets::budgets));
 }
 
 /// Authenticates an admin, or the error response. A token must be for the whole of Castellan (the

@@ -132,7 +132,13 @@ impl Application {
             hooks: Arc::new(crate::hooks::Hooks::new(Some(secrets.lookup()))),
             hook_writer: crate::hooks::writer::HookWriter::start(db.clone()),
         }));
+        // Rows a crash left `started` are marked before anything new is admitted.
+        mark_interrupted_ai_requests(&db, profile).await?;
+        let ai_rows = castellan_actors::AiRequestWriter::start(db.clone());
+        let ai =
+            crate::ai::AiGateway::new(profile, db.clone(), ai_rows, Arc::clone(&gateway)).map_err(StartError::Other)?;
         let state = web::Data::new(AppState {
+            ai,
             gateway,
             authenticator: Authenticator::new(db.clone(), Arc::clone(&authority)),
             metrics,
@@ -154,7 +160,7 @@ impl Application {
             metadata_fetch_limiter: AddressLimiter::for_metadata_fetches(),
             flow_limiter: AddressLimiter::for_flows(),
         });
-        spawn_sweeps(state.clone());
+        spawn_sweeps(state.clone(), profile.clone());
         let handles = LiveHandles { state: state.clone(), reconciler: reconciler.clone(), bus: bus.clone() };
         apply_servers(&handles, profile);
 
@@ -317,6 +323,9 @@ pub fn apply_servers(handles: &LiveHandles, profile: &Profile) {
     tracing::debug!(generation, "governance snapshot published");
     handles.state.trusted_proxies.apply(&profile.server.trusted_proxies);
     handles.state.gateway.tool_pins.set_mode(profile.server.tool_changes);
+    if let Err(error) = handles.state.ai.apply(profile) {
+        tracing::error!(%error, "the AI gateway kept its previous configuration");
+    }
     handles.reconciler.do_send(ApplyServers(profile.mcp_servers.clone()));
     handles.state.migrations_applied.store(true, Ordering::Release);
 }
@@ -355,11 +364,39 @@ fn start_supervision(
 
 /// Once a minute: idle sessions end (with SessionEnd) and rate-limit buckets that are full again
 /// are dropped, so neither grows with callers that went away.
-fn spawn_sweeps(state: web::Data<AppState>) {
+/// Marks the AI rows left `started` by a daemon that stopped without ending them. SQLite is one
+/// daemon's file: every such row is a dead one. A shared PostgreSQL may hold other replicas'
+/// requests in flight, so only rows older than any request can run (the longest provider
+/// `timeout`, plus a minute) are marked, at start and then every minute.
+async fn mark_interrupted_ai_requests(db: &DatabaseConnection, profile: &Profile) -> Result<(), StartError> {
+    let now = chrono::Utc::now();
+    let started_before = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Sqlite => now,
+        _ => now - longest_ai_request(profile),
+    };
+    let interrupted = castellan_schema::ai_requests::mark_interrupted(db, started_before, now).await?;
+    if interrupted > 0 {
+        tracing::warn!(rows = interrupted, "AI requests interrupted by a stop were marked failed");
+    }
+    Ok(())
+}
+
+/// The longest an AI request can run: the longest provider `timeout`, plus a minute.
+fn longest_ai_request(profile: &Profile) -> chrono::Duration {
+    let longest = profile.providers.values().map(|provider| provider.timeout).max().unwrap_or(Duration::from_secs(600));
+    chrono::Duration::from_std(longest + Duration::from_secs(60)).unwrap_or(chrono::Duration::hours(1))
+}
+
+fn spawn_sweeps(state: web::Data<AppState>, profile: Profile) {
     tokio::spawn(async move {
         let mut every_minute = tokio::time::interval(Duration::from_secs(60));
         loop {
             every_minute.tick().await;
+            if state.db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite
+                && let Err(error) = mark_interrupted_ai_requests(&state.db, &profile).await
+            {
+                tracing::warn!(%error, "marking interrupted AI requests failed");
+            }
             state.gateway.end_idle_sessions().await;
             let snapshot = state.gateway.policies.load();
             snapshot.limits.sweep();

@@ -2,7 +2,9 @@
 
 mod admin;
 mod audit;
+mod budgets;
 mod clients;
+pub(crate) mod costs;
 mod database;
 mod hook;
 mod hooks_tail;
@@ -79,6 +81,14 @@ pub enum Command {
     /// Explain RBAC decisions.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Spend from `ai_requests`, in USD (stored as microdollars).
+    Costs(costs::CostsArgs),
+    /// Every budget with its period, spent and remaining.
+    Budgets {
+        /// One JSON object per budget account per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// A small MCP server with a customers data set (stdio, or HTTP with --http).
     DemoServer {
         /// Serve Streamable HTTP on this address instead of stdio.
@@ -119,6 +129,19 @@ pub fn main() -> ExitCode {
 }
 
 /// `castellan profile check FILE [--running RUNNING_FILE]`.
+/// Exact routes to models with no price in the catalog or `pricing`: their rows will have no cost.
+fn unpriced_routes(profile: &castellan_config::Profile) -> Vec<String> {
+    let Ok(catalog) = castellan_ai::catalog::Catalog::builtin() else {
+        return vec!["the built-in price catalog is unreadable: costs will be NULL".into()];
+    };
+    profile
+        .priced_models_to_check()
+        .into_iter()
+        .filter(|model| catalog.prices(model).is_none())
+        .map(|model| format!("models: '{model}' has no price in the catalog or in `pricing`; its requests will carry no cost and budgets will not count them"))
+        .collect()
+}
+
 fn check_profile(file: &std::path::Path, running: Option<&std::path::Path>) -> ExitCode {
     let print_problems = |problems: Vec<castellan_config::Problem>| {
         for problem in problems {
@@ -131,6 +154,9 @@ fn check_profile(file: &std::path::Path, running: Option<&std::path::Path>) -> E
         Err(problems) => return print_problems(problems),
     };
     println!("{}: ok", file.display());
+    for warning in unpriced_routes(&checked) {
+        println!("{}: warning: {warning}", file.display());
+    }
     let Some(running) = running else { return ExitCode::SUCCESS };
     let running = match castellan_config::load_profile_file(running) {
         Ok(profile) => profile,
@@ -157,6 +183,8 @@ fn run_async(global: GlobalArgs, command: Command) -> ExitCode {
             Command::Audit(command) => audit::run(&global, command).await,
             Command::Hooks(command) => hooks_tail::run(&global, command).await,
             Command::Policy(command) => policy::run(&global, command).await,
+            Command::Costs(args) => costs::run(&global, args).await,
+            Command::Budgets { json } => budgets::run(&global, json).await,
             Command::DemoServer { http: None } => {
                 crate::demo_server::run_stdio().await.map_err(|error| error.to_string()).map(|_| ExitCode::SUCCESS)
             }

@@ -632,3 +632,29 @@ fn architecture_lists_the_steps_in_the_order_the_code_runs_them() {
         last = at;
     }
 }
+
+#[test]
+fn architecture_lists_the_model_steps_in_the_order_the_code_runs_them() {
+    let architecture = include_str!("../../../ARCHITECTURE.md");
+    let section = architecture.split("## The governed chain for model requests").nth(1).unwrap_or_default();
+    let listed: Vec<&str> = section
+        .lines()
+        .take_while(|line| !line.starts_with("## "))
+        .filter(|line| line.chars().next().is_some_and(|first| first.is_ascii_digit()))
+        .filter_map(|line| line.split('`').nth(1))
+        .collect();
+    assert_eq!(
+        listed,
+        super::MODEL_STEPS,
+        "ARCHITECTURE.md's numbered model steps name governance::MODEL_STEPS, in order"
+    );
+    // Admission runs in model_call.rs up to the started row; execute and redact are the surface's.
+    let code = include_str!("model_call.rs");
+    let admit = code.split("pub async fn admit(").nth(1).unwrap_or_default();
+    let mut last = 0;
+    for step in ["resolve", "rate_limit", "rbac", "budget", "pre_hooks", "audit_health", "audit_start"] {
+        let at = admit.find(&format!("// {step}")).unwrap_or_else(|| panic!("model_call.rs marks the step {step}"));
+        assert!(at > last, "ModelChain::admit runs {step} after the step before it");
+        last = at;
+    }
+}

@@ -13,6 +13,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(crate::web::configure)
         .configure(crate::admin_api::configure)
         .configure(crate::hooks::endpoint::configure)
+        .configure(crate::ai::http::configure)
         .route("/mcp", web::post().to(|request, body, state| mcp::post(request, body, state, None)))
         .route("/mcp", web::get().to(|request, state| mcp::get(request, state, None)))
         .route("/mcp", web::delete().to(|request, state| mcp::delete(request, state, None)))

@@ -15,6 +15,8 @@ use crate::mcp::gateway::Gateway;
 /// What every handler shares.
 pub struct AppState {
     pub gateway: Arc<Gateway>,
+    /// The AI provider gateway: its compiled configuration and the chain's services.
+    pub ai: Arc<crate::ai::AiGateway>,
     pub authenticator: Authenticator,
     pub metrics: Metrics,
     /// `metrics.token`: who may read `/metrics`.
