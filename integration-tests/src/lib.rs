@@ -1,6 +1,7 @@
 //! `spawn_app()` and friends: start the real `castellan` binary on a free port with a fresh database
 //! (a SQLite file or a new PostgreSQL database), wait until it is ready, and talk to it.
 
+pub mod ai;
 pub mod events;
 pub mod mcp;
 pub mod oauth;

@@ -1,6 +1,9 @@
 //! One end-to-end test binary: every module below is one area of the surface. One binary links the
 //! castellan library once instead of twenty times.
 
+mod ai_claude_code;
+mod ai_fake_provider;
+mod ai_gateway;
 mod audit_size;
 mod child_output;
 mod cli;

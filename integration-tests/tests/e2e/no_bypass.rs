@@ -27,6 +27,9 @@ const TABLE: &[(&str, &str, &str, &str, [u16; 3])] = &[
     // A streaming 200: the status arrives with the headers and the unread body is dropped (hang-up).
     ("GET", "/api/v1/events", "/api/v1/events", "", [401, 403, 200]),
     ("GET", "/api/v1/traces/{trace_id}", "/api/v1/traces/4bf92f3577b34da6a3ce929d0e0e4736", "", [401, 403, 200]),
+    ("GET", "/api/v1/ai-requests", "/api/v1/ai-requests", "", [401, 403, 200]),
+    ("GET", "/api/v1/budgets", "/api/v1/budgets", "", [401, 403, 200]),
+    ("GET", "/api/v1/costs", "/api/v1/costs", "", [401, 403, 200]),
     ("GET", "/enrol", "/enrol", "", [400, 400, 400]),
     ("POST", "/hooks/{event}", "/hooks/PreToolUse", "", [401, 400, 400]),
     ("GET", "/login", "/login", "", [200, 200, 200]),
@@ -39,6 +42,16 @@ const TABLE: &[(&str, &str, &str, &str, [u16; 3])] = &[
     ("POST", "/mcp/{server}", "/mcp/customers", "INIT", [401, 200, 200]),
     ("GET", "/mcp/{server}", "/mcp/customers", "", [401, 406, 406]),
     ("DELETE", "/mcp/{server}", "/mcp/customers", "", [401, 400, 400]),
+    // The AI gateway: authenticated before the body is read; an empty body without a JSON
+    // Content-Type is then a 415.
+    ("POST", "/v1/chat/completions", "/v1/chat/completions", "", [401, 415, 415]),
+    ("POST", "/v1/messages", "/v1/messages", "", [401, 415, 415]),
+    ("POST", "/v1/messages/count_tokens", "/v1/messages/count_tokens", "", [401, 415, 415]),
+    ("GET", "/v1/models", "/v1/models", "", [401, 200, 200]),
+    ("POST", "/v1/models/{call}", "/v1/models/gemini-2.5-flash:generateContent", "", [401, 415, 415]),
+    ("POST", "/v1/responses", "/v1/responses", "", [401, 415, 415]),
+    ("GET", "/v1beta/models", "/v1beta/models", "", [401, 200, 200]),
+    ("POST", "/v1beta/models/{call}", "/v1beta/models/gemini-2.5-flash:generateContent", "", [401, 415, 415]),
     ("GET", "/oauth/authorize", "/oauth/authorize", "", [400, 400, 400]),
     ("GET", "/oauth/authorize/continue", "/oauth/authorize/continue", "", [400, 400, 400]),
     ("POST", "/oauth/consent", "/oauth/consent", "", [400, 400, 400]),
