@@ -408,7 +408,9 @@ async fn answer(
     let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
     let usage = parsed.as_ref().and_then(|value| castellan_ai::usage::from_response(upstream_format, value));
     let (row_status, error_message) = if !status.is_success() {
-        (AiRequestStatus::UpstreamError, Some(upstream_error_message(parsed.as_ref(), status.as_u16())))
+        // The provider's message may quote the prompt: redacted like the answer.
+        let message = upstream_error_message(parsed.as_ref(), status.as_u16());
+        (AiRequestStatus::UpstreamError, Some(redactor.redact(&message).into_owned()))
     } else if parsed.is_none() {
         (AiRequestStatus::Failed, Some("the provider's answer is not JSON".to_string()))
     } else {

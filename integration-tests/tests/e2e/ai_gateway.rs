@@ -461,3 +461,101 @@ fn postgres_holds_the_rows_as_sqlite_does() {
     let started = Instant::now();
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn the_provider_key_from_the_secret_store_and_secrets_in_prompts_never_leave_castellan() {
+    const CANARY: &str = "canary-value-7f3a9c2e5b1d4680";
+    let fake = FakeProvider::start();
+    let app = spawn(&fake, Database::Sqlite, "");
+    let mut events =
+        integration_tests::events::EventStream::open(&app.base_url, &format!("Bearer {}", app.admin_key), "")
+            .expect("the event stream opens");
+    for (name, value) in [("anthropic_key", PROVIDER_KEY), ("canary", CANARY)] {
+        let stored = app.cli_with_stdin(&["secrets", "set", name], value);
+        assert!(stored.status.success(), "secrets set {name}: {}", String::from_utf8_lossy(&stored.stderr));
+    }
+    let from_store = profile(&fake, "").replacen("${PROVIDER_KEY:-not-the-daemons-key}", "${secret:anthropic_key}", 1);
+    std::fs::write(&app.profile_path, from_store).expect("rewrite the profile");
+    let key = app.user_with_key("kim", "user");
+    let prompt = format!("my token is {CANARY}, keep it");
+    let mut report = Value::Null;
+    let reached = eventually(Duration::from_secs(20), || {
+        fake.clear();
+        report = run_ai_sdks(&["anthropic.create"], &app.base_url, &key, &["--prompt", &prompt]);
+        report["anthropic.create"]["ok"] == true
+            && fake.requests().iter().any(|request| request["headers"]["x-api-key"] == PROVIDER_KEY)
+    });
+    assert!(reached, "the reloaded profile takes the key from the secret store: {report}");
+    let received = fake.requests().iter().map(Value::to_string).collect::<String>();
+    assert!(!received.contains(CANARY), "a secret-store value in a prompt is redacted before it leaves: {received}");
+    assert!(received.contains("[REDACTED:canary]"), "{received}");
+    let answer = report["anthropic.create"]["text"].as_str().unwrap_or_default().to_string();
+    assert!(!answer.contains(CANARY), "{answer}");
+
+    let metrics = ureq::get(&format!("{}/metrics", app.base_url)).call().expect("metrics").into_string().expect("text");
+    let counted = metrics.lines().any(|line| {
+        line.starts_with("castellan_ai_requests_total{")
+            && line.contains("provider=\"anthropic\"")
+            && line.contains("model=\"claude-sonnet-4-5\"")
+            && line.contains("status=\"success\"")
+    });
+    assert!(counted, "the request is counted under configured names: {metrics}");
+    assert!(metrics.contains("castellan_ai_cost_microdollars_total{"), "cost is exported");
+    let event = events
+        .find(Duration::from_secs(5), |message| message.event == "ai_request" && message.data["status"] == "success");
+    assert!(event.is_some(), "the bus carried the request: {}", events.received);
+
+    let mut everything =
+        format!("{}{}{}", app.log(), events.received, serde_json::to_string(&ai_rows(&app)).unwrap_or_default());
+    let dump = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\nprint('\\n'.join(sqlite3.connect(sys.argv[1]).iterdump()))",
+            app.database.url.trim_start_matches("sqlite://"),
+        ])
+        .output()
+        .expect("python3 runs");
+    everything.push_str(&String::from_utf8_lossy(&dump.stdout));
+    assert!(dump.stdout.len() > 1000, "the dump covers the database");
+    for secret in [PROVIDER_KEY, CANARY] {
+        assert!(!everything.contains(secret), "{secret} is in no log line, event, row or table");
+    }
+}
+
+#[test]
+fn a_stalling_provider_times_out_with_a_504_and_gemini_clients_reach_claude_models() {
+    let fake = FakeProvider::start();
+    let app = spawn(&fake, Database::Sqlite, "");
+    let stalling = profile(&fake, "").replacen(
+        &format!("base_url: \"{}\" }}\n  openai", fake.url()),
+        &format!("base_url: \"{}\", timeout: 2s, connect_timeout: 1s }}\n  openai", fake.url()),
+        1,
+    );
+    assert_ne!(stalling, profile(&fake, ""), "the anthropic provider got a timeout");
+    std::fs::write(&app.profile_path, &stalling).expect("rewrite the profile");
+    let key = app.user_with_key("lee", "user");
+    // Before the reload the stall would last the fake's 120 s: wait for the new profile first.
+    assert!(eventually(Duration::from_secs(20), || app.log_shows("profile reloaded")), "the profile was reloaded");
+    let started = Instant::now();
+    let body = r#"{"model":"claude-stall","max_tokens":8,"messages":[{"role":"user","content":"x"}]}"#;
+    let (status, answer, _) = post(&app, "/v1/messages", &key, body);
+    assert_eq!(status, 504, "a stalled provider is a 504: {answer}");
+    assert_eq!(answer["error"]["type"], "timeout_error", "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(6), "within the provider's 2 s timeout: {:?}", started.elapsed());
+    let report = run_ai_sdks(
+        &["gemini.generate=claude-sonnet-4-5", "gemini.stream=claude-sonnet-4-5"],
+        &app.base_url,
+        &key,
+        &[],
+    );
+    assert_eq!(ok(&report, "gemini.generate=claude-sonnet-4-5")["text"], ANSWER, "Gemini to Anthropic and back");
+    assert_eq!(ok(&report, "gemini.stream=claude-sonnet-4-5")["text"], ANSWER, "streamed too");
+    let rows = settled_rows(&app, 3);
+    assert_eq!(
+        rows.iter()
+            .filter(|row| row["endpoint"] == "gemini" && row["provider"] == "anthropic" && row["status"] == "success")
+            .count(),
+        2,
+        "{rows:#?}"
+    );
+}
