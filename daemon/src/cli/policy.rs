@@ -1,11 +1,12 @@
-//! `castellan policy explain`: what RBAC decides for a user and a tool, and which rule decided it,
-//! computed by the same function the gateway calls (`castellan_actors::policy::explain`) over the
+//! `castellan policy explain`: what RBAC decides for a user and a tool or a model, and which rule
+//! decided it, computed by the same functions the gateways call (`castellan_actors::policy::explain`,
+//! `explain_model`) over the
 //! profile's rules and the user's tier as stored in the database.
 
 use std::process::ExitCode;
 
 use castellan_actors::Decision;
-use castellan_actors::policy::explain;
+use castellan_actors::policy::{explain, explain_model};
 use castellan_config::{RbacRule, RbacSettings, Tier};
 use clap::Subcommand;
 
@@ -14,35 +15,80 @@ use super::{GlobalArgs, load_profile};
 
 #[derive(Subcommand, Debug)]
 pub enum PolicyCommand {
-    /// Print the RBAC decision for USER calling SERVER__TOOL and the rule that made it (its index in
-    /// rbac.rules and its text, or "default"). Exit 0 when allowed; 1 when denied, or when no
-    /// decision could be made (unknown user, malformed name, no database: the message says which).
-    /// `--model` (AI requests) and `--agent` (A2A) come with those features; they are not here yet.
+    /// Print the RBAC decision for USER calling SERVER__TOOL (or asking for MODEL) and the rule that
+    /// made it (its index in rbac.rules and its text, or "default"). Exit 0 when allowed; 1 when
+    /// denied, or when no decision could be made (unknown user, malformed name, no database: the
+    /// message says which). `--agent` (A2A) comes with that feature.
     Explain {
         /// A user name, looked up in the database for its tier.
         #[arg(long)]
         user: String,
         /// The tool as clients see it: `{server}__{tool}`, e.g. customers__delete_customer.
+        #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+        tool: Option<String>,
+        /// A model name as clients ask for it (AI requests), e.g. claude-opus-4-5.
         #[arg(long)]
-        tool: String,
+        model: Option<String>,
     },
 }
 
 pub async fn run(global: &GlobalArgs, command: PolicyCommand) -> Result<ExitCode, String> {
-    let PolicyCommand::Explain { user, tool } = command;
-    explain_call(global, &user, &tool).await
+    let PolicyCommand::Explain { user, tool, model } = command;
+    match (tool, model) {
+        (Some(tool), _) => explain_call(global, &user, &tool).await,
+        (None, Some(model)) => explain_model_request(global, &user, &model).await,
+        (None, None) => Err("give --tool SERVER__TOOL or --model MODEL".into()),
+    }
 }
 
-async fn explain_call(global: &GlobalArgs, user: &str, exposed_tool: &str) -> Result<ExitCode, String> {
-    let (server, tool) = split_exposed_name(exposed_tool)?;
+async fn explain_model_request(global: &GlobalArgs, user: &str, model: &str) -> Result<ExitCode, String> {
     let (profile, _) = load_profile(global)?;
-    let db = super::database::open_existing(global, &profile).await?;
+    let (row, tier) = user_and_tier(global, &profile, user).await?;
+    let route = profile.route(model);
+    if route.is_none() {
+        eprintln!("note: no route of `models` matches '{}'; the gateway answers 404 before RBAC", escape(model));
+    }
+    let explanation = explain_model(&profile.rbac, tier, model);
+    let allowed = explanation.decision.is_allowed() && !row.disabled;
+    println!("decision: {}", if allowed { "allow" } else { "deny" });
+    println!("user: {} (tier {})", row.name, tier.as_str());
+    match route {
+        Some((key, route)) => println!(
+            "model: {} (route '{}', provider {}, upstream {})",
+            escape(model),
+            escape(key),
+            escape(&route.provider),
+            escape(route.upstream_model(model))
+        ),
+        None => println!("model: {} (no route)", escape(model)),
+    }
+    println!("rule: {}", describe_rule(&profile.rbac, explanation.rule_index, &explanation.decision));
+    if row.disabled {
+        println!("note: the user is disabled: authentication refuses every request before RBAC is asked");
+    }
+    Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The user's row and tier, from the database the profile names.
+async fn user_and_tier(
+    global: &GlobalArgs,
+    profile: &castellan_config::Profile,
+    user: &str,
+) -> Result<(castellan_schema::users::UserRow, Tier), String> {
+    let db = super::database::open_existing(global, profile).await?;
     let row = castellan_schema::users::find_by_name(&db, user)
         .await
         .map_err(|error| error.to_string())?
         .ok_or_else(|| format!("no user named '{}'", escape(user)))?;
     let tier =
         Tier::parse(&row.tier).ok_or_else(|| format!("user '{}' has an unknown tier '{}'", row.name, row.tier))?;
+    Ok((row, tier))
+}
+
+async fn explain_call(global: &GlobalArgs, user: &str, exposed_tool: &str) -> Result<ExitCode, String> {
+    let (server, tool) = split_exposed_name(exposed_tool)?;
+    let (profile, _) = load_profile(global)?;
+    let (row, tier) = user_and_tier(global, &profile, user).await?;
     if !profile.mcp_servers.keys().any(|name| name.as_str() == server) {
         eprintln!("note: the profile has no server '{}'; the rules are evaluated anyway", escape(server));
     }
@@ -98,8 +144,13 @@ fn rule_text(rule: &RbacRule) -> String {
     if let Some(max) = rule.max_tier {
         parts.push(format!("max_tier: {}", max.as_str()));
     }
-    parts.push(format!("servers: {}", list(&rule.servers)));
-    parts.push(format!("tools: {}", list(&rule.tools)));
+    if rule.models.is_empty() {
+        parts.push(format!("servers: {}", list(&rule.servers)));
+        parts.push(format!("tools: {}", list(&rule.tools)));
+    } else {
+        let models: Vec<String> = rule.models.iter().map(|pattern| format!("\"{pattern}\"")).collect();
+        parts.push(format!("models: [{}]", models.join(", ")));
+    }
     format!("{{ {} }}", parts.join(", "))
 }
 

@@ -257,6 +257,12 @@ fn a_denied_model_or_prompt_never_reaches_the_provider_and_is_a_row() {
     let prompt = run_ai_sdks(&["anthropic.create"], &app.base_url, &key, &["--prompt", "what are the launch codes?"]);
     assert_eq!(prompt["anthropic.create"]["error"]["status"], 403, "the hook denied the prompt: {prompt}");
     assert!(fake.requests().is_empty(), "nothing denied reached the provider: {:?}", fake.requests());
+    let explained = app.cli(&["policy", "explain", "--user", "dave", "--model", "claude-forbidden"]);
+    let text = String::from_utf8_lossy(&explained.stdout);
+    assert_eq!(explained.status.code(), Some(1), "policy explain says deny: {text}");
+    assert!(text.contains("no-forbidden-models") && text.contains("route 'claude-*'"), "{text}");
+    let allowed = app.cli(&["policy", "explain", "--user", "dave", "--model", "claude-sonnet-4-5"]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", String::from_utf8_lossy(&allowed.stdout));
     let rows = settled_rows(&app, 3);
     assert!(rows.iter().all(|row| row["status"] == "denied"), "{rows:#?}");
     assert!(
