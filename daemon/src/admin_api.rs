@@ -46,8 +46,8 @@ async fn admin(state: &AppState, request: &HttpRequest) -> Result<crate::identit
     }
 }
 
-/// `GET /api/v1/traces/{trace_id}`: everything recorded under one trace id: the hook decisions and
-/// the tool executions (a refused credential never reaches either).
+/// `GET /api/v1/traces/{trace_id}`: everything recorded under one trace id: the model requests, the
+/// hook decisions and the tool executions (a refused credential never reaches either).
 async fn trace(request: HttpRequest, state: web::Data<AppState>, trace_id: web::Path<String>) -> HttpResponse {
     if let Err(response) = admin(&state, &request).await {
         return response;
@@ -73,6 +73,13 @@ async fn trace(request: HttpRequest, state: web::Data<AppState>, trace_id: web::
             })
         })
         .collect();
+    let model_requests = match castellan_schema::ai_requests::by_trace_id(&state.db, &trace_id).await {
+        Ok(rows) => rows.iter().map(ai::row_json).collect::<Vec<_>>(),
+        Err(error) => {
+            tracing::error!(%error, "reading a trace failed");
+            return ApiError::Unavailable("the database is unavailable; try again".into()).into_response();
+        }
+    };
     match castellan_schema::audit::by_trace_id(&state.db, &trace_id).await {
         Ok(rows) => {
             let executions: Vec<serde_json::Value> = rows
@@ -87,9 +94,12 @@ async fn trace(request: HttpRequest, state: web::Data<AppState>, trace_id: web::
                     })
                 })
                 .collect();
-            HttpResponse::Ok()
-                .insert_header(("Cache-Control", "no-store"))
-                .json(json!({"trace_id": trace_id, "hook_events": hook_events, "tool_executions": executions}))
+            HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
+                "trace_id": trace_id,
+                "ai_requests": model_requests,
+                "hook_events": hook_events,
+                "tool_executions": executions,
+            }))
         }
         Err(error) => {
             tracing::error!(%error, "reading a trace failed");

@@ -134,7 +134,7 @@ pub async fn list(request: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     }
 }
 
-fn row_json(row: &AiRequestRow) -> Value {
+pub(super) fn row_json(row: &AiRequestRow) -> Value {
     json!({
         "id": row.id,
         "user_id": row.user_id,

@@ -325,7 +325,17 @@ async fn execute(
                     )
                 });
                 let upstream_format = provider::upstream_format(candidate.provider.kind, client.endpoint);
-                return answer(admitted, response, upstream_format, client, answered_by, redactor, started).await;
+                let tool_uses = state.ai.tool_uses.clone();
+                return answer(
+                    admitted,
+                    response,
+                    (upstream_format, client),
+                    answered_by,
+                    redactor,
+                    started,
+                    tool_uses,
+                )
+                .await;
             }
             Err(error) => {
                 tracing::info!(trace_id = %admitted.trace_id, provider = %candidate.provider.name, reason = %error.message(), "upstream attempt failed");
@@ -362,11 +372,11 @@ async fn execute(
 async fn answer(
     admitted: AdmittedCall,
     response: reqwest::Response,
-    upstream_format: WireFormat,
-    client: &ClientCall<'_>,
+    (upstream_format, client): (WireFormat, &ClientCall<'_>),
     answered_by: Option<(String, String, Option<castellan_ai::cost::Prices>)>,
     redactor: Arc<crate::redaction::Redactor>,
     started: Instant,
+    tool_uses: Arc<super::lineage::ToolUseTraces>,
 ) -> HttpResponse {
     let status = response.status();
     let is_stream = status.is_success()
@@ -376,7 +386,15 @@ async fn answer(
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.starts_with("text/event-stream"));
     if is_stream {
-        let relay = Relay::new(response, upstream_format, client.endpoint, admitted, answered_by, redactor, started);
+        let relay = Relay::new(
+            response,
+            (upstream_format, client.endpoint),
+            admitted,
+            answered_by,
+            redactor,
+            started,
+            tool_uses,
+        );
         return HttpResponse::Ok()
             .insert_header(("Content-Type", "text/event-stream"))
             .insert_header(("Cache-Control", "no-cache"))
@@ -433,12 +451,18 @@ async fn answer(
         _ => (row_status, error_message),
     };
     let ending = Ending { status: row_status, usage, ttft: None, error_message, answered_by };
+    let admitted_trace = admitted.trace_id.clone();
     if let Err(error) = admitted.finish(ending).await {
         tracing::error!(%error, "the row of an AI request could not be completed; the answer is withheld");
         return AiError::Unavailable(
             "audit unavailable: the answer is withheld because it could not be recorded".into(),
         )
         .response(client.endpoint);
+    }
+    if let (Ok(bytes), WireFormat::Messages) = (&client_body, client.endpoint)
+        && let Ok(message) = serde_json::from_slice::<serde_json::Value>(bytes)
+    {
+        tool_uses.remember_message(&message, &admitted_trace, Instant::now());
     }
     match client_body {
         Ok(bytes) => HttpResponse::build(

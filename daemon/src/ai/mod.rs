@@ -10,6 +10,7 @@
 pub mod budget_status;
 pub mod errors;
 pub mod http;
+pub mod lineage;
 pub mod models_list;
 pub mod policy;
 pub mod provider;
@@ -34,6 +35,8 @@ use policy::AiPolicy;
 /// The AI gateway's state: the compiled configuration in force and the chain's services.
 pub struct AiGateway {
     policy: Arc<ArcSwap<AiPolicy>>,
+    /// Tool uses in relayed answers, so the tool calls that follow join their prompt's trace.
+    pub tool_uses: Arc<lineage::ToolUseTraces>,
     services: ModelCallServices,
     gateway: Arc<crate::mcp::gateway::Gateway>,
 }
@@ -58,7 +61,7 @@ impl AiGateway {
             metrics: gateway.metrics.clone(),
             bus: gateway.bus.clone(),
         };
-        Ok(Arc::new(AiGateway { policy, services, gateway }))
+        Ok(Arc::new(AiGateway { policy, tool_uses: Arc::default(), services, gateway }))
     }
 
     /// The configuration in force; a request keeps the one it loaded.
@@ -73,6 +76,14 @@ impl AiGateway {
         self.services.metrics.set_configured_models(providers, models);
         self.policy.store(next);
         Ok(())
+    }
+
+    /// The trace a tool call joins: its prompt's, when this daemon relayed the answer that asked for
+    /// the tool use, else the one derived from the tool use id.
+    pub fn trace_of_tool_use(&self, tool_use_id: &str) -> Option<String> {
+        self.tool_uses
+            .prompt_trace(tool_use_id, std::time::Instant::now())
+            .or_else(|| crate::trace_ids::trace_id_for_tool_use(tool_use_id))
     }
 
     /// The budget ledger, for `GET /api/v1/budgets`.

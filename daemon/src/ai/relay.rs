@@ -42,19 +42,22 @@ pub struct Relay {
     finishing: Option<BoxFuture<'static, ()>>,
     /// Bytes to send after the row is completed (a translator's closing events).
     tail: Option<Bytes>,
+    /// Where the tool uses of an Anthropic-format answer are remembered, with the request's trace.
+    lineage: Option<(Arc<super::lineage::ToolUseTraces>, String)>,
     done: bool,
 }
 
 impl Relay {
     pub fn new(
         upstream: reqwest::Response,
-        upstream_format: WireFormat,
-        client_format: WireFormat,
+        (upstream_format, client_format): (WireFormat, WireFormat),
         call: AdmittedCall,
         answered_by: Option<(String, String, Option<castellan_ai::cost::Prices>)>,
         redactor: Arc<Redactor>,
         started: Instant,
+        tool_uses: Arc<super::lineage::ToolUseTraces>,
     ) -> Self {
+        let lineage = (client_format == WireFormat::Messages).then(|| (tool_uses, call.trace_id.clone()));
         let translator = (upstream_format != client_format)
             .then(|| StreamTranslator::new(upstream_format, client_format, &call.requested_model));
         Relay {
@@ -70,6 +73,7 @@ impl Relay {
             ttft: None,
             finishing: None,
             tail: None,
+            lineage,
             done: false,
         }
     }
@@ -84,11 +88,21 @@ impl Relay {
             self.ttft = Some(self.started.elapsed());
         }
         match &mut self.translator {
-            None => Ok(Bytes::from(self.redactor.redact_bytes(chunk).into_owned())),
+            None => {
+                if let Some((tool_uses, trace_id)) = &self.lineage {
+                    for event in &events {
+                        tool_uses.remember_event(event, trace_id, Instant::now());
+                    }
+                }
+                Ok(Bytes::from(self.redactor.redact_bytes(chunk).into_owned()))
+            }
             Some(translator) => {
                 let mut out = String::new();
                 for event in &events {
                     for translated in translator.push(event).map_err(|error| error.to_string())? {
+                        if let Some((tool_uses, trace_id)) = &self.lineage {
+                            tool_uses.remember_event(&translated, trace_id, Instant::now());
+                        }
                         out.push_str(&translated.encode());
                     }
                 }

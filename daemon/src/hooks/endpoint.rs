@@ -56,7 +56,12 @@ async fn hook(
     if !payload.is_object() {
         return ApiError::BadRequest("the hook input must be a JSON object".into()).into_response();
     }
-    let trace_id = trace_id_for(&request);
+    // A tool use's hook events join its prompt's trace as its MCP call does (`ai::lineage`).
+    let trace_id = payload
+        .get("tool_use_id")
+        .and_then(Value::as_str)
+        .and_then(|tool_use_id| state.ai.tool_uses.prompt_trace(tool_use_id, std::time::Instant::now()))
+        .unwrap_or_else(|| trace_id_for(&request));
     let tool = payload.get("tool_name").and_then(Value::as_str).unwrap_or_default().to_string();
     let tool = (!tool.is_empty()).then_some(tool.as_str());
     let server = tool.map(|_| CLAUDE_CODE_SERVER);

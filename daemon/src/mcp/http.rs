@@ -82,11 +82,14 @@ pub async fn post(
         Err(error) => return HttpResponse::BadRequest().json(error.to_message()),
     };
     let client = crate::http::client_address(&state, &request);
-    // A Claude Code tools/call names its tool use: the trace id is derived from it, as the
-    // `castellan hook` shim derives the trace id of that tool use's hook events.
+    // A Claude Code tools/call names its tool use: it joins the trace of the model request whose
+    // answer asked for it when that went through this daemon, else its trace id is derived from
+    // the tool use id, as the `castellan hook` shim derives the trace id of its hook events.
     let trace_id = match &message {
         Incoming::Request { method, params: Some(params), .. } if method == "tools/call" => {
-            crate::trace_ids::trace_id_for_tool_call(params).unwrap_or(trace_id)
+            crate::trace_ids::tool_use_id_in_params(params)
+                .and_then(|tool_use_id| state.ai.trace_of_tool_use(tool_use_id))
+                .unwrap_or(trace_id)
         }
         _ => trace_id,
     };

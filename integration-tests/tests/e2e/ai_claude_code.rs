@@ -254,4 +254,16 @@ fn claude_code_with_castellans_mcp_endpoint_shows_the_model_calls_and_the_tool_c
         assert_eq!(row["user_id"], calls[0]["user_id"], "the model calls and the tool call have one user: {row}");
     }
     assert_eq!(rows[0]["user_id"], "bob", "that user is the key's: {}", rows[0]);
+    // The tool call joins the trace of the model request whose answer asked for it.
+    assert_eq!(calls[0]["trace_id"], rows[0]["trace_id"], "the tool call is in its prompt's trace: {rows:#?}");
+    assert_ne!(rows[1]["trace_id"], rows[0]["trace_id"], "the next model request has a trace of its own");
+    let trace = rows[0]["trace_id"].as_str().expect("a trace id");
+    let view: Value = ureq::get(&format!("{}/api/v1/traces/{trace}", app.base_url))
+        .set("Authorization", &format!("Bearer {}", app.admin_key))
+        .call()
+        .expect("GET /api/v1/traces")
+        .into_json()
+        .expect("json");
+    assert_eq!(view["ai_requests"].as_array().map(Vec::len), Some(1), "the prompt is in the trace: {view}");
+    assert_eq!(view["tool_executions"].as_array().map(Vec::len), Some(1), "with its tool call: {view}");
 }

@@ -59,6 +59,18 @@ pub async fn list(db: &DatabaseConnection, filter: &AiRequestFilter) -> DbResult
     Ok(rows.into_iter().map(AiRequestRow::from).collect())
 }
 
+/// The rows of one trace, oldest first (bounded like [`list`]).
+#[tracing::instrument(skip_all)]
+pub async fn by_trace_id(db: &DatabaseConnection, trace_id: &str) -> DbResult<Vec<AiRequestRow>> {
+    let rows = entity::Entity::find()
+        .filter(entity::Column::TraceId.eq(trace_id))
+        .order_by_asc(entity::Column::Id)
+        .limit(LIST_MAX_LIMIT)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(AiRequestRow::from).collect())
+}
+
 /// What [`costs`] groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CostsBy {
