@@ -18,12 +18,12 @@ case "$seconds" in
 esac
 cd "$(dirname "$0")/.."
 export RUSTC_BOOTSTRAP=1
-targets=(${FUZZ_TARGETS:-profile jsonrpc sse stateless_headers tool_names oauth_params client_metadata hook_wire ai_sse ai_request_facts})
+targets=(${FUZZ_TARGETS:-profile jsonrpc sse stateless_headers tool_names oauth_params client_metadata hook_wire ai_sse ai_request_facts ai_translate})
 
 # An input that takes longer than this many seconds is a failure ("must finish quickly").
 timeout_seconds="${FUZZ_TIMEOUT:-5}"
 # Longest input libFuzzer may generate (the profile parser is the one that reads whole files).
-declare -A max_len=([profile]=65536 [jsonrpc]=16384 [sse]=16384 [stateless_headers]=4096 [tool_names]=4096 [oauth_params]=4096 [client_metadata]=8192 [ai_sse]=16384 [ai_request_facts]=16384)
+declare -A max_len=([profile]=65536 [jsonrpc]=16384 [sse]=16384 [stateless_headers]=4096 [tool_names]=4096 [oauth_params]=4096 [client_metadata]=8192 [ai_sse]=16384 [ai_request_facts]=16384 [ai_translate]=16384)
 
 nice -n 10 cargo fuzz build
 mkdir -p fuzz/logs
