@@ -244,10 +244,15 @@ fn prepare_body(
 ) -> Result<Vec<u8>, String> {
     let upstream = provider::upstream_format(candidate.provider.kind, format);
     if upstream == format {
-        if format == WireFormat::Gemini || candidate.upstream_model == requested_model {
-            return Ok(body.to_vec());
+        let body = if format == WireFormat::Gemini || candidate.upstream_model == requested_model {
+            body.to_vec()
+        } else {
+            castellan_ai::format::rewrite_model(body, &candidate.upstream_model).map_err(|error| error.to_string())?
+        };
+        if format == WireFormat::ChatCompletions && streamed {
+            return Ok(ask_for_stream_usage(body));
         }
-        return castellan_ai::format::rewrite_model(body, &candidate.upstream_model).map_err(|error| error.to_string());
+        return Ok(body);
     }
     if operation == Operation::CountTokens {
         return Err(format!(
@@ -258,6 +263,26 @@ fn prepare_body(
     let options =
         castellan_ai::translate::RequestOptions { upstream_model: &candidate.upstream_model, stream: streamed };
     castellan_ai::translate::request(format, upstream, body, &options).map_err(|error| error.to_string())
+}
+
+/// An OpenAI Chat stream carries usage only when `stream_options.include_usage` asks for it, and a
+/// stream without usage could not be metered: a request that names no `stream_options` gets them
+/// (one member added after the opening brace, every other byte as sent; the client then sees one
+/// more chunk, with empty `choices`, as the SDKs expect). A client that sets `stream_options`
+/// itself is left alone; without usage its request is charged what it reserved.
+fn ask_for_stream_usage(body: Vec<u8>) -> Vec<u8> {
+    let names_options = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .is_some_and(|value| value.get("stream_options").is_some());
+    let Some(brace) = body.iter().position(|byte| *byte == b'{') else { return body };
+    if names_options {
+        return body;
+    }
+    let member: &[u8] = br#""stream_options":{"include_usage":true},"#;
+    let rest = &body[brace + 1..];
+    let empty_object = rest.iter().all(|byte| byte.is_ascii_whitespace() || *byte == b'}');
+    let member = if empty_object { &member[..member.len() - 1] } else { member };
+    [&body[..=brace], member, rest].concat()
 }
 
 fn refusal_error(refusal: ModelRefusal) -> AiError {
@@ -503,5 +528,23 @@ fn upstream_error_message(body: Option<&serde_json::Value>, status: u16) -> Stri
     match message {
         Some(message) => format!("the provider answered {status}: {}", message.chars().take(500).collect::<String>()),
         None => format!("the provider answered {status}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chat_stream_is_asked_for_its_usage_unless_the_client_chose_its_stream_options() {
+        let body = br#"{"model":"gpt-4.1","stream":true, "messages":[]}"#.to_vec();
+        let asked = ask_for_stream_usage(body);
+        assert_eq!(
+            asked,
+            br#"{"stream_options":{"include_usage":true},"model":"gpt-4.1","stream":true, "messages":[]}"#.to_vec()
+        );
+        let chosen = br#"{"model":"gpt-4.1","stream_options":{"include_usage":false}}"#.to_vec();
+        assert_eq!(ask_for_stream_usage(chosen.clone()), chosen, "the client's own choice stands");
+        assert_eq!(ask_for_stream_usage(b" { }".to_vec()), br#" {"stream_options":{"include_usage":true} }"#.to_vec());
     }
 }

@@ -454,7 +454,14 @@ impl AdmittedCall {
         let usage = ending.usage.unwrap_or_default();
         let cost = prices.as_ref().zip(ending.usage.as_ref()).map(|(prices, usage)| cost_microdollars(prices, usage));
         if let Some(budget) = self.budget.take() {
-            self.services.budgets.settle(budget, cost.unwrap_or(0));
+            // A request that went upstream but whose usage is unknown (a stream cut short, a
+            // client that turned stream usage off) is charged what it reserved: fail closed.
+            let charged = match (cost, ending.usage) {
+                (Some(cost), _) => cost,
+                (None, None) if went_upstream(ending.status) => budget.amount(),
+                (None, _) => 0,
+            };
+            self.services.budgets.settle(budget, charged);
         }
         if let Some(tokens) = self.tokens.take() {
             let used = usage.input + usage.output + usage.cache_read + usage.cache_write_5m + usage.cache_write_1h;
@@ -529,6 +536,11 @@ impl Drop for AdmittedCall {
             });
         }
     }
+}
+
+/// Whether a request that ended this way may have produced output upstream.
+fn went_upstream(status: AiRequestStatus) -> bool {
+    matches!(status, AiRequestStatus::Success | AiRequestStatus::ClientClosed)
 }
 
 /// The token bucket's key: the subject, or for anonymous callers one shared bucket.

@@ -565,3 +565,29 @@ fn a_stalling_provider_times_out_with_a_504_and_gemini_clients_reach_claude_mode
         "{rows:#?}"
     );
 }
+
+#[test]
+fn a_chat_stream_that_does_not_ask_for_usage_is_metered_all_the_same() {
+    let fake = FakeProvider::start();
+    let app = spawn(&fake, Database::Sqlite, "");
+    let key = app.user_with_key("max", "user");
+    let body = r#"{"model":"gpt-4.1-mini","stream":true,"messages":[{"role":"user","content":"What is the capital of France?"}]}"#;
+    let response = ureq::post(&format!("{}/v1/chat/completions", app.base_url))
+        .set("Authorization", &format!("Bearer {key}"))
+        .set("content-type", "application/json")
+        .send_string(body)
+        .expect("the stream answers");
+    let streamed = response.into_string().expect("the stream reads to its end");
+    assert!(streamed.contains("data: [DONE]"), "{streamed}");
+    let sent = fake.requests_to("/v1/chat/completions");
+    let upstream: Value = serde_json::from_str(sent[0]["body"].as_str().unwrap_or("{}")).expect("json");
+    assert_eq!(upstream["stream_options"]["include_usage"], true, "Castellan asked for the usage: {upstream}");
+    let rows = settled_rows(&app, 1);
+    assert_eq!(
+        (rows[0]["input_tokens"].as_i64(), rows[0]["output_tokens"].as_i64()),
+        (Some(11), Some(9)),
+        "{}",
+        rows[0]
+    );
+    assert!(rows[0]["cost_microdollars"].as_i64().is_some_and(|cost| cost > 0), "{}", rows[0]);
+}
