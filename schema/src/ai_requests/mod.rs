@@ -16,7 +16,9 @@ use crate::entity::ai_requests as entity;
 mod read;
 mod write;
 
-pub use read::{AiRequestFilter, CostGroup, CostsBy, LIST_MAX_LIMIT, SpendGroup, by_trace_id, costs, list, spend_since};
+pub use read::{
+    AiRequestFilter, CostGroup, CostsBy, LIST_MAX_LIMIT, SpendGroup, by_trace_id, costs, list, spend_since,
+};
 pub use write::{
     AiRequestWrite, AiRequestWritten, complete, insert_finished, insert_started, mark_interrupted, write_batch,
 };
