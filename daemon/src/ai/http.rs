@@ -477,13 +477,10 @@ async fn answer(
     };
     let ending = Ending { status: row_status, usage, ttft: None, error_message, answered_by };
     let admitted_trace = admitted.trace_id.clone();
-    if let Err(error) = admitted.finish(ending).await {
-        tracing::error!(%error, "the row of an AI request could not be completed; the answer is withheld");
-        return AiError::Unavailable(
-            "audit unavailable: the answer is withheld because it could not be recorded".into(),
-        )
-        .response(client.endpoint);
-    }
+    // The started row is durable already; the completion is queued to the writer (which keeps it
+    // through a database outage) and the answer leaves without waiting for its commit. A crash in
+    // between leaves the row `started`, marked `failed` at the next start.
+    admitted.finish_in_background(ending);
     if let (Ok(bytes), WireFormat::Messages) = (&client_body, client.endpoint)
         && let Ok(message) = serde_json::from_slice::<serde_json::Value>(bytes)
     {

@@ -446,6 +446,18 @@ impl AdmittedCall {
         rows.complete(id, completion).await
     }
 
+    /// Settles now and completes the row on a task: for answers that need not wait for the commit.
+    pub fn finish_in_background(mut self, ending: Ending) {
+        let Some(id) = self.id.take() else { return };
+        let completion = self.settle(&ending);
+        let rows = self.services.rows.clone();
+        tokio::spawn(async move {
+            if let Err(error) = rows.complete(id, completion).await {
+                tracing::error!(%error, "the row of an AI request could not be completed");
+            }
+        });
+    }
+
     fn settle(&mut self, ending: &Ending) -> AiCompletion {
         let (provider, upstream_model, prices) = match &ending.answered_by {
             Some((provider, model, prices)) => (provider.clone(), model.clone(), *prices),
