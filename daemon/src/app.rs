@@ -171,6 +171,14 @@ impl Application {
             App::new().app_data(app_state.clone()).app_data(web::PayloadConfig::new(max_body)).configure(configure)
         })
         .workers(2)
+        // Streams go out as many small writes; with Nagle's algorithm each waits for the client's
+        // delayed ACK (about 40 ms on Linux). Every response is written whole or as events, so
+        // coalescing buys nothing.
+        .on_connect(|connection, _| {
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .shutdown_timeout(profile.server.drain_timeout.as_secs().max(1))
         .listen(listener)
         .map_err(|source| StartError::Listen { address: address.to_string(), source })?

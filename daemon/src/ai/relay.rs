@@ -25,6 +25,12 @@ use crate::redaction::Redactor;
 /// The largest single event accepted from a provider.
 const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
+/// How long a stream may go quiet before the client gets an SSE comment (`: keepalive`, which every
+/// SSE reader skips). A client that hung up is noticed only when a write to it fails, so without
+/// these a stalled provider would hold the upstream request, and the row, until its timeout.
+const KEEPALIVE_AFTER: Duration = Duration::from_secs(5);
+const KEEPALIVE: &[u8] = b": keepalive\n\n";
+
 type UpstreamBytes = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
 /// The relay of one stream: what the response body polls.
@@ -45,6 +51,8 @@ pub struct Relay {
     /// Where the tool uses of an Anthropic-format answer are remembered, with the request's trace.
     lineage: Option<(Arc<super::lineage::ToolUseTraces>, String)>,
     done: bool,
+    /// When the client next gets a keepalive, unless the provider sends something first.
+    quiet_until: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Relay {
@@ -75,6 +83,7 @@ impl Relay {
             tail: None,
             lineage,
             done: false,
+            quiet_until: Box::pin(tokio::time::sleep(KEEPALIVE_AFTER)),
         }
     }
 
@@ -166,16 +175,25 @@ impl Stream for Relay {
                 return Poll::Ready(None);
             }
             match this.upstream.poll_next_unpin(context) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(chunk))) => match this.relay_chunk(&chunk) {
-                    Ok(out) if out.is_empty() => continue,
-                    Ok(out) => return Poll::Ready(Some(Ok(out))),
-                    Err(message) => {
-                        tracing::warn!(%message, "a provider stream was cut short");
-                        this.tail = this.closing(Some(&message));
-                        this.start_finishing(AiRequestStatus::Failed, Some(message));
+                Poll::Pending => {
+                    if this.quiet_until.as_mut().poll(context).is_ready() {
+                        this.quiet_until.as_mut().reset(tokio::time::Instant::now() + KEEPALIVE_AFTER);
+                        return Poll::Ready(Some(Ok(Bytes::from_static(KEEPALIVE))));
                     }
-                },
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.quiet_until.as_mut().reset(tokio::time::Instant::now() + KEEPALIVE_AFTER);
+                    match this.relay_chunk(&chunk) {
+                        Ok(out) if out.is_empty() => continue,
+                        Ok(out) => return Poll::Ready(Some(Ok(out))),
+                        Err(message) => {
+                            tracing::warn!(%message, "a provider stream was cut short");
+                            this.tail = this.closing(Some(&message));
+                            this.start_finishing(AiRequestStatus::Failed, Some(message));
+                        }
+                    }
+                }
                 Poll::Ready(Some(Err(_))) => {
                     let message = "the provider's stream broke off".to_string();
                     this.tail = this.closing(Some(&message));

@@ -358,16 +358,32 @@ fn a_client_that_hangs_up_mid_stream_cancels_upstream_and_its_row_is_client_clos
     let key = app.user_with_key("gina", "user");
     let body =
         r#"{"model":"claude-stall-mid","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-    let mut stream = TcpStream::connect(app.base_url.trim_start_matches("http://")).expect("connect");
-    write!(stream, "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len()).expect("write");
-    let mut first = [0u8; 512];
-    let read = stream.read(&mut first).expect("the first event arrives");
-    assert!(String::from_utf8_lossy(&first[..read]).contains("200"), "the stream started");
-    drop(stream);
-    let cancelled = eventually(Duration::from_secs(10), || fake.stats()["streams_cancelled"].as_u64() == Some(1));
-    assert!(cancelled, "the upstream stream was cancelled: {}", fake.stats());
-    let rows = settled_rows(&app, 1);
-    assert_eq!(rows[0]["status"], "client_closed", "{}", rows[0]);
+    // Ten clients read what has arrived, then close cleanly (a FIN, no reset), while the provider
+    // has gone quiet: the daemon notices at its next keepalive write.
+    let streams: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut stream = TcpStream::connect(app.base_url.trim_start_matches("http://")).expect("connect");
+            write!(stream, "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len()).expect("write");
+            stream
+        })
+        .collect();
+    for mut stream in streams {
+        stream.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(read) = stream.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            received.extend_from_slice(&buffer[..read]);
+        }
+        assert!(String::from_utf8_lossy(&received).contains("message_start"), "the stream started");
+        drop(stream);
+    }
+    let cancelled = eventually(Duration::from_secs(20), || fake.stats()["streams_cancelled"].as_u64() == Some(10));
+    assert!(cancelled, "every upstream stream was cancelled: {}", fake.stats());
+    let rows = settled_rows(&app, 10);
+    assert!(rows.iter().all(|row| row["status"] == "client_closed"), "{rows:#?}");
 }
 
 #[test]
