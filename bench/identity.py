@@ -47,6 +47,7 @@ def oha(url: str, method: str, body: str | None, headers: dict, seconds: int, ra
         "p99_ms": percentiles["p99"] * 1000,
         "ok": statuses.get("200", 0),
         "other": sum(count for code, count in statuses.items() if code != "200"),
+        "statuses": sorted(statuses),
     }
 
 
@@ -147,10 +148,7 @@ def main() -> None:
     run.check_tools()
     results = run.with_backend(lambda backend_url: measure(args, backend_url))
     text = report(results, args)
-    with open(args.out, "w") as handle:
-        handle.write(text)
-    print(text)
-    print(json.dumps(results), file=sys.stderr)
+    run.write_report(args.out, text, results)
 
 
 if __name__ == "__main__":

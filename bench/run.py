@@ -251,6 +251,14 @@ def with_backend(measure):
         backend.wait(timeout=10)
 
 
+def write_report(path: str, text: str, results: dict) -> None:
+    """The Markdown table to `path` and stdout, the raw figures as JSON to stderr."""
+    with open(path, "w") as handle:
+        handle.write(text)
+    print(text)
+    print(json.dumps(results), file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=int, default=500)
@@ -267,10 +275,7 @@ def main() -> None:
     text = (f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, "
             f"{args.seconds} s per measurement, {args.connections} connections, one tools/call (get_customer) per request.\n\n"
             + table(results, args.rate) + "\n")
-    with open(args.out, "w") as handle:
-        handle.write(text)
-    print(text)
-    print(json.dumps(results), file=sys.stderr)
+    write_report(args.out, text, results)
 
 
 if __name__ == "__main__":
