@@ -12,7 +12,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use castellan_schema::DatabaseConnection;
@@ -21,10 +20,10 @@ use castellan_schema::ai_requests::{
 };
 use tokio::sync::oneshot;
 
+use crate::database_health::{DatabaseHealth, GroupCommitWriter, HEALTH_INTERVAL, check_health};
+
 /// The most writes one transaction carries.
 const MAX_BATCH: usize = 256;
-/// How often the writer checks the database when it has not committed recently.
-const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum AiRequestError {
@@ -43,8 +42,7 @@ pub struct AiRequestWriter {
     db: DatabaseConnection,
     queue: Vec<(AiRequestWrite, Option<Reply>)>,
     flushing: bool,
-    healthy: Arc<AtomicBool>,
-    last_success: Instant,
+    health: DatabaseHealth,
     commits: Arc<AtomicU64>,
     drained: Vec<oneshot::Sender<()>>,
 }
@@ -130,14 +128,14 @@ fn ends(completion: &AiCompletion) -> Result<(), AiRequestError> {
 impl AiRequestWriter {
     /// Starts the writer on the current arbiter.
     pub fn start(db: DatabaseConnection) -> AiRequestsHandle {
-        let healthy = Arc::new(AtomicBool::new(true));
+        let health = DatabaseHealth::new("AI request log", "AI requests are refused");
+        let healthy = health.flag();
         let commits = Arc::new(AtomicU64::new(0));
         let writer = AiRequestWriter {
             db,
             queue: Vec::new(),
             flushing: false,
-            healthy: Arc::clone(&healthy),
-            last_success: Instant::now(),
+            health,
             commits: Arc::clone(&commits),
             drained: Vec::new(),
         }
@@ -165,8 +163,7 @@ impl AiRequestWriter {
             match result {
                 Ok(written) => {
                     writer.commits.fetch_add(1, Ordering::Relaxed);
-                    writer.last_success = Instant::now();
-                    writer.healthy.store(true, Ordering::Release);
+                    writer.health.committed();
                     for ((_, reply), outcome) in batch.into_iter().zip(written) {
                         if let Some(reply) = reply {
                             let _ = reply.send(Ok(outcome));
@@ -183,7 +180,7 @@ impl AiRequestWriter {
     /// and refusals are kept for a retry when the database was unreachable; a database that refuses
     /// the statements themselves would refuse them again, so then they are dropped (and logged).
     fn failed(&mut self, batch: Vec<(AiRequestWrite, Option<Reply>)>, error: &castellan_schema::DbError) {
-        self.healthy.store(false, Ordering::Release);
+        self.health.failed();
         let retry = error.is_unavailable();
         let mut kept: Vec<(AiRequestWrite, Option<Reply>)> = Vec::new();
         let mut dropped = 0usize;
@@ -205,24 +202,23 @@ impl AiRequestWriter {
             let _ = done.send(());
         }
     }
+}
 
-    fn check_health(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || (self.healthy.load(Ordering::Acquire) && self.last_success.elapsed() < HEALTH_INTERVAL) {
-            return;
-        }
-        let db = self.db.clone();
-        ctx.spawn(async move { castellan_schema::ping(&db).await.is_ok() }.into_actor(self).map(|up, writer, ctx| {
-            let was = writer.healthy.swap(up, Ordering::AcqRel);
-            if up {
-                writer.last_success = Instant::now();
-                if !was {
-                    tracing::warn!("AI request log database is reachable again");
-                }
-                writer.flush(ctx);
-            } else if was {
-                tracing::error!("AI request log database is unreachable; AI requests are refused");
-            }
-        }));
+impl GroupCommitWriter for AiRequestWriter {
+    fn database(&self) -> DatabaseConnection {
+        self.db.clone()
+    }
+
+    fn health(&mut self) -> &mut DatabaseHealth {
+        &mut self.health
+    }
+
+    fn is_flushing(&self) -> bool {
+        self.flushing
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        AiRequestWriter::flush(self, ctx);
     }
 }
 
@@ -230,7 +226,7 @@ impl Actor for AiRequestWriter {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(HEALTH_INTERVAL, |writer, ctx| writer.check_health(ctx));
+        ctx.run_interval(HEALTH_INTERVAL, check_health);
     }
 }
 
@@ -245,7 +241,7 @@ impl Handler<Write> for AiRequestWriter {
     type Result = ();
 
     fn handle(&mut self, message: Write, ctx: &mut Context<Self>) {
-        if !self.healthy.load(Ordering::Acquire) && !self.flushing {
+        if !self.health.is_healthy() && !self.flushing {
             // Known down: answer at once rather than queue behind a dead database; keep what
             // already happened for the retry.
             let _ = message.reply.send(Err(AiRequestError::Unavailable));

@@ -7,13 +7,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use castellan_schema::DatabaseConnection;
 use castellan_schema::audit::{self, NewExecution};
 use tokio::sync::oneshot;
 
+use crate::database_health::{DatabaseHealth, GroupCommitWriter, HEALTH_INTERVAL, check_health};
 use crate::metrics::Metrics;
 
 // The smallest cap a profile may set still holds the marker, so a cut value keeps some text.
@@ -21,8 +22,6 @@ const _: () = assert!(audit::MARKER_MAX_BYTES < castellan_config::MIN_AUDIT_MAX_
 
 /// The most rows one transaction carries.
 const MAX_BATCH: usize = 256;
-/// How often the writer checks the database when it has not committed recently.
-const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum AuditError {
@@ -39,8 +38,7 @@ pub struct AuditWriter {
     last_hash: String,
     queue: Vec<(NewExecution, Option<Reply>)>,
     flushing: bool,
-    healthy: Arc<AtomicBool>,
-    last_success: Instant,
+    health: DatabaseHealth,
     metrics: Metrics,
     drained: Vec<oneshot::Sender<()>>,
 }
@@ -89,18 +87,11 @@ impl AuditWriter {
     /// Reads the chain head and starts the writer on the current arbiter.
     pub async fn start(db: DatabaseConnection, metrics: Metrics) -> Result<AuditHandle, castellan_schema::DbError> {
         let last_hash = audit::last_hash(&db).await?;
-        let healthy = Arc::new(AtomicBool::new(true));
-        let writer = AuditWriter {
-            db,
-            last_hash,
-            queue: Vec::new(),
-            flushing: false,
-            healthy: Arc::clone(&healthy),
-            last_success: Instant::now(),
-            metrics,
-            drained: Vec::new(),
-        }
-        .start();
+        let health = DatabaseHealth::new("audit", "tool calls are refused");
+        let healthy = health.flag();
+        let writer =
+            AuditWriter { db, last_hash, queue: Vec::new(), flushing: false, health, metrics, drained: Vec::new() }
+                .start();
         let max_field_bytes = Arc::new(AtomicUsize::new(castellan_config::DEFAULT_AUDIT_MAX_FIELD_BYTES));
         Ok(AuditHandle { writer, healthy, max_field_bytes })
     }
@@ -129,8 +120,7 @@ impl AuditWriter {
                 Ok((ids, new_last)) => {
                     writer.metrics.audit_batch_size.observe(ids.len() as f64);
                     writer.last_hash = new_last;
-                    writer.last_success = Instant::now();
-                    writer.healthy.store(true, Ordering::Release);
+                    writer.health.committed();
                     for ((_, reply), id) in batch.into_iter().zip(ids) {
                         if let Some(reply) = reply {
                             let _ = reply.send(Ok(id));
@@ -140,7 +130,7 @@ impl AuditWriter {
                 }
                 Err(error) => {
                     writer.metrics.audit_failures.inc();
-                    writer.healthy.store(false, Ordering::Release);
+                    writer.health.failed();
                     tracing::error!(%error, rows = batch.len(), "audit commit failed; keeping rows for retry");
                     // The callers are told now and withhold their results; the rows are kept, marked,
                     // and committed when the database is back, so the attempt is still on record.
@@ -165,24 +155,23 @@ impl AuditWriter {
             }
         }));
     }
+}
 
-    fn check_health(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || (self.healthy.load(Ordering::Acquire) && self.last_success.elapsed() < HEALTH_INTERVAL) {
-            return;
-        }
-        let db = self.db.clone();
-        ctx.spawn(async move { castellan_schema::ping(&db).await.is_ok() }.into_actor(self).map(|up, writer, ctx| {
-            let was = writer.healthy.swap(up, Ordering::AcqRel);
-            if up {
-                writer.last_success = Instant::now();
-                if !was {
-                    tracing::warn!("audit database is reachable again");
-                }
-                writer.flush(ctx);
-            } else if was {
-                tracing::error!("audit database is unreachable; tool calls are refused");
-            }
-        }));
+impl GroupCommitWriter for AuditWriter {
+    fn database(&self) -> DatabaseConnection {
+        self.db.clone()
+    }
+
+    fn health(&mut self) -> &mut DatabaseHealth {
+        &mut self.health
+    }
+
+    fn is_flushing(&self) -> bool {
+        self.flushing
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        AuditWriter::flush(self, ctx);
     }
 }
 
@@ -190,7 +179,7 @@ impl Actor for AuditWriter {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(HEALTH_INTERVAL, |writer, ctx| writer.check_health(ctx));
+        ctx.run_interval(HEALTH_INTERVAL, check_health);
     }
 }
 
@@ -205,7 +194,7 @@ impl Handler<Append> for AuditWriter {
     type Result = ();
 
     fn handle(&mut self, message: Append, ctx: &mut Context<Self>) {
-        if !self.healthy.load(Ordering::Acquire) && !self.flushing {
+        if !self.health.is_healthy() && !self.flushing {
             // Known down: refuse at once rather than queue behind a dead database, but keep the row.
             let _ = message.reply.send(Err(AuditError::Unavailable));
             let mut row = message.row;

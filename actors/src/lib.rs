@@ -6,6 +6,7 @@
 pub mod ai_request_writer;
 pub mod audit_writer;
 pub mod child_output;
+mod database_health;
 pub mod event_bus;
 pub mod health_monitor;
 pub mod http_client;

@@ -7,36 +7,12 @@
 //! - the parsed events, encoded with `Event::encode` and parsed again, are the same events.
 #![no_main]
 
-use arbitrary::Arbitrary;
 use castellan_ai::sse::{Event, Parser, SseError};
 use libfuzzer_sys::fuzz_target;
 
-#[derive(Arbitrary, Debug)]
-struct Input<'a> {
-    /// Small, so that inputs of a few hundred bytes reach the bound.
-    max_event_bytes: u8,
-    /// Chunk lengths, used in turn; no lengths means one chunk.
-    cuts: Vec<u8>,
-    stream: &'a [u8],
-}
-
-fn chunks<'a>(stream: &'a [u8], cuts: &[u8]) -> Vec<&'a [u8]> {
-    if cuts.is_empty() {
-        return vec![stream];
-    }
-    let mut out = Vec::new();
-    let mut rest = stream;
-    for cut in cuts.iter().cycle() {
-        let (head, tail) = rest.split_at(usize::from(*cut).min(rest.len()));
-        out.push(head);
-        rest = tail;
-        if rest.is_empty() || out.len() > 4096 {
-            break;
-        }
-    }
-    out.push(rest);
-    out
-}
+#[path = "common/sse_input.rs"]
+mod sse_input;
+use sse_input::{Input, chunks};
 
 fn parse(chunks: &[&[u8]], limit: usize) -> Result<Vec<Event>, SseError> {
     let mut parser = Parser::new(limit);
