@@ -8,7 +8,6 @@ use std::time::Instant;
 use actix_web::{HttpRequest, HttpResponse, web};
 use castellan_ai::format::{RequestFacts, WireFormat};
 use castellan_schema::ai_requests::AiRequestStatus;
-use chrono::Utc;
 
 use super::errors::AiError;
 use super::policy::{AiPolicy, Candidate};
@@ -100,25 +99,19 @@ fn credential(request: &HttpRequest) -> Option<String> {
         .map(|key| format!("Bearer {}", key.trim()))
 }
 
-/// Authenticates the caller for the AI gateway (any of our resources, scope `ai:messages`).
+/// Authenticates the caller for the AI gateway (any of our resources, scope `ai:messages`), through
+/// the same identification as every surface (`http::identify`).
 pub async fn authenticate(state: &AppState, request: &HttpRequest, trace_id: &str) -> Result<Principal, AiError> {
-    let outcome = state.authenticator.authenticate(credential(request).as_deref(), Audience::AnyOwn, Utc::now()).await;
-    match outcome {
+    match crate::http::identify(state, credential(request).as_deref(), Audience::AnyOwn, trace_id).await {
         Ok(principal) if crate::identity::has_scope(&principal, AI_SCOPE) => Ok(principal),
         Ok(principal) => {
             tracing::info!(trace_id, subject = %principal.subject, "credential lacks the ai:messages scope");
             Err(AiError::Forbidden("the credential does not grant the ai:messages scope".into()))
         }
-        Err(AuthError::Missing) if state.allow_anonymous.load(std::sync::atomic::Ordering::Relaxed) => {
-            Ok(Principal::anonymous())
-        }
         Err(AuthError::Unavailable) => Err(AiError::Unavailable("the identity store is unavailable; try again".into())),
-        Err(error) => {
-            tracing::info!(trace_id, reason = %error, "AI request authentication refused");
-            Err(AiError::Unauthenticated(format!(
-                "{error}: present a Castellan API key or access token in Authorization: Bearer, x-api-key or x-goog-api-key"
-            )))
-        }
+        Err(error) => Err(AiError::Unauthenticated(format!(
+            "{error}: present a Castellan API key or access token in Authorization: Bearer, x-api-key or x-goog-api-key"
+        ))),
     }
 }
 

@@ -26,16 +26,17 @@ fn bearer_challenge(state: &AppState, request: &HttpRequest, error: Option<(&str
     }
 }
 
-/// Authenticates the request for an MCP endpoint, or builds the 401 with the RFC 9728 challenge,
-/// or the 403 `insufficient_scope` when the credential's scopes do not reach the MCP surface.
-pub async fn authenticate(
+/// Turns a request's credential into a `Principal` for `audience`, the same way for every surface:
+/// the decision counted in the metrics, a refusal logged and published on the bus, a missing
+/// credential served as the anonymous tier where the profile allows it. Each surface then checks
+/// its own scope and renders the refusal in its own wire format.
+pub async fn identify(
     state: &AppState,
-    request: &HttpRequest,
+    authorization: Option<&str>,
+    audience: Audience<'_>,
     trace_id: &str,
-    server: Option<&str>,
-) -> Result<Principal, HttpResponse> {
-    let authorization = request.headers().get("authorization").and_then(|value| value.to_str().ok());
-    let outcome = state.authenticator.authenticate(authorization, Audience::Mcp(server), Utc::now()).await;
+) -> Result<Principal, AuthError> {
+    let outcome = state.authenticator.authenticate(authorization, audience, Utc::now()).await;
     let decision = match &outcome {
         Ok(_) => AuthOutcome::Ok,
         Err(AuthError::Missing) => AuthOutcome::Missing,
@@ -45,8 +46,38 @@ pub async fn authenticate(
         Err(AuthError::Token(_)) => AuthOutcome::InvalidToken,
     };
     state.metrics.auth_decision(decision);
-    let label = decision.as_str();
     match outcome {
+        Err(AuthError::Missing) if state.allow_anonymous.load(Ordering::Relaxed) => Ok(Principal::anonymous()),
+        Err(AuthError::Unavailable) => {
+            tracing::error!(trace_id, "identity store unavailable");
+            Err(AuthError::Unavailable)
+        }
+        Err(error) => {
+            let label = decision.as_str();
+            tracing::info!(trace_id, outcome = label, reason = %error, "authentication refused");
+            state.gateway.bus.publish(castellan_actors::Event::AuthDecision {
+                outcome: label.to_string(),
+                subject: None,
+                reason: error.to_string(),
+                trace_id: trace_id.to_string(),
+            });
+            Err(error)
+        }
+        Ok(principal) => Ok(principal),
+    }
+}
+
+/// Authenticates the request for an MCP endpoint, or builds the 401 with the RFC 9728 challenge,
+/// or the 403 `insufficient_scope` when the credential's scopes do not reach the MCP surface.
+pub async fn authenticate(
+    state: &AppState,
+    request: &HttpRequest,
+    trace_id: &str,
+    server: Option<&str>,
+) -> Result<Principal, HttpResponse> {
+    let authorization = request.headers().get("authorization").and_then(|value| value.to_str().ok());
+    match identify(state, authorization, Audience::Mcp(server), trace_id).await {
+        // The anonymous principal has no scopes, so no surface scope narrows it.
         Ok(principal) if crate::identity::has_scope(&principal, crate::oauth::metadata::MCP_SCOPE) => Ok(principal),
         Ok(principal) => {
             tracing::info!(trace_id, subject = %principal.subject, "token lacks the mcp:tools scope");
@@ -56,19 +87,10 @@ pub async fn authenticate(
                 .insert_header(("WWW-Authenticate", challenge))
                 .json(json!({"error": "insufficient_scope"})))
         }
-        Err(AuthError::Missing) if state.allow_anonymous.load(Ordering::Relaxed) => Ok(Principal::anonymous()),
         Err(AuthError::Unavailable) => {
-            tracing::error!(trace_id, "identity store unavailable");
             Err(ApiError::Unavailable("the identity store is unavailable; try again".into()).into_response())
         }
         Err(error) => {
-            tracing::info!(trace_id, outcome = label, reason = %error, "authentication refused");
-            state.gateway.bus.publish(castellan_actors::Event::AuthDecision {
-                outcome: label.to_string(),
-                subject: None,
-                reason: error.to_string(),
-                trace_id: trace_id.to_string(),
-            });
             let description = error.to_string();
             let challenge = match error {
                 AuthError::Missing => bearer_challenge(state, request, None),

@@ -9,7 +9,7 @@ mod probes;
 mod routes;
 mod state;
 
-pub use auth::authenticate;
+pub use auth::{authenticate, identify};
 pub use error::ApiError;
 pub use routes::configure;
 pub use state::AppState;
