@@ -21,11 +21,13 @@ use crate::time::truncate_to_micros;
 mod append;
 mod cap;
 mod chain;
+mod sqlite_appender;
 mod verify;
 
 pub use append::append_from_known_head;
 pub use cap::{MARKER_MAX_BYTES, cap_field, cap_row, truncation_marker};
 pub use chain::{GENESIS_HASH, chain_hash};
+pub use sqlite_appender::SqliteAppender;
 pub use verify::{ChainBreak, ChainBreakReason, VerifyReport, verify};
 
 /// Every value the `status` column may hold.

@@ -416,3 +416,54 @@ pub async fn audit_append_that_fails_halfway_writes_nothing(database: TestDataba
         database.execute("DELETE FROM castellan_meta").await;
     }
 }
+
+/// The SQLite writer's own connection: what it appends reads back exactly as written (the same
+/// stored text as the pool's path), its hook decisions go in with their call, a stale head writes
+/// nothing, and the pool's careful path continues its chain (and it the pool's).
+pub async fn audit_sqlite_appender_round_trips_and_continues_the_pools_chain(database: TestDatabase) {
+    let db = &database.db;
+    let path = castellan_schema::sqlite_file(&database.url).expect("a SQLite URL").expect("a file");
+    let mut appender = audit::SqliteAppender::open(&path).expect("open the appender");
+    let mut rows = executions(6);
+    rows[1].hook_events = vec![decision("builtin:block_credentials", "trace-1")];
+    let borrowed: Vec<&NewExecution> = rows[..3].iter().collect();
+    let (first, head) = appender.append(GENESIS_HASH, &borrowed).expect("append").expect("the genesis head");
+    assert_eq!(first.len(), 3, "three ids");
+    assert_eq!(audit::last_hash(db).await.expect("head"), head, "the head record follows");
+    let decisions = castellan_schema::hook_events::by_trace_id(db, "trace-1").await.expect("read");
+    assert_eq!(decisions.len(), 1, "the hook decision went in with its call");
+    assert_eq!(decisions[0].created_at, truncate_to_micros(rows[1].hook_events[0].created_at));
+
+    let stale = appender.append(GENESIS_HASH, &[&rows[3]]).expect("no error");
+    assert_eq!(stale, None, "a stale head writes nothing");
+    let (_, pool_head) = audit::insert_batch(db, &head, &rows[3..5]).await.expect("the pool continues");
+    let (last, _) = appender.append(&pool_head, &[&rows[5]]).expect("append").expect("the pool's head");
+    let stored = audit::tail(db, &TailFilter::default()).await.expect("tail");
+    assert_eq!(stored.len(), 6, "six rows");
+    for (row, written) in stored.iter().zip(&rows) {
+        assert_row_matches(row, written);
+    }
+    assert_eq!(stored.last().map(|row| row.id), last.first().copied());
+    let report = audit::verify(db).await.expect("verify");
+    assert!(report.is_intact(), "one intact chain across both paths: {report:?}");
+    assert_eq!(report.rows_checked, 6);
+}
+
+/// A batch the appender cannot store (its hook table is gone) stores nothing of it, and the
+/// connection takes the next batch.
+pub async fn audit_sqlite_appender_failing_halfway_writes_nothing(database: TestDatabase) {
+    let db = &database.db;
+    let path = castellan_schema::sqlite_file(&database.url).expect("a SQLite URL").expect("a file");
+    let mut appender = audit::SqliteAppender::open(&path).expect("open the appender");
+    let mut rows = executions(2);
+    rows[0].hook_events = vec![decision("builtin:deny_tools", "trace-0")];
+    database.execute("ALTER TABLE hook_events RENAME TO hook_events_away").await;
+    let failed = appender.append(GENESIS_HASH, &[&rows[0]]);
+    database.execute("ALTER TABLE hook_events_away RENAME TO hook_events").await;
+    assert!(failed.is_err(), "the batch fails: {failed:?}");
+    assert!(audit::tail(db, &TailFilter::default()).await.expect("tail").is_empty(), "its row was rolled back");
+    appender.checkpoint().expect("a checkpoint");
+    let (ids, _) = appender.append(GENESIS_HASH, &[&rows[1]]).expect("append").expect("still the genesis head");
+    assert_eq!(ids.len(), 1, "the next batch goes in");
+    assert!(audit::verify(db).await.expect("verify").is_intact());
+}

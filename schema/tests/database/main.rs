@@ -106,6 +106,27 @@ on_both_backends!(
     ai_requests_cases::ai_requests_spend_since,
 );
 
+/// Cases of the SQLite-only writer connection.
+mod sqlite_only {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn audit_sqlite_appender_round_trips_and_continues_the_pools_chain() {
+        crate::support::run(
+            crate::support::Backend::Sqlite,
+            crate::audit_cases::audit_sqlite_appender_round_trips_and_continues_the_pools_chain,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn audit_sqlite_appender_failing_halfway_writes_nothing() {
+        crate::support::run(
+            crate::support::Backend::Sqlite,
+            crate::audit_cases::audit_sqlite_appender_failing_halfway_writes_nothing,
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn connect_errors_never_contain_the_password() {
     let cases = [
