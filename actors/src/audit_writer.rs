@@ -1,20 +1,28 @@
-//! The AuditWriter: the single writer of `mcp_tool_executions`.
+//! The AuditWriter: the single writer of `mcp_tool_executions`, on a thread of its own.
 //!
-//! Group commit without an artificial delay: while one batch is being committed, rows that arrive
-//! queue up and go out together in the next transaction. Each caller waits for its own row to be
-//! durable before it answers its client. If the database fails, the health flag drops, callers are
-//! told, and the rows are kept and committed once it is back, marked as withheld from the caller.
+//! Group commit without an artificial delay: the thread sleeps until a row arrives, takes every
+//! row that is waiting (up to [`MAX_BATCH`]), commits them in one transaction and answers each
+//! caller; rows that arrive during a commit go out together in the next one. Each caller waits
+//! for its own row to be durable before it answers its client. If the database fails, the health
+//! flag drops, callers are told, and the rows are kept and committed once it is back, marked as
+//! withheld from the caller.
+//!
+//! A thread rather than an actor on a shared arbiter: a row crosses one thread boundary to get
+//! here and one to get back, and the hash chain is computed here, off the request's thread. On a
+//! SQLite file the batch is one synchronous transaction through the writer's own connection
+//! ([`SqliteAppender`]); PostgreSQL gets a pool of its own, driven by the thread's own runtime.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::Instant;
 
-use actix::prelude::*;
-use castellan_schema::DatabaseConnection;
-use castellan_schema::audit::{self, NewExecution};
+use castellan_schema::audit::{self, ExecutionStatus, NewExecution, SqliteAppender};
+use castellan_schema::{DatabaseConnection, DbError};
 use tokio::sync::oneshot;
 
-use crate::database_health::{DatabaseHealth, GroupCommitWriter, HEALTH_INTERVAL, check_health};
+use crate::database_health::{DatabaseHealth, HEALTH_INTERVAL};
 use crate::metrics::Metrics;
 
 // The smallest cap a profile may set still holds the marker, so a cut value keeps some text.
@@ -22,6 +30,15 @@ const _: () = assert!(audit::MARKER_MAX_BYTES < castellan_config::MIN_AUDIT_MAX_
 
 /// The most rows one transaction carries.
 const MAX_BATCH: usize = 256;
+
+/// On a SQLite file, the commits between two checkpoints by the writer itself: about SQLite's own
+/// default of 1,000 log pages (a one-row commit writes ten to thirteen pages)...
+const COMMITS_PER_CHECKPOINT: u32 = 128;
+/// ... or the rows, when batches are large (consecutive rows share their pages).
+const ROWS_PER_CHECKPOINT: u32 = 2048;
+/// Between those, the background checkpointer is asked to copy the log every this many commits,
+/// so that the writer's own checkpoint finds little left to copy.
+const COMMITS_PER_BACKGROUND_CHECKPOINT: u32 = 16;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum AuditError {
@@ -33,20 +50,20 @@ pub enum AuditError {
 
 type Reply = oneshot::Sender<Result<i64, AuditError>>;
 
-pub struct AuditWriter {
-    db: DatabaseConnection,
-    last_hash: String,
-    queue: Vec<(NewExecution, Option<Reply>)>,
-    flushing: bool,
-    health: DatabaseHealth,
-    metrics: Metrics,
-    drained: Vec<oneshot::Sender<()>>,
+// Nearly every command is an append: boxing the row would cost an allocation per call.
+#[allow(clippy::large_enum_variant)]
+enum Command {
+    Append { row: NewExecution, reply: Reply },
+    Drain(oneshot::Sender<()>),
 }
 
-/// What request handlers hold: the mailbox, the health flag and the field cap.
+/// Starts the writer; see the module documentation.
+pub struct AuditWriter;
+
+/// What request handlers hold: the writer's queue, the health flag and the field cap.
 #[derive(Clone)]
 pub struct AuditHandle {
-    writer: Addr<AuditWriter>,
+    commands: Sender<Command>,
     healthy: Arc<AtomicBool>,
     /// `audit.max_field_bytes`: every row is capped here, the one door all rows pass, before it
     /// is queued (so a flood of large refusals is small in memory too) and before it is hashed.
@@ -69,156 +86,287 @@ impl AuditHandle {
     pub async fn record(&self, mut row: NewExecution) -> Result<i64, AuditError> {
         audit::cap_row(&mut row, self.max_field_bytes.load(Ordering::Relaxed));
         let (reply, answer) = oneshot::channel();
-        // Not `send`: its acknowledgement would wake the caller once more before the commit's
-        // answer. A writer that has stopped drops the message, and with it `reply`.
-        self.writer.do_send(Append { row, reply });
+        // A writer that has stopped drops the command, and with it `reply`.
+        let _ = self.commands.send(Command::Append { row, reply });
         answer.await.map_err(|_| AuditError::Stopped)?
     }
 
     /// Waits until every queued row is committed (or the database refuses); for shutdown.
     pub async fn drain(&self) {
-        if let Ok(done) = self.writer.send(Drain).await {
-            let _ = done.await;
+        let (done, finished) = oneshot::channel();
+        if self.commands.send(Command::Drain(done)).is_ok() {
+            let _ = finished.await;
         }
     }
 }
 
 impl AuditWriter {
-    /// Reads the chain head and starts the writer on the current arbiter.
-    pub async fn start(db: DatabaseConnection, metrics: Metrics) -> Result<AuditHandle, castellan_schema::DbError> {
-        let last_hash = audit::last_hash(&db).await?;
+    /// Opens the writer's connection to `url` (the database `db` is connected to), reads the chain
+    /// head and starts the writer's thread.
+    pub async fn start(
+        db: DatabaseConnection,
+        url: &str,
+        metrics: Metrics,
+    ) -> Result<AuditHandle, castellan_schema::DbError> {
         let health = DatabaseHealth::new("audit", "tool calls are refused");
         let healthy = health.flag();
-        let writer =
-            AuditWriter { db, last_hash, queue: Vec::new(), flushing: false, health, metrics, drained: Vec::new() }
-                .start();
+        let (commands, receiver) = std::sync::mpsc::channel();
+        let (started, opened) = oneshot::channel();
+        let url = url.to_owned();
+        std::thread::Builder::new()
+            .name("castellan-audit".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let _ = started.send(Err(DbError::Other(format!("the audit writer's runtime: {error}"))));
+                        return;
+                    }
+                };
+                match runtime.block_on(Store::open(db, &url)) {
+                    Ok((store, last_hash)) => {
+                        let _ = started.send(Ok(()));
+                        let writer = Writer {
+                            store,
+                            runtime,
+                            last_hash,
+                            queue: VecDeque::new(),
+                            health,
+                            metrics,
+                            drained: Vec::new(),
+                        };
+                        writer.run(receiver);
+                    }
+                    Err(error) => {
+                        let _ = started.send(Err(error));
+                    }
+                }
+            })
+            .map_err(|error| DbError::Other(format!("cannot start the audit writer: {error}")))?;
+        opened.await.map_err(|_| DbError::Other("the audit writer stopped while starting".into()))??;
         let max_field_bytes = Arc::new(AtomicUsize::new(castellan_config::DEFAULT_AUDIT_MAX_FIELD_BYTES));
-        Ok(AuditHandle { writer, healthy, max_field_bytes })
+        Ok(AuditHandle { commands, healthy, max_field_bytes })
+    }
+}
+
+/// Where batches are committed.
+enum Store {
+    /// A SQLite file: the writer's own connection, and the pool for the careful path.
+    SqliteFile {
+        appender: Box<SqliteAppender>,
+        pool: DatabaseConnection,
+        /// Commits and rows since the writer's last checkpoint.
+        since_checkpoint: (u32, u32),
+        background: BackgroundCheckpoints,
+    },
+    /// PostgreSQL (a pool of the writer's own) or an in-memory SQLite database (the shared one,
+    /// which lives only in its single connection).
+    Pool(DatabaseConnection),
+}
+
+impl Store {
+    async fn open(shared: DatabaseConnection, url: &str) -> Result<(Store, String), DbError> {
+        let store = match castellan_schema::sqlite_file(url)? {
+            Some(path) => Store::SqliteFile {
+                appender: Box::new(SqliteAppender::open(&path)?),
+                pool: shared,
+                since_checkpoint: (0, 0),
+                background: BackgroundCheckpoints::start(&path)?,
+            },
+            None if url.starts_with("sqlite") => Store::Pool(shared),
+            // The shared pool's connections belong to the daemon's runtime; this thread drives its own.
+            None => Store::Pool(castellan_schema::connect(url).await?),
+        };
+        let last_hash = audit::last_hash(store.pool()).await?;
+        Ok((store, last_hash))
     }
 
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || self.queue.is_empty() {
-            if self.queue.is_empty() && !self.flushing {
-                for done in self.drained.drain(..) {
-                    let _ = done.send(());
+    fn pool(&self) -> &DatabaseConnection {
+        match self {
+            Store::SqliteFile { pool, .. } | Store::Pool(pool) => pool,
+        }
+    }
+}
+
+struct Writer {
+    store: Store,
+    runtime: tokio::runtime::Runtime,
+    last_hash: String,
+    /// Rows waiting for a commit, oldest first; while the database is down, the rows kept for it.
+    queue: VecDeque<(NewExecution, Option<Reply>)>,
+    health: DatabaseHealth,
+    metrics: Metrics,
+    drained: Vec<oneshot::Sender<()>>,
+}
+
+impl Writer {
+    /// Until every handle is gone: wait for a command, take all that are waiting, commit.
+    fn run(mut self, commands: Receiver<Command>) {
+        loop {
+            match commands.recv_timeout(HEALTH_INTERVAL) {
+                Ok(command) => self.accept(command),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush();
+                    return;
                 }
             }
-            return;
+            while self.queue.len() < MAX_BATCH {
+                match commands.try_recv() {
+                    Ok(command) => self.accept(command),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            if self.health.check_due(false) {
+                self.check_health();
+            }
+            self.flush();
+            self.checkpoint_if_due();
         }
-        self.flushing = true;
-        let take = self.queue.len().min(MAX_BATCH);
-        let batch: Vec<(NewExecution, Option<Reply>)> = self.queue.drain(..take).collect();
-        let rows: Vec<NewExecution> = batch.iter().map(|(row, _)| row.clone()).collect();
-        let db = self.db.clone();
-        let prev = self.last_hash.clone();
-        let started = Instant::now();
-        let commit = async move { audit::insert_batch(&db, &prev, &rows).await };
-        ctx.spawn(commit.into_actor(self).map(move |result, writer, ctx| {
-            writer.flushing = false;
-            writer.metrics.audit_commit_seconds.observe(started.elapsed().as_secs_f64());
+    }
+
+    /// On a SQLite file: moves the log into the database. Every [`COMMITS_PER_CHECKPOINT`] commits
+    /// (or [`ROWS_PER_CHECKPOINT`] rows) the writer checkpoints itself, after the callers of the last
+    /// batch have their answers (the connection never checkpoints inside a commit): the log is
+    /// reused from its start only after a checkpoint that caught up with the last commit, which a
+    /// checkpoint racing this writer never does, and a log that keeps growing makes every commit an
+    /// extension of the file, dearer to sync than an overwrite. In between, the background
+    /// checkpointer copies most of the log, so that the writer's own checkpoint (during which rows
+    /// wait) has little left to do.
+    fn checkpoint_if_due(&mut self) {
+        let Store::SqliteFile { appender, since_checkpoint, background, .. } = &mut self.store else { return };
+        if since_checkpoint.0 > 0 && since_checkpoint.0 % COMMITS_PER_BACKGROUND_CHECKPOINT == 0 {
+            background.request();
+        }
+        if since_checkpoint.0 >= COMMITS_PER_CHECKPOINT || since_checkpoint.1 >= ROWS_PER_CHECKPOINT {
+            match appender.checkpoint() {
+                Ok(()) => *since_checkpoint = (0, 0),
+                // The background checkpoint is running: try again after the next batch.
+                Err(error) if error.is_unavailable() => tracing::debug!(%error, "audit log checkpoint deferred"),
+                Err(error) => {
+                    *since_checkpoint = (0, 0);
+                    tracing::warn!(%error, "audit log checkpoint failed; the next one retries");
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, command: Command) {
+        match command {
+            Command::Append { row, reply } if !self.health.is_healthy() => {
+                // Known down: refuse at once rather than queue behind a dead database, but keep the row.
+                let _ = reply.send(Err(AuditError::Unavailable));
+                let mut row = row;
+                row.error_message
+                    .get_or_insert_with(|| "audit database unavailable; result withheld from the caller".into());
+                self.queue.push_back((row, None));
+            }
+            Command::Append { row, reply } => self.queue.push_back((row, Some(reply))),
+            Command::Drain(done) => self.drained.push(done),
+        }
+    }
+
+    fn check_health(&mut self) {
+        let up = match &mut self.store {
+            Store::SqliteFile { appender, .. } => appender.ping().is_ok(),
+            Store::Pool(pool) => self.runtime.block_on(castellan_schema::ping(pool)).is_ok(),
+        };
+        self.health.pinged(up);
+    }
+
+    /// Commits what is queued, a batch at a time, while the database takes it.
+    fn flush(&mut self) {
+        while !self.queue.is_empty() && self.health.is_healthy() {
+            let take = self.queue.len().min(MAX_BATCH);
+            let batch: Vec<(NewExecution, Option<Reply>)> = self.queue.drain(..take).collect();
+            let started = Instant::now();
+            let result = self.commit(&batch);
+            self.metrics.audit_commit_seconds.observe(started.elapsed().as_secs_f64());
             match result {
                 Ok((ids, new_last)) => {
-                    writer.metrics.audit_batch_size.observe(ids.len() as f64);
-                    writer.last_hash = new_last;
-                    writer.health.committed();
+                    self.metrics.audit_batch_size.observe(ids.len() as f64);
+                    self.last_hash = new_last;
+                    self.health.committed();
                     for ((_, reply), id) in batch.into_iter().zip(ids) {
                         if let Some(reply) = reply {
                             let _ = reply.send(Ok(id));
                         }
                     }
-                    writer.flush(ctx);
                 }
                 Err(error) => {
-                    writer.metrics.audit_failures.inc();
-                    writer.health.failed();
+                    self.metrics.audit_failures.inc();
+                    self.health.failed();
                     tracing::error!(%error, rows = batch.len(), "audit commit failed; keeping rows for retry");
                     // The callers are told now and withhold their results; the rows are kept, marked,
                     // and committed when the database is back, so the attempt is still on record.
-                    let mut kept: Vec<(NewExecution, Option<Reply>)> = batch
-                        .into_iter()
-                        .map(|(mut row, reply)| {
-                            if let Some(reply) = reply {
-                                let _ = reply.send(Err(AuditError::Unavailable));
-                                row.status = castellan_schema::audit::ExecutionStatus::Failed;
-                                row.error_message =
-                                    Some("audit commit failed; result withheld from the caller".to_string());
-                            }
-                            (row, None)
-                        })
-                        .collect();
-                    kept.append(&mut writer.queue);
-                    writer.queue = kept;
-                    for done in writer.drained.drain(..) {
-                        let _ = done.send(());
+                    for (mut row, reply) in batch.into_iter().rev() {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Err(AuditError::Unavailable));
+                            row.status = ExecutionStatus::Failed;
+                            row.error_message =
+                                Some("audit commit failed; result withheld from the caller".to_string());
+                        }
+                        self.queue.push_front((row, None));
                     }
                 }
             }
-        }));
-    }
-}
-
-impl GroupCommitWriter for AuditWriter {
-    fn database(&self) -> DatabaseConnection {
-        self.db.clone()
-    }
-
-    fn health(&mut self) -> &mut DatabaseHealth {
-        &mut self.health
-    }
-
-    fn is_flushing(&self) -> bool {
-        self.flushing
-    }
-
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        AuditWriter::flush(self, ctx);
-    }
-}
-
-impl Actor for AuditWriter {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(HEALTH_INTERVAL, check_health);
-    }
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Append {
-    row: NewExecution,
-    reply: Reply,
-}
-
-impl Handler<Append> for AuditWriter {
-    type Result = ();
-
-    fn handle(&mut self, message: Append, ctx: &mut Context<Self>) {
-        if !self.health.is_healthy() && !self.flushing {
-            // Known down: refuse at once rather than queue behind a dead database, but keep the row.
-            let _ = message.reply.send(Err(AuditError::Unavailable));
-            let mut row = message.row;
-            row.error_message
-                .get_or_insert_with(|| "audit database unavailable; result withheld from the caller".into());
-            self.queue.push((row, None));
-            return;
         }
-        self.queue.push((message.row, Some(message.reply)));
-        self.flush(ctx);
+        if self.queue.is_empty() || !self.health.is_healthy() {
+            for done in self.drained.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// One transaction: the fast path when the writer's head is the stored one, else the careful one.
+    fn commit(&mut self, batch: &[(NewExecution, Option<Reply>)]) -> Result<(Vec<i64>, String), DbError> {
+        let rows: Vec<NewExecution>;
+        match &mut self.store {
+            Store::SqliteFile { appender, pool, since_checkpoint, .. } => {
+                since_checkpoint.0 += 1;
+                since_checkpoint.1 += batch.len() as u32;
+                // The rows are borrowed for the fast path; only the careful path needs a copy.
+                let borrowed: Vec<&NewExecution> = batch.iter().map(|(row, _)| row).collect();
+                if let Some(appended) = appender.append(&self.last_hash, &borrowed)? {
+                    return Ok(appended);
+                }
+                rows = borrowed.into_iter().cloned().collect();
+                self.runtime.block_on(audit::insert_batch(pool, &self.last_hash, &rows))
+            }
+            Store::Pool(pool) => {
+                rows = batch.iter().map(|(row, _)| row.clone()).collect();
+                self.runtime.block_on(audit::insert_batch(pool, &self.last_hash, &rows))
+            }
+        }
     }
 }
 
-#[derive(Message)]
-#[rtype(result = "oneshot::Receiver<()>")]
-struct Drain;
+/// Passive checkpoints on a thread and a connection of their own, on request. They never block the
+/// writer; they cannot let the log be reused (see [`Writer::checkpoint_if_due`]), only shorten the
+/// writer's own checkpoints.
+struct BackgroundCheckpoints {
+    requests: std::sync::mpsc::SyncSender<()>,
+}
 
-impl Handler<Drain> for AuditWriter {
-    type Result = MessageResult<Drain>;
+impl BackgroundCheckpoints {
+    fn start(path: &std::path::Path) -> Result<BackgroundCheckpoints, DbError> {
+        let mut checkpointer = SqliteAppender::open_checkpointer(path)?;
+        // One request waiting is enough: a checkpoint copies everything committed before it starts.
+        let (requests, pending) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("castellan-audit-checkpoint".into())
+            .spawn(move || {
+                while pending.recv().is_ok() {
+                    if let Err(error) = checkpointer.checkpoint() {
+                        tracing::debug!(%error, "background audit log checkpoint failed; the writer's own retries");
+                    }
+                }
+            })
+            .map_err(|error| DbError::Other(format!("cannot start the audit checkpointer: {error}")))?;
+        Ok(BackgroundCheckpoints { requests })
+    }
 
-    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
-        let (done, receiver) = oneshot::channel();
-        self.drained.push(done);
-        self.flush(ctx);
-        MessageResult(receiver)
+    fn request(&self) {
+        let _ = self.requests.try_send(());
     }
 }

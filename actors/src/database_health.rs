@@ -50,12 +50,12 @@ impl DatabaseHealth {
 
     /// Whether a ping is due: the database is down, or nothing committed for a while (and no
     /// commit is in flight, which would say the same sooner).
-    fn check_due(&self, flushing: bool) -> bool {
+    pub(crate) fn check_due(&self, flushing: bool) -> bool {
         !flushing && (!self.is_healthy() || self.last_success.elapsed() >= HEALTH_INTERVAL)
     }
 
     /// Records a ping's result; true when the database is up.
-    fn pinged(&mut self, up: bool) -> bool {
+    pub(crate) fn pinged(&mut self, up: bool) -> bool {
         let was = self.healthy.swap(up, Ordering::AcqRel);
         if up {
             self.last_success = Instant::now();

@@ -93,7 +93,7 @@ impl Application {
             total: crate::mcp::session::MAX_SESSIONS,
             per_principal: profile.server.max_sessions_per_principal,
         }));
-        let audit = AuditWriter::start(db.clone(), metrics.clone()).await?;
+        let audit = AuditWriter::start(db.clone(), &profile.database.url, metrics.clone()).await?;
         let policies = Arc::new(crate::governance::Policies::new(profile));
         let master = Arc::new(load_master_key(profile).map_err(|error| StartError::Other(error.to_string()))?);
         tracing::info!(fingerprint = %master.fingerprint, "master key loaded");
