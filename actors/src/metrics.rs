@@ -77,6 +77,24 @@ struct AiTokenLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    step: String,
+}
+
+/// The time of each step of a governed tool call, made once at start so that the request path
+/// observes a histogram without building a label.
+#[derive(Clone)]
+pub struct ChainSteps {
+    /// From the chain's start to the upstream call: resolution, rate limit, RBAC, pins,
+    /// PreToolUse hooks, the redaction of the arguments and the audit health check.
+    pub admission: Histogram,
+    /// The upstream call and the redaction of its answer.
+    pub execute: Histogram,
+    /// The wait for the row's durable commit (queue, hash chain, transaction, `fsync`).
+    pub audit: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServerLabels {
     server: LabelValue,
 }
@@ -201,6 +219,15 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
         .into_iter()
 }
 
+/// Finer than [`latency_buckets`] where a step's time lies (tens of microseconds to milliseconds).
+fn step_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.000025, 0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01,
+        0.025, 0.1, 1.0,
+    ]
+    .into_iter()
+}
+
 fn batch_buckets() -> impl Iterator<Item = f64> {
     [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0].into_iter()
 }
@@ -223,6 +250,7 @@ pub struct Metrics {
     ai_cost: Family<AiLabels, Counter>,
     pub servers_ready: Gauge,
     pub audit_commit_seconds: Histogram,
+    pub chain_steps: ChainSteps,
     pub audit_batch_size: Histogram,
     pub audit_failures: Counter,
     pub events_lost: Counter,
@@ -282,6 +310,10 @@ impl Metrics {
             "Time to commit one audit batch durably",
             audit_commit_seconds.clone(),
         );
+        let steps = Family::<StepLabels, Histogram>::new_with_constructor(|| Histogram::new(step_buckets()));
+        let step = |name: &str| steps.get_or_create(&StepLabels { step: name.to_owned() }).clone();
+        let chain_steps = ChainSteps { admission: step("admission"), execute: step("execute"), audit: step("audit") };
+        registry.register("chain_step_duration_seconds", "Time of each step of a governed tool call", steps);
         registry.register("audit_batch_size", "Rows per audit commit", audit_batch_size.clone());
         registry.register("audit_commit_failures", "Audit batches that failed to commit", audit_failures.clone());
         registry.register("events_lost", "Events a slow subscriber lost", events_lost.clone());
@@ -304,6 +336,7 @@ impl Metrics {
             child_restarts,
             servers_ready,
             audit_commit_seconds,
+            chain_steps,
             audit_batch_size,
             servers_memory_bytes,
             audit_failures,

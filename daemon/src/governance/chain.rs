@@ -108,6 +108,7 @@ impl Chain<'_> {
     /// Runs `request` through every step; the answer leaves only after its row is committed.
     #[tracing::instrument(skip_all, fields(trace_id = %request.trace_id, user = %request.principal.subject, kind = request.kind.as_str()))]
     pub async fn govern(&self, request: Request<'_>, resolution: Resolution, upstream: &dyn Upstream) -> Governed {
+        let chain_started = std::time::Instant::now();
         let mut draft = Draft {
             server: String::new(),
             name: request.requested.to_string(),
@@ -151,6 +152,8 @@ impl Chain<'_> {
             return self.finish(&request, draft, Outcome::AuditUnavailable(message.into()), None).await;
         }
         // execute
+        let execute_started = std::time::Instant::now();
+        self.metrics.chain_steps.admission.observe((execute_started - chain_started).as_secs_f64());
         let executed = upstream.execute(&target, arguments.clone()).await;
         // redact
         let outcome = match self.redacted(executed) {
@@ -158,6 +161,7 @@ impl Chain<'_> {
             // Parked for the client's input: its row is written when the request ends.
             Err(suspended) => return Governed { outcome: Outcome::Suspended(suspended), status: None },
         };
+        self.metrics.chain_steps.execute.observe(execute_started.elapsed().as_secs_f64());
         // post_hooks
         let (outcome, audited_output) = self.post_tool_use(&request, &target, &mut draft, arguments, outcome).await;
         // audit
@@ -308,7 +312,9 @@ impl Chain<'_> {
             duration_ms: (completed_at - draft.started_at).num_milliseconds(),
             hook_events: draft.hook_events,
         };
+        let audit_started = std::time::Instant::now();
         let committed = self.audit.record(row).await;
+        self.metrics.chain_steps.audit.observe(audit_started.elapsed().as_secs_f64());
         let duration_ms = (completed_at - draft.started_at).num_milliseconds().max(0);
         self.metrics.tool_call(&draft.server, &draft.name, status.as_str(), duration_ms as f64 / 1000.0);
         // The access line; arguments and results stay out of logs (they may hold secrets).
