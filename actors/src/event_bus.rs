@@ -116,6 +116,21 @@ impl Event {
         "ai_request",
     ];
 
+    /// A server starting, ready, exiting, restarting, stopping, its health, or its tools changing.
+    pub fn is_server_lifecycle(&self) -> bool {
+        matches!(
+            self,
+            Event::ServerStarting { .. }
+                | Event::ServerReady { .. }
+                | Event::ServerExited { .. }
+                | Event::ServerRestartScheduled { .. }
+                | Event::ServerCrashLoop { .. }
+                | Event::ServerStopped { .. }
+                | Event::ServerHealth { .. }
+                | Event::ToolsChanged { .. }
+        )
+    }
+
     /// The serialized `type` tag of this event, without serializing it.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -150,23 +165,36 @@ pub enum Delivery {
 #[derive(Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Event>,
+    /// The servers' lifecycle events only, for subscribers that want nothing else: a subscriber
+    /// of `sender` is woken for every tool call and authentication, on whatever thread it runs.
+    lifecycle: broadcast::Sender<Event>,
     metrics: Metrics,
 }
 
 impl EventBus {
     pub fn new(metrics: Metrics) -> Self {
         let (sender, _) = broadcast::channel(EVENT_RING_CAPACITY);
-        Self { sender, metrics }
+        let (lifecycle, _) = broadcast::channel(EVENT_RING_CAPACITY);
+        Self { sender, lifecycle, metrics }
     }
 
     /// Publishes without waiting; with no subscriber the event is simply dropped.
     pub fn publish(&self, event: Event) {
         tracing::debug!(event = ?event, "event");
+        if event.is_server_lifecycle() && self.lifecycle.receiver_count() > 0 {
+            let _ = self.lifecycle.send(event.clone());
+        }
         let _ = self.sender.send(event);
     }
 
+    /// Every event.
     pub fn subscribe(&self) -> Subscription {
         Subscription { receiver: self.sender.subscribe(), metrics: self.metrics.clone() }
+    }
+
+    /// Only the servers' lifecycle events (see [`Event::is_server_lifecycle`]).
+    pub fn subscribe_server_lifecycle(&self) -> Subscription {
+        Subscription { receiver: self.lifecycle.subscribe(), metrics: self.metrics.clone() }
     }
 }
 
@@ -261,6 +289,27 @@ mod tests {
             "then the oldest event still in the ring"
         );
         assert_eq!(metrics.events_lost.get(), 3, "the loss is counted in the metric as well");
+    }
+
+    #[tokio::test]
+    async fn a_lifecycle_subscriber_sees_only_lifecycle_events_and_the_full_one_sees_all() {
+        let bus = EventBus::new(Metrics::new());
+        let mut lifecycle = bus.subscribe_server_lifecycle();
+        let mut everything = bus.subscribe();
+        let call = Event::ToolCall {
+            server: "s".into(),
+            tool: "t".into(),
+            status: "success".into(),
+            user: None,
+            trace_id: "0".into(),
+            duration_ms: 1,
+        };
+        let ready = Event::ServerReady { server: "s".into(), tools: 1, pid: None };
+        bus.publish(call.clone());
+        bus.publish(ready.clone());
+        assert_eq!(lifecycle.next().await, Some(ready.clone()), "the tool call is not delivered here");
+        assert_eq!(everything.next().await, Some(call), "the full subscription has the call");
+        assert_eq!(everything.next().await, Some(ready), "and the lifecycle event");
     }
 
     #[test]

@@ -41,6 +41,9 @@ thread_local! {
 pub(crate) struct HttpWire {
     client: reqwest::Client,
     url: String,
+    /// `url`, parsed once rather than on every request (when it does not parse, each request
+    /// fails with reqwest's error, as before).
+    parsed_url: Option<reqwest::Url>,
     headers: Vec<(String, String)>,
     session_id: Mutex<Option<String>>,
     protocol_version: Mutex<Option<String>>,
@@ -54,7 +57,9 @@ pub fn connect_http(
     headers: Vec<(String, String)>,
     router: Arc<dyn InboundRouter>,
 ) -> Arc<Connection> {
-    let wire = HttpWire { client, url, headers, session_id: Mutex::new(None), protocol_version: Mutex::new(None) };
+    let parsed_url = reqwest::Url::parse(&url).ok();
+    let wire =
+        HttpWire { client, url, parsed_url, headers, session_id: Mutex::new(None), protocol_version: Mutex::new(None) };
     Connection::new(server.to_string(), Wire::Http(wire), router)
 }
 
@@ -68,8 +73,11 @@ impl HttpWire {
         let client = THREAD_CLIENT
             .with(|client| client.get_or_init(|| upstream_http_client().ok()).clone())
             .unwrap_or_else(|| self.client.clone());
-        let mut request = client
-            .post(&self.url)
+        let request = match &self.parsed_url {
+            Some(url) => client.post(url.clone()),
+            None => client.post(&self.url),
+        };
+        let mut request = request
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json")
             .body(message.to_string());

@@ -89,7 +89,8 @@ impl ToolPins {
 
 /// Watches servers becoming ready and tool lists changing, and re-reads approvals periodically.
 pub fn spawn_observer(pins: Arc<ToolPins>, registry: Registry, bus: EventBus) {
-    let mut events = bus.subscribe();
+    // Lifecycle events only: this task is not woken for every tool call.
+    let mut events = bus.subscribe_server_lifecycle();
     let observer = Arc::clone(&pins);
     tokio::spawn(async move {
         while let Some(event) = events.next().await {
