@@ -8,6 +8,7 @@ mod audit_size;
 mod child_output;
 mod cli;
 mod conformance;
+mod durability;
 mod events;
 mod faults;
 mod federation;
