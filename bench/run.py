@@ -80,6 +80,9 @@ def oha(url: str, headers: dict, seconds: int, rate: int | None, connections: in
         "p99_ms": percentiles["p99"] * 1000,
         "ok": statuses.get("200", 0),
         "other": sum(count for code, count in statuses.items() if code != "200"),
+        # Requests in flight when the run's time ended: sent, so the daemon completes (and audits) them.
+        "aborted": sum(count for error, count in report.get("errorDistribution", {}).items() if "deadline" in error),
+        "errors": sum(count for error, count in report.get("errorDistribution", {}).items() if "deadline" not in error),
     }
 
 

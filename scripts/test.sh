@@ -20,3 +20,9 @@ echo "== cargo build (the binary the end-to-end tests start)"
 cargo build --locked -p castellan --bin castellan
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
+# The side-by-side benchmark runs end to end (about 30 s; it checks that the tool runs, not the
+# figures): the debug binaries the tests used, no peers.
+echo "== benchmark smoke (scripts/bench.sh --smoke)"
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+CASTELLAN_BENCH_BINARY="$target_dir/debug/castellan" FAKE_PROVIDER_BIN="$target_dir/debug/fake-provider" \
+  scripts/bench.sh --smoke
