@@ -132,6 +132,7 @@ impl AuditWriter {
                             last_hash,
                             queue: VecDeque::new(),
                             health,
+                            last_check: Instant::now(),
                             metrics,
                             drained: Vec::new(),
                         };
@@ -195,6 +196,8 @@ struct Writer {
     /// Rows waiting for a commit, oldest first; while the database is down, the rows kept for it.
     queue: VecDeque<(NewExecution, Option<Reply>)>,
     health: DatabaseHealth,
+    /// When the database was last pinged.
+    last_check: Instant,
     metrics: Metrics,
     drained: Vec<oneshot::Sender<()>>,
 }
@@ -217,7 +220,11 @@ impl Writer {
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             }
-            if self.health.check_due(false) {
+            // At most once a health interval, as the actor's timer did: a ping that succeeds on a
+            // database that still refuses writes (a full disk) would otherwise let calls run
+            // between each command and the next failed commit.
+            if self.health.check_due(false) && self.last_check.elapsed() >= HEALTH_INTERVAL {
+                self.last_check = Instant::now();
                 self.check_health();
             }
             self.flush();
@@ -254,9 +261,11 @@ impl Writer {
     fn accept(&mut self, command: Command) {
         match command {
             Command::Append { row, reply } if !self.health.is_healthy() => {
-                // Known down: refuse at once rather than queue behind a dead database, but keep the row.
+                // Known down: refuse at once rather than queue behind a dead database, but keep the
+                // row, marked as what its caller got (as a row of a failed batch is).
                 let _ = reply.send(Err(AuditError::Unavailable));
                 let mut row = row;
+                row.status = ExecutionStatus::Failed;
                 row.error_message
                     .get_or_insert_with(|| "audit database unavailable; result withheld from the caller".into());
                 self.queue.push_back((row, None));
