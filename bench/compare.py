@@ -217,23 +217,6 @@ def stop_process_group(process: subprocess.Popen, limit: float = 30) -> None:
             process.wait(timeout=10)
 
 
-def wait_ready(url: str, process: subprocess.Popen, log_path: str, limit: float) -> None:
-    """Like run.wait_http, but fails at once (with the log's tail) when the process has exited."""
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        if process.poll() is not None:
-            with open(log_path, errors="replace") as log:
-                tail = log.read()[-3000:]
-            raise SystemExit(f"{url}: the server exited ({process.returncode}); its log ends:\n{tail}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except Exception:
-            time.sleep(0.25)
-    raise SystemExit(f"{url} did not become ready in {limit:.0f} s (log: {log_path})")
-
-
 def peer_venv(name: str) -> str:
     venv = os.path.join(PEERS_DIR, name)
     if not os.path.exists(os.path.join(venv, ".castellan-bench-peer.stamp")):
@@ -301,7 +284,7 @@ class ContextForge:
 
     def _set_up(self, venv: str, backend_url: str, workdir: str) -> None:
         env = self.env
-        wait_ready(f"{self.base}/health", self.process, self.log_path, 300)
+        run.wait_http(f"{self.base}/health", 300, self.process, self.log_path)
         token = subprocess.run([os.path.join(venv, "bin", "python"), "-m", "mcpgateway.utils.create_jwt_token",
                                 "--username", self.ADMIN, "--exp", "1440", "--secret", self.jwt_secret],
                                cwd=workdir, env=env, capture_output=True, text=True, check=True).stdout
@@ -371,7 +354,7 @@ class LiteLLM:
         self.process = subprocess.Popen(command, cwd=workdir, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         try:
-            wait_ready(f"{self.base}/health/liveliness", self.process, self.log_path, 300)
+            run.wait_http(f"{self.base}/health/liveliness", 300, self.process, self.log_path)
         except BaseException:
             self.stop()
             raise

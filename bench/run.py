@@ -34,16 +34,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_http(url: str, limit: float = 30.0) -> None:
+def wait_http(url: str, limit: float = 30.0, process=None, log_path: str | None = None) -> None:
+    """Until `url` answers 200; with `process` (and its `log_path`), fails at once, with the log's
+    tail, when the process has exited."""
     deadline = time.time() + limit
     while time.time() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = ""
+            if log_path:
+                with open(log_path, errors="replace") as log:
+                    tail = log.read()[-3000:]
+            raise SystemExit(f"{url}: the server exited ({process.returncode}); its log ends:\n{tail}")
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
         except Exception:
             time.sleep(0.1)
-    raise SystemExit(f"{url} did not become ready")
+    raise SystemExit(f"{url} did not become ready in {limit:.0f} s" + (f" (log: {log_path})" if log_path else ""))
 
 
 def post(url: str, body: dict, headers: dict) -> tuple:

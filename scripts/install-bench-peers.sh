@@ -32,16 +32,10 @@ mkdir -p "$tools/peers"
 tools="$(cd "$tools" && pwd)"
 log="$tools/peers/install-bench-peers.log"
 
-die() {
-  echo "install-bench-peers: $*" >&2
-  exit 1
-}
-
-# One writer at a time.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$tools/peers/.install.lock"
-  flock 9
-fi
+installer=install-bench-peers
+# shellcheck source=lib/install-common.sh
+source "$repo/scripts/lib/install-common.sh"
+take_install_lock "$tools/peers"
 
 # The interpreter: the first candidate that exists and is >= 3.12.
 find_python() {
@@ -56,28 +50,6 @@ find_python() {
     fi
   done
   return 1
-}
-
-fingerprint() { # files... -> one line
-  echo "layout=$layout $(sha256sum "$@" | awk '{print $1}' | tr '\n' ' ')"
-}
-
-stamp_ok() { # dir expected-fingerprint
-  [[ -f "$1/$stamp_name" ]] && [[ "$(head -n1 "$1/$stamp_name")" == "$2" ]]
-}
-
-log_started=""
-run_logged() { # description command... (output in the log, started afresh by a run's first step)
-  if [[ -z "$log_started" ]]; then
-    : >"$log"
-    log_started=1
-  fi
-  echo "== $1: ${*:2}" >>"$log"
-  if ! "${@:2}" >>"$log" 2>&1; then
-    echo "install-bench-peers: $1 failed; last lines of $log:" >&2
-    tail -n 40 "$log" >&2
-    exit 1
-  fi
 }
 
 installed=()

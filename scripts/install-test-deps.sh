@@ -50,46 +50,10 @@ mkdir -p "$tools"
 tools="$(cd "$tools" && pwd)"
 log="$tools/install-test-deps.log"
 
-die() {
-  echo "install-test-deps: $*" >&2
-  exit 1
-}
-
-# One writer at a time (several test processes may call this at once).
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$tools/.install.lock"
-  flock 9
-fi
-
-fingerprint() { # files... -> one line
-  echo "layout=$layout $(sha256sum "$@" | awk '{print $1}' | tr '\n' ' ')"
-}
-
-stamp_ok() { # dir expected-fingerprint
-  [[ -f "$1/$stamp_name" ]] && [[ "$(head -n1 "$1/$stamp_name")" == "$2" ]]
-}
-
-# Runs a step with its output in the log (started afresh by the first step of a run); on failure
-# shows the log's tail and stops.
-log_started=""
-start_log() {
-  if [[ -z "$log_started" ]]; then
-    : >"$log"
-    log_started=1
-  fi
-}
-try_logged() { # description command... -> the command's status (output in the log)
-  start_log
-  echo "== $1: ${*:2}" >>"$log"
-  "${@:2}" >>"$log" 2>&1
-}
-run_logged() { # description command...
-  if ! try_logged "$@"; then
-    echo "install-test-deps: $1 failed; last lines of $log:" >&2
-    tail -n 40 "$log" >&2
-    exit 1
-  fi
-}
+installer=install-test-deps
+# shellcheck source=lib/install-common.sh
+source "$repo/scripts/lib/install-common.sh"
+take_install_lock "$tools"
 
 installed=()
 current=()
