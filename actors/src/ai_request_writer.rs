@@ -1,26 +1,32 @@
-//! The AiRequestWriter: the single writer of `ai_requests`.
+//! The AiRequestWriter: the single writer of `ai_requests`, on a thread of its own
+//! ([`crate::writer_thread`]), as the [`crate::audit_writer`] is.
 //!
-//! Group commit as in the [`crate::audit_writer`]: no artificial delay; while one transaction is
-//! being committed, writes that arrive queue up and go out together in the next one. A start is
-//! durable before its caller hears its id, so the row exists as `started` before the request goes
-//! upstream. If the database fails, the health flag drops and callers are told: a start is refused
-//! (its request must not go upstream unrecorded), while completions and refusals, records of what
+//! Group commit without an artificial delay: while one transaction is being committed, writes
+//! that arrive queue up and go out together in the next one. A start is durable before its caller
+//! hears its id, so the row exists as `started` before the request goes upstream. On a SQLite file
+//! a batch is one synchronous transaction through the writer's own connection
+//! ([`SqliteAiWriter`]); PostgreSQL gets a pool of its own, driven by the thread's runtime.
+//!
+//! If the database fails, the health flag drops and callers are told: a start is refused (its
+//! request must not go upstream unrecorded), while completions and refusals, records of what
 //! already happened, are kept and committed once the database is back.
 //!
 //! Error values name what failed, never a row's contents (prompts do not pass here, but user
 //! names, models and messages do).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 
-use actix::prelude::*;
-use castellan_schema::DatabaseConnection;
 use castellan_schema::ai_requests::{
-    self, AiCompletion, AiRequestStatus, AiRequestWrite, AiRequestWritten, NewAiRequest,
+    self, AiCompletion, AiRequestStatus, AiRequestWrite, AiRequestWritten, NewAiRequest, SqliteAiWriter,
 };
+use castellan_schema::{DatabaseConnection, DbError};
 use tokio::sync::oneshot;
 
-use crate::database_health::{DatabaseHealth, GroupCommitWriter, HEALTH_INTERVAL, check_health};
+use crate::database_health::DatabaseHealth;
+use crate::writer_thread::{self, BatchWriter, CheckpointSchedule};
 
 /// The most writes one transaction carries.
 const MAX_BATCH: usize = 256;
@@ -38,19 +44,20 @@ pub enum AiRequestError {
 
 type Reply = oneshot::Sender<Result<AiRequestWritten, AiRequestError>>;
 
-pub struct AiRequestWriter {
-    db: DatabaseConnection,
-    queue: Vec<(AiRequestWrite, Option<Reply>)>,
-    flushing: bool,
-    health: DatabaseHealth,
-    commits: Arc<AtomicU64>,
-    drained: Vec<oneshot::Sender<()>>,
+// Nearly every command is a write: boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum Command {
+    Write { write: AiRequestWrite, reply: Reply },
+    Drain(oneshot::Sender<()>),
 }
 
-/// What request handlers hold: the mailbox and the health flag.
+/// Starts the writer; see the module documentation.
+pub struct AiRequestWriter;
+
+/// What request handlers hold: the writer's queue and the health flag.
 #[derive(Clone)]
 pub struct AiRequestsHandle {
-    writer: Addr<AiRequestWriter>,
+    commands: Sender<Command>,
     healthy: Arc<AtomicBool>,
     commits: Arc<AtomicU64>,
 }
@@ -102,16 +109,16 @@ impl AiRequestsHandle {
 
     /// Waits until every queued write is committed (or the database refuses); for shutdown.
     pub async fn drain(&self) {
-        if let Ok(done) = self.writer.send(Drain).await {
-            let _ = done.await;
+        let (done, finished) = oneshot::channel();
+        if self.commands.send(Command::Drain(done)).is_ok() {
+            let _ = finished.await;
         }
     }
 
     async fn write(&self, write: AiRequestWrite) -> Result<AiRequestWritten, AiRequestError> {
         let (reply, answer) = oneshot::channel();
-        // Not `send`: its acknowledgement would wake the caller once more before the commit's
-        // answer. A writer that has stopped drops the message, and with it `reply`.
-        self.writer.do_send(Write { write, reply });
+        // A writer that has stopped drops the command, and with it `reply`.
+        let _ = self.commands.send(Command::Write { write, reply });
         answer.await.map_err(|_| AiRequestError::Stopped)?
     }
 }
@@ -126,147 +133,166 @@ fn ends(completion: &AiCompletion) -> Result<(), AiRequestError> {
 }
 
 impl AiRequestWriter {
-    /// Starts the writer on the current arbiter.
-    pub fn start(db: DatabaseConnection) -> AiRequestsHandle {
+    /// Opens the writer's connection to `url` (the database `db` is connected to) and starts the
+    /// writer's thread.
+    pub async fn start(db: DatabaseConnection, url: &str) -> Result<AiRequestsHandle, DbError> {
         let health = DatabaseHealth::new("AI request log", "AI requests are refused");
         let healthy = health.flag();
         let commits = Arc::new(AtomicU64::new(0));
-        let writer = AiRequestWriter {
-            db,
-            queue: Vec::new(),
-            flushing: false,
-            health,
-            commits: Arc::clone(&commits),
-            drained: Vec::new(),
-        }
-        .start();
-        AiRequestsHandle { writer, healthy, commits }
-    }
-
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || self.queue.is_empty() {
-            if self.queue.is_empty() && !self.flushing {
-                for done in self.drained.drain(..) {
-                    let _ = done.send(());
-                }
-            }
-            return;
-        }
-        self.flushing = true;
-        let take = self.queue.len().min(MAX_BATCH);
-        let batch: Vec<(AiRequestWrite, Option<Reply>)> = self.queue.drain(..take).collect();
-        let writes: Vec<AiRequestWrite> = batch.iter().map(|(write, _)| write.clone()).collect();
-        let db = self.db.clone();
-        let commit = async move { ai_requests::write_batch(&db, &writes).await };
-        ctx.spawn(commit.into_actor(self).map(move |result, writer, ctx| {
-            writer.flushing = false;
-            match result {
-                Ok(written) => {
-                    writer.commits.fetch_add(1, Ordering::Relaxed);
-                    writer.health.committed();
-                    for ((_, reply), outcome) in batch.into_iter().zip(written) {
-                        if let Some(reply) = reply {
-                            let _ = reply.send(Ok(outcome));
-                        }
-                    }
-                    writer.flush(ctx);
-                }
-                Err(error) => writer.failed(batch, &error),
-            }
-        }));
-    }
-
-    /// A batch did not commit (nothing of it was written). Every caller is told now. Completions
-    /// and refusals are kept for a retry when the database was unreachable; a database that refuses
-    /// the statements themselves would refuse them again, so then they are dropped (and logged).
-    fn failed(&mut self, batch: Vec<(AiRequestWrite, Option<Reply>)>, error: &castellan_schema::DbError) {
-        self.health.failed();
-        let retry = error.is_unavailable();
-        let mut kept: Vec<(AiRequestWrite, Option<Reply>)> = Vec::new();
-        let mut dropped = 0usize;
-        for (write, reply) in batch {
-            if let Some(reply) = reply {
-                let _ = reply.send(Err(AiRequestError::Unavailable));
-            }
-            match write {
-                // Its caller refuses the request: nothing went upstream, there is nothing to record.
-                AiRequestWrite::Start(_) => {}
-                write if retry => kept.push((write, None)),
-                _ => dropped += 1,
-            }
-        }
-        tracing::error!(%error, kept = kept.len(), dropped, "AI request log commit failed");
-        kept.append(&mut self.queue);
-        self.queue = kept;
-        for done in self.drained.drain(..) {
-            let _ = done.send(());
-        }
+        let (commands, receiver) = std::sync::mpsc::channel();
+        let url = url.to_owned();
+        let counter = Arc::clone(&commits);
+        writer_thread::spawn(
+            "castellan-ai-requests",
+            move |runtime| runtime.block_on(Store::open(db, &url)),
+            move |store, runtime| {
+                let writer =
+                    Writer { store, runtime, queue: VecDeque::new(), health, commits: counter, drained: Vec::new() };
+                writer_thread::run(writer, receiver, MAX_BATCH);
+            },
+        )
+        .await?;
+        Ok(AiRequestsHandle { commands, healthy, commits })
     }
 }
 
-impl GroupCommitWriter for AiRequestWriter {
-    fn database(&self) -> DatabaseConnection {
-        self.db.clone()
+/// Where batches are committed.
+enum Store {
+    /// A SQLite file: the writer's own connection.
+    SqliteFile { writer: Box<SqliteAiWriter>, checkpoints: CheckpointSchedule },
+    /// PostgreSQL (a pool of the writer's own) or an in-memory SQLite database (the shared one,
+    /// which lives only in its single connection).
+    Pool(DatabaseConnection),
+}
+
+impl Store {
+    async fn open(shared: DatabaseConnection, url: &str) -> Result<Store, DbError> {
+        Ok(match castellan_schema::sqlite_file(url)? {
+            Some(path) => Store::SqliteFile {
+                writer: Box::new(SqliteAiWriter::open(&path)?),
+                checkpoints: CheckpointSchedule::default(),
+            },
+            None if url.starts_with("sqlite") => Store::Pool(shared),
+            // The shared pool's connections belong to the daemon's runtime; this thread drives its own.
+            None => Store::Pool(castellan_schema::connect(url).await?),
+        })
+    }
+}
+
+struct Writer {
+    store: Store,
+    runtime: tokio::runtime::Runtime,
+    /// Writes waiting for a commit, oldest first; while the database is down, the ones kept for it.
+    queue: VecDeque<(AiRequestWrite, Option<Reply>)>,
+    health: DatabaseHealth,
+    commits: Arc<AtomicU64>,
+    drained: Vec<oneshot::Sender<()>>,
+}
+
+impl BatchWriter for Writer {
+    type Command = Command;
+
+    fn accept(&mut self, command: Command) {
+        match command {
+            Command::Write { write, reply } if !self.health.is_healthy() => {
+                // Known down: answer at once rather than queue behind a dead database; keep what
+                // already happened for the retry.
+                let _ = reply.send(Err(AiRequestError::Unavailable));
+                if !matches!(write, AiRequestWrite::Start(_)) {
+                    self.queue.push_back((write, None));
+                }
+            }
+            Command::Write { write, reply } => self.queue.push_back((write, Some(reply))),
+            Command::Drain(done) => self.drained.push(done),
+        }
+    }
+
+    fn queued(&self) -> usize {
+        self.queue.len()
     }
 
     fn health(&mut self) -> &mut DatabaseHealth {
         &mut self.health
     }
 
-    fn is_flushing(&self) -> bool {
-        self.flushing
-    }
-
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        AiRequestWriter::flush(self, ctx);
-    }
-}
-
-impl Actor for AiRequestWriter {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(HEALTH_INTERVAL, check_health);
-    }
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Write {
-    write: AiRequestWrite,
-    reply: Reply,
-}
-
-impl Handler<Write> for AiRequestWriter {
-    type Result = ();
-
-    fn handle(&mut self, message: Write, ctx: &mut Context<Self>) {
-        if !self.health.is_healthy() && !self.flushing {
-            // Known down: answer at once rather than queue behind a dead database; keep what
-            // already happened for the retry.
-            let _ = message.reply.send(Err(AiRequestError::Unavailable));
-            if !matches!(message.write, AiRequestWrite::Start(_)) {
-                self.queue.push((message.write, None));
-            }
-            return;
+    fn ping(&mut self) -> bool {
+        match &mut self.store {
+            Store::SqliteFile { writer, .. } => writer.ping().is_ok(),
+            Store::Pool(pool) => self.runtime.block_on(castellan_schema::ping(pool)).is_ok(),
         }
-        self.queue.push((message.write, Some(message.reply)));
-        self.flush(ctx);
+    }
+
+    fn flush(&mut self) {
+        while !self.queue.is_empty() && self.health.is_healthy() {
+            let take = self.queue.len().min(MAX_BATCH);
+            let batch: Vec<(AiRequestWrite, Option<Reply>)> = self.queue.drain(..take).collect();
+            match self.commit(&batch) {
+                Ok(written) => {
+                    self.commits.fetch_add(1, Ordering::Relaxed);
+                    self.health.committed();
+                    for ((_, reply), outcome) in batch.into_iter().zip(written) {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                    }
+                }
+                Err(error) => self.failed(batch, &error),
+            }
+        }
+        if self.queue.is_empty() || !self.health.is_healthy() {
+            for done in self.drained.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn after_flush(&mut self) {
+        if let Store::SqliteFile { writer, checkpoints } = &mut self.store {
+            checkpoints.run_if_due("AI request", || writer.checkpoint());
+        }
     }
 }
 
-#[derive(Message)]
-#[rtype(result = "oneshot::Receiver<()>")]
-struct Drain;
+impl Writer {
+    /// One transaction of the batch's writes, in order.
+    fn commit(&mut self, batch: &[(AiRequestWrite, Option<Reply>)]) -> Result<Vec<AiRequestWritten>, DbError> {
+        match &mut self.store {
+            Store::SqliteFile { writer, checkpoints } => {
+                checkpoints.committed(batch.len());
+                let writes: Vec<&AiRequestWrite> = batch.iter().map(|(write, _)| write).collect();
+                writer.write_batch(&writes)
+            }
+            Store::Pool(pool) => {
+                let writes: Vec<AiRequestWrite> = batch.iter().map(|(write, _)| write.clone()).collect();
+                self.runtime.block_on(ai_requests::write_batch(pool, &writes))
+            }
+        }
+    }
 
-impl Handler<Drain> for AiRequestWriter {
-    type Result = MessageResult<Drain>;
-
-    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
-        let (done, receiver) = oneshot::channel();
-        self.drained.push(done);
-        self.flush(ctx);
-        MessageResult(receiver)
+    /// A batch did not commit (nothing of it was written). Every caller is told now. Completions
+    /// and refusals are kept for a retry when the database was unreachable; a database that refuses
+    /// the statements themselves would refuse them again, so then they are dropped (and logged).
+    fn failed(&mut self, batch: Vec<(AiRequestWrite, Option<Reply>)>, error: &DbError) {
+        self.health.failed();
+        let retry = error.is_unavailable();
+        let mut kept = 0usize;
+        let mut dropped = 0usize;
+        // Kept in their order, ahead of what arrived since.
+        for (write, reply) in batch.into_iter().rev() {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(AiRequestError::Unavailable));
+            }
+            match write {
+                // Its caller refuses the request: nothing went upstream, there is nothing to record.
+                AiRequestWrite::Start(_) => {}
+                write if retry => {
+                    kept += 1;
+                    self.queue.push_front((write, None));
+                }
+                _ => dropped += 1,
+            }
+        }
+        tracing::error!(%error, kept, dropped, "AI request log commit failed");
     }
 }
 
@@ -320,10 +346,10 @@ mod tests {
         castellan_schema::ai_requests::list(db, &filter).await.expect("list")
     }
 
-    #[actix::test]
+    #[tokio::test]
     async fn concurrent_starts_share_transactions_and_each_gets_its_id() {
         let db = database().await;
-        let handle = AiRequestWriter::start(db.clone());
+        let handle = AiRequestWriter::start(db.clone(), "sqlite::memory:").await.expect("start");
         let callers = 200;
         let starts = (0..callers).map(|index| {
             let handle = handle.clone();
@@ -341,10 +367,10 @@ mod tests {
         assert!(commits >= 1 && commits < callers as u64 / 4, "{callers} starts took {commits} transactions");
     }
 
-    #[actix::test]
+    #[tokio::test]
     async fn complete_after_start_and_a_second_completion_changes_nothing() {
         let db = database().await;
-        let handle = AiRequestWriter::start(db.clone());
+        let handle = AiRequestWriter::start(db.clone(), "sqlite::memory:").await.expect("start");
         assert!(handle.is_available(), "a fresh writer is available");
         let id = handle.start(row(1)).await.expect("start");
         handle.complete(id, ending(AiRequestStatus::Success, Some(42))).await.expect("complete");
@@ -371,10 +397,10 @@ mod tests {
         handle.drain().await;
     }
 
-    #[actix::test]
+    #[tokio::test]
     async fn a_closed_database_refuses_starts_with_a_message_free_of_row_contents() {
         let db = database().await;
-        let handle = AiRequestWriter::start(db.clone());
+        let handle = AiRequestWriter::start(db.clone(), "sqlite::memory:").await.expect("start");
         db.close_by_ref().await.expect("close");
         let mut secret = row(3);
         secret.user_id = Some("user-with-a-s3cret-name".into());

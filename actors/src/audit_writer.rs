@@ -7,38 +7,29 @@
 //! flag drops, callers are told, and the rows are kept and committed once it is back, marked as
 //! withheld from the caller.
 //!
-//! A thread rather than an actor on a shared arbiter: a row crosses one thread boundary to get
-//! here and one to get back, and the hash chain is computed here, off the request's thread. On a
+//! The thread ([`crate::writer_thread`]) computes the hash chain, off the request's thread. On a
 //! SQLite file the batch is one synchronous transaction through the writer's own connection
 //! ([`SqliteAppender`]); PostgreSQL gets a pool of its own, driven by the thread's own runtime.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::Sender;
 use std::time::Instant;
 
 use castellan_schema::audit::{self, ExecutionStatus, NewExecution, SqliteAppender};
 use castellan_schema::{DatabaseConnection, DbError};
 use tokio::sync::oneshot;
 
-use crate::database_health::{DatabaseHealth, HEALTH_INTERVAL};
+use crate::database_health::DatabaseHealth;
 use crate::metrics::Metrics;
+use crate::writer_thread::{self, BatchWriter, CheckpointSchedule};
 
 // The smallest cap a profile may set still holds the marker, so a cut value keeps some text.
 const _: () = assert!(audit::MARKER_MAX_BYTES < castellan_config::MIN_AUDIT_MAX_FIELD_BYTES);
 
 /// The most rows one transaction carries.
 const MAX_BATCH: usize = 256;
-
-/// On a SQLite file, the commits between two checkpoints by the writer itself: about SQLite's own
-/// default of 1,000 log pages (a one-row commit writes ten to thirteen pages)...
-const COMMITS_PER_CHECKPOINT: u32 = 128;
-/// ... or the rows, when batches are large (consecutive rows share their pages).
-const ROWS_PER_CHECKPOINT: u32 = 2048;
-/// Between those, the background checkpointer is asked to copy the log every this many commits,
-/// so that the writer's own checkpoint finds little left to copy.
-const COMMITS_PER_BACKGROUND_CHECKPOINT: u32 = 16;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum AuditError {
@@ -111,40 +102,17 @@ impl AuditWriter {
         let health = DatabaseHealth::new("audit", "tool calls are refused");
         let healthy = health.flag();
         let (commands, receiver) = std::sync::mpsc::channel();
-        let (started, opened) = oneshot::channel();
         let url = url.to_owned();
-        std::thread::Builder::new()
-            .name("castellan-audit".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(runtime) => runtime,
-                    Err(error) => {
-                        let _ = started.send(Err(DbError::Other(format!("the audit writer's runtime: {error}"))));
-                        return;
-                    }
-                };
-                match runtime.block_on(Store::open(db, &url)) {
-                    Ok((store, last_hash)) => {
-                        let _ = started.send(Ok(()));
-                        let writer = Writer {
-                            store,
-                            runtime,
-                            last_hash,
-                            queue: VecDeque::new(),
-                            health,
-                            last_check: Instant::now(),
-                            metrics,
-                            drained: Vec::new(),
-                        };
-                        writer.run(receiver);
-                    }
-                    Err(error) => {
-                        let _ = started.send(Err(error));
-                    }
-                }
-            })
-            .map_err(|error| DbError::Other(format!("cannot start the audit writer: {error}")))?;
-        opened.await.map_err(|_| DbError::Other("the audit writer stopped while starting".into()))??;
+        writer_thread::spawn(
+            "castellan-audit",
+            move |runtime| runtime.block_on(Store::open(db, &url)),
+            move |(store, last_hash), runtime| {
+                let writer =
+                    Writer { store, runtime, last_hash, queue: VecDeque::new(), health, metrics, drained: Vec::new() };
+                writer_thread::run(writer, receiver, MAX_BATCH);
+            },
+        )
+        .await?;
         let max_field_bytes = Arc::new(AtomicUsize::new(castellan_config::DEFAULT_AUDIT_MAX_FIELD_BYTES));
         Ok(AuditHandle { commands, healthy, max_field_bytes })
     }
@@ -156,8 +124,7 @@ enum Store {
     SqliteFile {
         appender: Box<SqliteAppender>,
         pool: DatabaseConnection,
-        /// Commits and rows since the writer's last checkpoint.
-        since_checkpoint: (u32, u32),
+        checkpoints: CheckpointSchedule,
         background: BackgroundCheckpoints,
     },
     /// PostgreSQL (a pool of the writer's own) or an in-memory SQLite database (the shared one,
@@ -171,7 +138,7 @@ impl Store {
             Some(path) => Store::SqliteFile {
                 appender: Box::new(SqliteAppender::open(&path)?),
                 pool: shared,
-                since_checkpoint: (0, 0),
+                checkpoints: CheckpointSchedule::default(),
                 background: BackgroundCheckpoints::start(&path)?,
             },
             None if url.starts_with("sqlite") => Store::Pool(shared),
@@ -196,68 +163,49 @@ struct Writer {
     /// Rows waiting for a commit, oldest first; while the database is down, the rows kept for it.
     queue: VecDeque<(NewExecution, Option<Reply>)>,
     health: DatabaseHealth,
-    /// When the database was last pinged.
-    last_check: Instant,
     metrics: Metrics,
     drained: Vec<oneshot::Sender<()>>,
 }
 
-impl Writer {
-    /// Until every handle is gone: wait for a command, take all that are waiting, commit.
-    fn run(mut self, commands: Receiver<Command>) {
-        loop {
-            match commands.recv_timeout(HEALTH_INTERVAL) {
-                Ok(command) => self.accept(command),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.flush();
-                    return;
-                }
-            }
-            while self.queue.len() < MAX_BATCH {
-                match commands.try_recv() {
-                    Ok(command) => self.accept(command),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
-            }
-            // At most once a health interval, as the actor's timer did: a ping that succeeds on a
-            // database that still refuses writes (a full disk) would otherwise let calls run
-            // between each command and the next failed commit.
-            if self.health.check_due(false) && self.last_check.elapsed() >= HEALTH_INTERVAL {
-                self.last_check = Instant::now();
-                self.check_health();
-            }
-            self.flush();
-            self.checkpoint_if_due();
+impl BatchWriter for Writer {
+    type Command = Command;
+
+    fn accept(&mut self, command: Command) {
+        Writer::accept(self, command);
+    }
+
+    fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn health(&mut self) -> &mut DatabaseHealth {
+        &mut self.health
+    }
+
+    fn ping(&mut self) -> bool {
+        match &mut self.store {
+            Store::SqliteFile { appender, .. } => appender.ping().is_ok(),
+            Store::Pool(pool) => self.runtime.block_on(castellan_schema::ping(pool)).is_ok(),
         }
     }
 
-    /// On a SQLite file: moves the log into the database. Every [`COMMITS_PER_CHECKPOINT`] commits
-    /// (or [`ROWS_PER_CHECKPOINT`] rows) the writer checkpoints itself, after the callers of the last
-    /// batch have their answers (the connection never checkpoints inside a commit): the log is
-    /// reused from its start only after a checkpoint that caught up with the last commit, which a
-    /// checkpoint racing this writer never does, and a log that keeps growing makes every commit an
-    /// extension of the file, dearer to sync than an overwrite. In between, the background
-    /// checkpointer copies most of the log, so that the writer's own checkpoint (during which rows
-    /// wait) has little left to do.
-    fn checkpoint_if_due(&mut self) {
-        let Store::SqliteFile { appender, since_checkpoint, background, .. } = &mut self.store else { return };
-        if since_checkpoint.0 > 0 && since_checkpoint.0 % COMMITS_PER_BACKGROUND_CHECKPOINT == 0 {
+    fn flush(&mut self) {
+        Writer::flush(self);
+    }
+
+    /// On a SQLite file, the writer's own checkpoint when due ([`CheckpointSchedule`]); in between,
+    /// the background checkpointer copies most of the log, so that the writer's own checkpoint
+    /// (during which rows wait) has little left to do.
+    fn after_flush(&mut self) {
+        let Store::SqliteFile { appender, checkpoints, background, .. } = &mut self.store else { return };
+        if checkpoints.background_due() {
             background.request();
         }
-        if since_checkpoint.0 >= COMMITS_PER_CHECKPOINT || since_checkpoint.1 >= ROWS_PER_CHECKPOINT {
-            match appender.checkpoint() {
-                Ok(()) => *since_checkpoint = (0, 0),
-                // The background checkpoint is running: try again after the next batch.
-                Err(error) if error.is_unavailable() => tracing::debug!(%error, "audit log checkpoint deferred"),
-                Err(error) => {
-                    *since_checkpoint = (0, 0);
-                    tracing::warn!(%error, "audit log checkpoint failed; the next one retries");
-                }
-            }
-        }
+        checkpoints.run_if_due("audit", || appender.checkpoint());
     }
+}
 
+impl Writer {
     fn accept(&mut self, command: Command) {
         match command {
             Command::Append { row, reply } if !self.health.is_healthy() => {
@@ -273,14 +221,6 @@ impl Writer {
             Command::Append { row, reply } => self.queue.push_back((row, Some(reply))),
             Command::Drain(done) => self.drained.push(done),
         }
-    }
-
-    fn check_health(&mut self) {
-        let up = match &mut self.store {
-            Store::SqliteFile { appender, .. } => appender.ping().is_ok(),
-            Store::Pool(pool) => self.runtime.block_on(castellan_schema::ping(pool)).is_ok(),
-        };
-        self.health.pinged(up);
     }
 
     /// Commits what is queued, a batch at a time, while the database takes it.
@@ -331,9 +271,8 @@ impl Writer {
     fn commit(&mut self, batch: &[(NewExecution, Option<Reply>)]) -> Result<(Vec<i64>, String), DbError> {
         let rows: Vec<NewExecution>;
         match &mut self.store {
-            Store::SqliteFile { appender, pool, since_checkpoint, .. } => {
-                since_checkpoint.0 += 1;
-                since_checkpoint.1 += batch.len() as u32;
+            Store::SqliteFile { appender, pool, checkpoints, .. } => {
+                checkpoints.committed(batch.len());
                 // The rows are borrowed for the fast path; only the careful path needs a copy.
                 let borrowed: Vec<&NewExecution> = batch.iter().map(|(row, _)| row).collect();
                 if let Some(appended) = appender.append(&self.last_hash, &borrowed)? {
@@ -351,7 +290,7 @@ impl Writer {
 }
 
 /// Passive checkpoints on a thread and a connection of their own, on request. They never block the
-/// writer; they cannot let the log be reused (see [`Writer::checkpoint_if_due`]), only shorten the
+/// writer; they cannot let the log be reused (see [`CheckpointSchedule`]), only shorten the
 /// writer's own checkpoints.
 struct BackgroundCheckpoints {
     requests: std::sync::mpsc::SyncSender<()>,

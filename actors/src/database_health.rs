@@ -7,9 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use actix::prelude::*;
-use castellan_schema::DatabaseConnection;
-
 /// How often a writer checks the database when it has not committed recently.
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -67,26 +64,4 @@ impl DatabaseHealth {
         }
         up
     }
-}
-
-/// A group-commit writer: an actor with a database, a health record and a queue it flushes.
-pub trait GroupCommitWriter: Actor<Context = Context<Self>> {
-    fn database(&self) -> DatabaseConnection;
-    fn health(&mut self) -> &mut DatabaseHealth;
-    fn is_flushing(&self) -> bool;
-    fn flush(&mut self, ctx: &mut Context<Self>);
-}
-
-/// Pings the writer's database when a check is due, and flushes what waited once it is up.
-pub fn check_health<W: GroupCommitWriter>(writer: &mut W, ctx: &mut Context<W>) {
-    let flushing = writer.is_flushing();
-    if !writer.health().check_due(flushing) {
-        return;
-    }
-    let db = writer.database();
-    ctx.spawn(async move { castellan_schema::ping(&db).await.is_ok() }.into_actor(writer).map(|up, writer, ctx| {
-        if writer.health().pinged(up) {
-            writer.flush(ctx);
-        }
-    }));
 }

@@ -19,6 +19,7 @@ pub mod reconciler;
 pub mod registry;
 pub mod spawn;
 pub mod upstream;
+mod writer_thread;
 
 pub use ai_request_writer::{AiRequestWriter, AiRequestsHandle};
 pub use audit_writer::{AuditHandle, AuditWriter};

@@ -134,7 +134,7 @@ impl Application {
         }));
         // Rows a crash left `started` are marked before anything new is admitted.
         mark_interrupted_ai_requests(&db, profile).await?;
-        let ai_rows = castellan_actors::AiRequestWriter::start(db.clone());
+        let ai_rows = castellan_actors::AiRequestWriter::start(db.clone(), &profile.database.url).await?;
         let ai =
             crate::ai::AiGateway::new(profile, db.clone(), ai_rows, Arc::clone(&gateway)).map_err(StartError::Other)?;
         let state = web::Data::new(AppState {
@@ -190,12 +190,14 @@ impl Application {
         LiveHandles { state: self.state.clone(), reconciler: self.reconciler.clone(), bus: self.bus.clone() }
     }
 
-    /// Serves until a stop signal; then children are stopped and the audit trail is flushed.
+    /// Serves until a stop signal; then children are stopped and the audit trail and the AI request
+    /// log are flushed.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         tracing::info!("http server stopped; stopping mcp servers");
         let _ = self.reconciler.send(Shutdown).await;
         self.audit.drain().await;
+        self.state.ai.drain().await;
         tracing::info!("shutdown complete");
         result
     }

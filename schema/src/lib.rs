@@ -27,6 +27,7 @@ pub mod oauth;
 mod scopes;
 pub mod secrets;
 pub mod sessions;
+mod sqlite_direct;
 mod tail;
 mod time;
 pub mod tool_pins;

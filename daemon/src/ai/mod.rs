@@ -39,6 +39,8 @@ pub struct AiGateway {
     pub tool_uses: Arc<lineage::ToolUseTraces>,
     services: ModelCallServices,
     gateway: Arc<crate::mcp::gateway::Gateway>,
+    /// The writer behind `services.rows`, for the drain at shutdown.
+    log: AiRequestsHandle,
 }
 
 impl AiGateway {
@@ -55,13 +57,19 @@ impl AiGateway {
         let policy = Arc::new(ArcSwap::new(policy));
         let spend = Arc::new(DatabaseSpend { db, policy: policy.clone() });
         let services = ModelCallServices {
-            rows: Arc::new(rows),
+            rows: Arc::new(rows.clone()),
             budgets,
             spend,
             metrics: gateway.metrics.clone(),
             bus: gateway.bus.clone(),
         };
-        Ok(Arc::new(AiGateway { policy, tool_uses: Arc::default(), services, gateway }))
+        Ok(Arc::new(AiGateway { policy, tool_uses: Arc::default(), services, gateway, log: rows }))
+    }
+
+    /// Waits until every queued `ai_requests` write (the completions of answered requests) is
+    /// committed, or the database refuses; for shutdown.
+    pub async fn drain(&self) {
+        self.log.drain().await;
     }
 
     /// The configuration in force; a request keeps the one it loaded.

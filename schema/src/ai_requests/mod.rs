@@ -14,11 +14,13 @@ use chrono::{DateTime, Utc};
 use crate::entity::ai_requests as entity;
 
 mod read;
+mod sqlite_writer;
 mod write;
 
 pub use read::{
     AiRequestFilter, CostGroup, CostsBy, LIST_MAX_LIMIT, SpendGroup, by_trace_id, costs, list, spend_since,
 };
+pub use sqlite_writer::SqliteAiWriter;
 pub use write::{
     AiRequestWrite, AiRequestWritten, complete, insert_finished, insert_started, mark_interrupted, write_batch,
 };

@@ -121,14 +121,14 @@ pub async fn mark_interrupted(
 }
 
 /// A completion must end the request: `started` is not an ending.
-fn check_ends(completion: &AiCompletion) -> DbResult<()> {
+pub(super) fn check_ends(completion: &AiCompletion) -> DbResult<()> {
     if completion.status == AiRequestStatus::Started {
         return Err(DbError::Other("an AI request completion cannot have the status `started`".to_owned()));
     }
     Ok(())
 }
 
-fn bounded(message: &Option<String>) -> Option<String> {
+pub(super) fn bounded(message: &Option<String>) -> Option<String> {
     message.clone().map(|message| cap_field(message, ERROR_MESSAGE_MAX_BYTES))
 }
 

@@ -1,26 +1,18 @@
 //! The audit append on a SQLite file through a connection of its own, owned by the audit writer's
-//! thread: the statements are prepared once, and a batch is one synchronous transaction on the
-//! thread that asked for it. Through the pool, the same transaction cost two hand-offs to sqlx's
-//! worker thread and a fresh parse of a multi-statement text on every batch; on this path the
-//! commit's own `fsync` is most of what is left.
+//! thread ([`crate::sqlite_direct`]): on this path the commit's own `fsync` is most of what is left.
 //!
-//! The connection has the pool's durability settings (`journal_mode=WAL`, `synchronous=FULL`: the
-//! log is synced on every commit). Like [`super::append`], it writes only when the writer's head
-//! is still the stored head, read under the write lock (`BEGIN IMMEDIATE`); otherwise it writes
-//! nothing and the caller takes the careful path.
+//! Like [`super::append`], it writes only when the writer's head is still the stored head, read
+//! under the write lock (`BEGIN IMMEDIATE`); otherwise it writes nothing and the caller takes the
+//! careful path.
 
 use std::path::Path;
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{CHAIN_HEAD_KEY, NewExecution, chain_hash};
 use crate::audit::chain::GENESIS_HASH;
-use crate::error::{DbError, DbResult};
-use crate::time::truncate_to_micros;
-
-/// How long a commit waits for another connection's write lock before it fails.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::error::DbResult;
+use crate::sqlite_direct::{self, classify, stored_time};
 
 const HEAD: &str = "SELECT row_hash FROM mcp_tool_executions ORDER BY id DESC LIMIT 1";
 const INSERT_ROW: &str = "INSERT INTO mcp_tool_executions (server, tool, kind, input, output, status, \
@@ -38,34 +30,14 @@ pub struct SqliteAppender {
 }
 
 impl SqliteAppender {
-    /// Opens `path` (which must exist and hold the schema) with the durable settings.
+    /// Opens `path` (which must exist and hold the schema) with the writer's settings.
     pub fn open(path: &Path) -> DbResult<SqliteAppender> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let connection = Connection::open_with_flags(path, flags).map_err(unavailable)?;
-        connection.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
-        let mode: String =
-            connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(unavailable)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(DbError::Other(format!("the audit database refused WAL mode (it is in {mode} mode)")));
-        }
-        connection.pragma_update(None, "synchronous", "FULL").map_err(unavailable)?;
-        connection.pragma_update(None, "foreign_keys", "ON").map_err(unavailable)?;
-        // No checkpoint inside a commit, where every caller of the batch would wait for it: the
-        // writer calls [`SqliteAppender::checkpoint`] once the batch's callers have their answers.
-        connection.pragma_update(None, "wal_autocheckpoint", 0).map_err(unavailable)?;
-        // A log that a burst made large is cut back to this size when it is next reused.
-        connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024).map_err(unavailable)?;
-        Ok(SqliteAppender { connection })
+        Ok(SqliteAppender { connection: sqlite_direct::open_writer(path, "audit")? })
     }
 
     /// A second connection to `path`, for [`SqliteAppender::checkpoint`] on another thread.
     pub fn open_checkpointer(path: &Path) -> DbResult<SqliteAppender> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let connection = Connection::open_with_flags(path, flags).map_err(unavailable)?;
-        connection.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
-        connection.pragma_update(None, "synchronous", "FULL").map_err(unavailable)?;
-        connection.pragma_update(None, "wal_autocheckpoint", 0).map_err(unavailable)?;
-        Ok(SqliteAppender { connection })
+        Ok(SqliteAppender { connection: sqlite_direct::open(path)? })
     }
 
     /// Appends `rows` after `prev_hash` if that is still the stored head, in one durable
@@ -145,42 +117,13 @@ impl SqliteAppender {
         Ok(Some((ids, previous)))
     }
 
-    /// Moves committed log pages into the database file without waiting for readers or writers
-    /// (`PRAGMA wal_checkpoint(PASSIVE)`).
+    /// Moves committed log pages into the database file without waiting (`PASSIVE`).
     pub fn checkpoint(&mut self) -> DbResult<()> {
-        self.connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(classify)
+        sqlite_direct::checkpoint(&self.connection)
     }
 
     /// Whether the database answers.
     pub fn ping(&mut self) -> DbResult<()> {
-        self.connection.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable)
-    }
-}
-
-/// A timestamp as the pool's driver stores it (RFC 3339 with `+00:00`, fractional digits as
-/// needed), so rows read back the same whichever path wrote them.
-fn stored_time(timestamp: chrono::DateTime<chrono::Utc>) -> String {
-    truncate_to_micros(timestamp).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
-}
-
-fn unavailable(error: rusqlite::Error) -> DbError {
-    DbError::Unavailable(error.to_string())
-}
-
-/// Locked past the busy timeout, out of disk, an I/O error or a file that cannot be opened: the
-/// database cannot take writes now (the writer fails closed and retries). Anything else is a bug
-/// or corrupt data.
-fn classify(error: rusqlite::Error) -> DbError {
-    use rusqlite::ErrorCode;
-    match error.sqlite_error_code() {
-        Some(
-            ErrorCode::DatabaseBusy
-            | ErrorCode::DatabaseLocked
-            | ErrorCode::DiskFull
-            | ErrorCode::SystemIoFailure
-            | ErrorCode::CannotOpen
-            | ErrorCode::ReadOnly,
-        ) => DbError::Unavailable(error.to_string()),
-        _ => DbError::Other(error.to_string()),
+        sqlite_direct::ping(&self.connection)
     }
 }

@@ -363,3 +363,120 @@ pub async fn ai_requests_spend_since(database: TestDatabase) {
     let after = ai_requests::spend_since(db, since).await.expect("spend");
     assert_eq!(after.last(), Some(&spend("bob", "gpt-5", 57)), "a completed request counts");
 }
+
+/// The same writes through the pool and through the SQLite writer's own connection read back the
+/// same (ids and the session that tells them apart aside), with the same stored text in every
+/// column; a batch the writer cannot store writes nothing, and the connection takes the next one.
+pub async fn ai_requests_sqlite_writer_stores_what_the_pool_stores(database: TestDatabase) {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let db = &database.db;
+    let path = castellan_schema::sqlite_file(&database.url).expect("a SQLite URL").expect("a file");
+    let mut writer = ai_requests::SqliteAiWriter::open(&path).expect("open the writer");
+    let via = |session: &str, user: &str, model: &str, at: i64| NewAiRequest {
+        session_id: Some(session.to_owned()),
+        ..request(user, model, instant(at))
+    };
+    let fallback = AiCompletion {
+        provider: Some("openai".to_owned()),
+        upstream_model: Some("fallback-model".to_owned()),
+        error_message: Some("ü".repeat(ERROR_MESSAGE_MAX_BYTES)),
+        ..success(Some(1_234), instant(3))
+    };
+    let mut ids = Vec::new();
+    for session in ["pool", "direct"] {
+        let first = vec![
+            AiRequestWrite::Start(via(session, "alice", "claude-sonnet-4-5", 0)),
+            AiRequestWrite::Finish(via(session, "bob", "gpt-5", 1), refusal(AiRequestStatus::RateLimited, instant(1))),
+            AiRequestWrite::Start(NewAiRequest { user_id: None, streamed: false, ..via(session, "carol", "gpt-5", 2) }),
+        ];
+        let written = if session == "pool" {
+            ai_requests::write_batch(db, &first).await.expect("the pool's batch")
+        } else {
+            writer.write_batch(&first.iter().collect::<Vec<_>>()).expect("the writer's batch")
+        };
+        let [AiRequestWritten::Inserted(alice), AiRequestWritten::Inserted(_), AiRequestWritten::Inserted(carol)] =
+            written[..]
+        else {
+            panic!("unexpected batch outcome {written:?}");
+        };
+        ids.push((alice, carol));
+        let second = vec![
+            AiRequestWrite::Complete { id: alice, completion: fallback.clone() },
+            AiRequestWrite::Complete { id: alice, completion: success(Some(9), instant(4)) },
+            AiRequestWrite::Complete { id: carol, completion: refusal(AiRequestStatus::ClientClosed, instant(5)) },
+            AiRequestWrite::Complete { id: carol + 1_000, completion: success(None, instant(5)) },
+        ];
+        let written = if session == "pool" {
+            ai_requests::write_batch(db, &second).await.expect("the pool's completions")
+        } else {
+            writer.write_batch(&second.iter().collect::<Vec<_>>()).expect("the writer's completions")
+        };
+        assert_eq!(
+            written,
+            [true, false, true, false].map(AiRequestWritten::Completed),
+            "{session}: the first completion of a started row wins, an unknown id changes nothing"
+        );
+    }
+
+    let rows = all_rows(&database).await;
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    let normalized = |session: &str| {
+        let mut of_session: Vec<_> = rows
+            .iter()
+            .filter(|row| row.session_id.as_deref() == Some(session))
+            .map(|row| ai_requests::AiRequestRow { id: 0, session_id: None, ..row.clone() })
+            .collect();
+        of_session.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
+        of_session
+    };
+    assert_eq!(normalized("direct"), normalized("pool"), "both paths store the same rows");
+    let alice = rows.iter().find(|row| row.id == ids[1].0).expect("alice's direct row");
+    assert_eq!((alice.provider.as_str(), alice.upstream_model.as_str()), ("openai", "fallback-model"));
+    assert!(alice.error_message.as_ref().is_some_and(|message| message.len() <= ERROR_MESSAGE_MAX_BYTES));
+
+    // The stored text itself, which the reads compare as text (`since`, interruption).
+    let stored = |session: &'static str| {
+        let statement = Statement::from_sql_and_values(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT trace_id, started_at, completed_at, typeof(streamed), streamed FROM ai_requests \
+             WHERE session_id = ? ORDER BY trace_id",
+            [session.into()],
+        );
+        async move {
+            db.query_all_raw(statement)
+                .await
+                .expect("raw rows")
+                .iter()
+                .map(|row| {
+                    let text = |column: &str| row.try_get::<Option<String>>("", column).expect(column);
+                    (
+                        text("started_at"),
+                        text("completed_at"),
+                        text("typeof(streamed)"),
+                        row.try_get::<i64>("", "streamed").expect("streamed"),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(stored("direct").await, stored("pool").await, "the same stored text");
+
+    let refused = [
+        AiRequestWrite::Start(via("direct", "dave", "gpt-5", 6)),
+        AiRequestWrite::Complete {
+            id: ids[1].1,
+            completion: AiCompletion { status: AiRequestStatus::Started, ..success(None, instant(8)) },
+        },
+    ];
+    writer.write_batch(&refused.iter().collect::<Vec<_>>()).expect_err("a batch with a non-ending completion");
+    database.execute("ALTER TABLE ai_requests RENAME TO ai_requests_away").await;
+    let failed = writer.write_batch(&[&refused[0]]);
+    database.execute("ALTER TABLE ai_requests_away RENAME TO ai_requests").await;
+    assert!(failed.is_err(), "a missing table fails the batch: {failed:?}");
+    assert_eq!(all_rows(&database).await.len(), 6, "neither wrote anything");
+    writer.checkpoint().expect("a checkpoint");
+    writer.ping().expect("a ping");
+    assert_eq!(writer.write_batch(&[&refused[0]]).expect("the next batch").len(), 1, "the next batch goes in");
+    assert_eq!(all_rows(&database).await.len(), 7);
+}

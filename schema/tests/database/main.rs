@@ -125,6 +125,15 @@ mod sqlite_only {
         )
         .await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ai_requests_sqlite_writer_stores_what_the_pool_stores() {
+        crate::support::run(
+            crate::support::Backend::Sqlite,
+            crate::ai_requests_cases::ai_requests_sqlite_writer_stores_what_the_pool_stores,
+        )
+        .await;
+    }
 }
 
 #[tokio::test]
