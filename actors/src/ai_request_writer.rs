@@ -44,12 +44,7 @@ pub enum AiRequestError {
 
 type Reply = oneshot::Sender<Result<AiRequestWritten, AiRequestError>>;
 
-// Nearly every command is a write: boxing it would cost an allocation per request.
-#[allow(clippy::large_enum_variant)]
-enum Command {
-    Write { write: AiRequestWrite, reply: Reply },
-    Drain(oneshot::Sender<()>),
-}
+type Command = writer_thread::Command<AiRequestWrite, Reply>;
 
 /// Starts the writer; see the module documentation.
 pub struct AiRequestWriter;
@@ -118,7 +113,7 @@ impl AiRequestsHandle {
     async fn write(&self, write: AiRequestWrite) -> Result<AiRequestWritten, AiRequestError> {
         let (reply, answer) = oneshot::channel();
         // A writer that has stopped drops the command, and with it `reply`.
-        let _ = self.commands.send(Command::Write { write, reply });
+        let _ = self.commands.send(Command::Write(write, reply));
         answer.await.map_err(|_| AiRequestError::Stopped)?
     }
 }
@@ -146,8 +141,7 @@ impl AiRequestWriter {
             "castellan-ai-requests",
             move |runtime| runtime.block_on(Store::open(db, &url)),
             move |store, runtime| {
-                let writer =
-                    Writer { store, runtime, queue: VecDeque::new(), health, commits: counter, drained: Vec::new() };
+                let writer = Writer { store, runtime, queue: VecDeque::new(), health, commits: counter };
                 writer_thread::run(writer, receiver, MAX_BATCH);
             },
         )
@@ -186,24 +180,22 @@ struct Writer {
     queue: VecDeque<(AiRequestWrite, Option<Reply>)>,
     health: DatabaseHealth,
     commits: Arc<AtomicU64>,
-    drained: Vec<oneshot::Sender<()>>,
 }
 
 impl BatchWriter for Writer {
-    type Command = Command;
+    type Write = AiRequestWrite;
+    type Reply = Reply;
 
-    fn accept(&mut self, command: Command) {
-        match command {
-            Command::Write { write, reply } if !self.health.is_healthy() => {
-                // Known down: answer at once rather than queue behind a dead database; keep what
-                // already happened for the retry.
-                let _ = reply.send(Err(AiRequestError::Unavailable));
-                if !matches!(write, AiRequestWrite::Start(_)) {
-                    self.queue.push_back((write, None));
-                }
-            }
-            Command::Write { write, reply } => self.queue.push_back((write, Some(reply))),
-            Command::Drain(done) => self.drained.push(done),
+    fn accept(&mut self, write: AiRequestWrite, reply: Reply) {
+        if self.health.is_healthy() {
+            self.queue.push_back((write, Some(reply)));
+            return;
+        }
+        // Known down: answer at once rather than queue behind a dead database; keep what already
+        // happened for the retry.
+        let _ = reply.send(Err(AiRequestError::Unavailable));
+        if !matches!(write, AiRequestWrite::Start(_)) {
+            self.queue.push_back((write, None));
         }
     }
 
@@ -237,11 +229,6 @@ impl BatchWriter for Writer {
                     }
                 }
                 Err(error) => self.failed(batch, &error),
-            }
-        }
-        if self.queue.is_empty() || !self.health.is_healthy() {
-            for done in self.drained.drain(..) {
-                let _ = done.send(());
             }
         }
     }

@@ -41,12 +41,7 @@ pub enum AuditError {
 
 type Reply = oneshot::Sender<Result<i64, AuditError>>;
 
-// Nearly every command is an append: boxing the row would cost an allocation per call.
-#[allow(clippy::large_enum_variant)]
-enum Command {
-    Append { row: NewExecution, reply: Reply },
-    Drain(oneshot::Sender<()>),
-}
+type Command = writer_thread::Command<NewExecution, Reply>;
 
 /// Starts the writer; see the module documentation.
 pub struct AuditWriter;
@@ -78,7 +73,7 @@ impl AuditHandle {
         audit::cap_row(&mut row, self.max_field_bytes.load(Ordering::Relaxed));
         let (reply, answer) = oneshot::channel();
         // A writer that has stopped drops the command, and with it `reply`.
-        let _ = self.commands.send(Command::Append { row, reply });
+        let _ = self.commands.send(Command::Write(row, reply));
         answer.await.map_err(|_| AuditError::Stopped)?
     }
 
@@ -107,8 +102,7 @@ impl AuditWriter {
             "castellan-audit",
             move |runtime| runtime.block_on(Store::open(db, &url)),
             move |(store, last_hash), runtime| {
-                let writer =
-                    Writer { store, runtime, last_hash, queue: VecDeque::new(), health, metrics, drained: Vec::new() };
+                let writer = Writer { store, runtime, last_hash, queue: VecDeque::new(), health, metrics };
                 writer_thread::run(writer, receiver, MAX_BATCH);
             },
         )
@@ -164,14 +158,24 @@ struct Writer {
     queue: VecDeque<(NewExecution, Option<Reply>)>,
     health: DatabaseHealth,
     metrics: Metrics,
-    drained: Vec<oneshot::Sender<()>>,
 }
 
 impl BatchWriter for Writer {
-    type Command = Command;
+    type Write = NewExecution;
+    type Reply = Reply;
 
-    fn accept(&mut self, command: Command) {
-        Writer::accept(self, command);
+    fn accept(&mut self, row: NewExecution, reply: Reply) {
+        if self.health.is_healthy() {
+            self.queue.push_back((row, Some(reply)));
+            return;
+        }
+        // Known down: refuse at once rather than queue behind a dead database, but keep the row,
+        // marked as what its caller got (as a row of a failed batch is).
+        let _ = reply.send(Err(AuditError::Unavailable));
+        let mut row = row;
+        row.status = ExecutionStatus::Failed;
+        row.error_message.get_or_insert_with(|| "audit database unavailable; result withheld from the caller".into());
+        self.queue.push_back((row, None));
     }
 
     fn queued(&self) -> usize {
@@ -206,23 +210,6 @@ impl BatchWriter for Writer {
 }
 
 impl Writer {
-    fn accept(&mut self, command: Command) {
-        match command {
-            Command::Append { row, reply } if !self.health.is_healthy() => {
-                // Known down: refuse at once rather than queue behind a dead database, but keep the
-                // row, marked as what its caller got (as a row of a failed batch is).
-                let _ = reply.send(Err(AuditError::Unavailable));
-                let mut row = row;
-                row.status = ExecutionStatus::Failed;
-                row.error_message
-                    .get_or_insert_with(|| "audit database unavailable; result withheld from the caller".into());
-                self.queue.push_back((row, None));
-            }
-            Command::Append { row, reply } => self.queue.push_back((row, Some(reply))),
-            Command::Drain(done) => self.drained.push(done),
-        }
-    }
-
     /// Commits what is queued, a batch at a time, while the database takes it.
     fn flush(&mut self) {
         while !self.queue.is_empty() && self.health.is_healthy() {
@@ -258,11 +245,6 @@ impl Writer {
                         self.queue.push_front((row, None));
                     }
                 }
-            }
-        }
-        if self.queue.is_empty() || !self.health.is_healthy() {
-            for done in self.drained.drain(..) {
-                let _ = done.send(());
             }
         }
     }

@@ -24,11 +24,22 @@ const ROWS_PER_CHECKPOINT: u32 = 2048;
 /// every this many commits, so that the writer's own checkpoint finds little left to copy.
 const COMMITS_PER_BACKGROUND_CHECKPOINT: u32 = 16;
 
+/// What a writer's handle sends to its thread.
+// Nearly every command is a write: boxing it would cost an allocation per call.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Command<Write, Reply> {
+    /// A write, and where its outcome goes.
+    Write(Write, Reply),
+    /// Answered once nothing is queued (or the database refuses what is); for shutdown.
+    Drain(oneshot::Sender<()>),
+}
+
 /// What a writer does on its thread; [`run`] drives it.
 pub(crate) trait BatchWriter {
-    type Command;
-    /// Takes one command (a write to queue, or a drain to answer).
-    fn accept(&mut self, command: Self::Command);
+    type Write;
+    type Reply;
+    /// Queues one write (or, with the database known down, answers it at once).
+    fn accept(&mut self, write: Self::Write, reply: Self::Reply);
     /// How many writes wait for a commit.
     fn queued(&self) -> usize;
     fn health(&mut self) -> &mut DatabaseHealth;
@@ -41,11 +52,16 @@ pub(crate) trait BatchWriter {
 }
 
 /// Until every sender is gone: wait for a command, take all that are waiting, commit.
-pub(crate) fn run<W: BatchWriter>(mut writer: W, commands: Receiver<W::Command>, max_batch: usize) {
+pub(crate) fn run<W: BatchWriter>(mut writer: W, commands: Receiver<Command<W::Write, W::Reply>>, max_batch: usize) {
     let mut last_check = Instant::now();
+    let mut drained: Vec<oneshot::Sender<()>> = Vec::new();
+    let accept = |writer: &mut W, drained: &mut Vec<_>, command| match command {
+        Command::Write(write, reply) => writer.accept(write, reply),
+        Command::Drain(done) => drained.push(done),
+    };
     loop {
         match commands.recv_timeout(HEALTH_INTERVAL) {
-            Ok(command) => writer.accept(command),
+            Ok(command) => accept(&mut writer, &mut drained, command),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 writer.flush();
@@ -54,7 +70,7 @@ pub(crate) fn run<W: BatchWriter>(mut writer: W, commands: Receiver<W::Command>,
         }
         while writer.queued() < max_batch {
             match commands.try_recv() {
-                Ok(command) => writer.accept(command),
+                Ok(command) => accept(&mut writer, &mut drained, command),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
@@ -67,6 +83,11 @@ pub(crate) fn run<W: BatchWriter>(mut writer: W, commands: Receiver<W::Command>,
             writer.health().pinged(up);
         }
         writer.flush();
+        if writer.queued() == 0 || !writer.health().is_healthy() {
+            for done in drained.drain(..) {
+                let _ = done.send(());
+            }
+        }
         writer.after_flush();
     }
 }
