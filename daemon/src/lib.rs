@@ -22,3 +22,12 @@ pub mod secrets;
 pub mod trace;
 pub mod trace_ids;
 pub mod web;
+
+/// The Extension trait and `register_extension!`, so an integrator's crates need only `castellan`.
+pub use castellan_extension as extension;
+
+/// The whole `main` of a Castellan binary, the stock one or an integrator's with extensions
+/// registered by `register_extension!`: parses the command line and runs the command.
+pub fn run() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,5 +1,5 @@
 //! The `castellan` binary: everything lives in the library so tests and integrators can reuse it.
 
 fn main() -> std::process::ExitCode {
-    castellan::cli::main()
+    castellan::run()
 }

@@ -236,6 +236,13 @@ pub fn apply_environment(profile: &mut castellan_config::Profile) {
 async fn serve(global: &GlobalArgs, listen: Option<String>) -> Result<ExitCode, String> {
     crate::observability::init_logging(global.log_format);
     let (mut profile, source) = load_profile(global)?;
+    // Before anything binds or migrates: a duplicate id, a missing dependency or a cycle among the
+    // extensions built into this binary stops the start with the names involved.
+    let extensions = castellan_extension::discover().map_err(|error| format!("extensions: {error}"))?;
+    for extension in extensions.iter() {
+        let metadata = extension.metadata();
+        tracing::info!(id = metadata.id, name = metadata.name, version = metadata.version, "extension registered");
+    }
     let as_started = profile.clone();
     if let Some(listen) = listen {
         if profile.server.public_url == castellan_config::derived_public_url(&profile.server.listen) {
