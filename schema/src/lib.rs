@@ -21,6 +21,7 @@ mod connection;
 pub mod entity;
 mod error;
 pub mod hook_events;
+pub mod jobs;
 pub mod meta;
 mod migration;
 pub mod oauth;

@@ -14,6 +14,7 @@ mod m20261126_000004_tool_pins;
 mod m20261126_000005_hook_events;
 mod m20261202_000006_execution_kind;
 mod m20261203_000007_ai_requests;
+mod m20261207_000008_jobs;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_hook_events::Migration),
             Box::new(m20261202_000006_execution_kind::Migration),
             Box::new(m20261203_000007_ai_requests::Migration),
+            Box::new(m20261207_000008_jobs::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ mod audit_cases;
 mod connection_cases;
 mod hook_events_cases;
 mod identity_schema_cases;
+mod jobs_cases;
 mod meta_cases;
 mod oauth_clients_cases;
 mod oauth_keys_cases;
@@ -52,6 +53,10 @@ on_both_backends!(
     users_cases::users_update_tier,
     secrets_cases::secrets_set_replace_list_and_remove,
     tool_pins_cases::tool_pins_pin_on_first_sight_detect_changes_and_approve,
+    jobs_cases::jobs_lease_is_held_by_one_holder_until_it_expires_or_is_released,
+    jobs_cases::jobs_lease_races_have_one_winner,
+    jobs_cases::jobs_runs_are_recorded_and_finish_once,
+    jobs_cases::jobs_forward_cursors_only_move_forward,
     api_keys_cases::api_keys_insert_find_list,
     api_keys_cases::api_keys_revoke_and_touch,
     api_keys_cases::api_keys_conflicts_and_missing_user,
