@@ -10,6 +10,7 @@ mod database_health;
 pub mod event_bus;
 pub mod health_monitor;
 pub mod http_client;
+pub mod job_schedule;
 pub mod jsonrpc;
 pub mod mcp_server;
 pub mod metrics;
