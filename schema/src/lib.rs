@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod meta;
 mod migration;
 pub mod oauth;
+pub mod retention;
 mod scopes;
 pub mod secrets;
 pub mod sessions;

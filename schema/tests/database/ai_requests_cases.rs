@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::support::{TestDatabase, instant};
 
-fn request(user: &str, model: &str, started_at: DateTime<Utc>) -> NewAiRequest {
+pub(crate) fn request(user: &str, model: &str, started_at: DateTime<Utc>) -> NewAiRequest {
     NewAiRequest {
         user_id: Some(user.to_owned()),
         api_key_id: Some(format!("key-{user}")),
@@ -25,7 +25,7 @@ fn request(user: &str, model: &str, started_at: DateTime<Utc>) -> NewAiRequest {
     }
 }
 
-fn success(cost: Option<i64>, completed_at: DateTime<Utc>) -> AiCompletion {
+pub(crate) fn success(cost: Option<i64>, completed_at: DateTime<Utc>) -> AiCompletion {
     AiCompletion {
         provider: None,
         upstream_model: None,

@@ -5,11 +5,11 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::support::TestDatabase;
 
-fn at(second: i64) -> DateTime<Utc> {
+pub(crate) fn at(second: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_700_000_000 + second, 0).single().expect("a valid instant")
 }
 
-fn decision(event: &str, handler: &str, second: i64) -> HookEventRow {
+pub(crate) fn decision(event: &str, handler: &str, second: i64) -> HookEventRow {
     HookEventRow {
         id: 0,
         event: event.into(),

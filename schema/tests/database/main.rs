@@ -14,6 +14,7 @@ mod meta_cases;
 mod oauth_clients_cases;
 mod oauth_keys_cases;
 mod oauth_tokens_cases;
+mod retention_cases;
 mod secrets_cases;
 mod sessions_cases;
 mod support;
@@ -57,6 +58,8 @@ on_both_backends!(
     jobs_cases::jobs_lease_races_have_one_winner,
     jobs_cases::jobs_runs_are_recorded_and_finish_once,
     jobs_cases::jobs_forward_cursors_only_move_forward,
+    retention_cases::retention_prunes_old_ai_requests_in_batches_and_keeps_unforwarded_and_open_ones,
+    retention_cases::retention_prunes_old_hook_events_and_keeps_unforwarded_ones,
     api_keys_cases::api_keys_insert_find_list,
     api_keys_cases::api_keys_revoke_and_touch,
     api_keys_cases::api_keys_conflicts_and_missing_user,
