@@ -27,14 +27,6 @@ impl Ordered {
         self.extensions.iter().map(|extension| extension.as_ref())
     }
 
-    pub fn len(&self) -> usize {
-        self.extensions.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.extensions.is_empty()
-    }
-
     /// The ids in start order.
     pub fn ids(&self) -> Vec<&'static str> {
         self.extensions.iter().map(|extension| extension.metadata().id).collect()

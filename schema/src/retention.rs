@@ -2,7 +2,7 @@
 //! lock for long, and never past what a forwarding sink has not yet received.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 
 use crate::entity::{ai_requests, hook_events};
 use crate::error::DbResult;
@@ -24,44 +24,46 @@ pub struct PruneLimits {
 /// is never pruned: the next start marks it). Returns how many were deleted.
 #[tracing::instrument(skip_all)]
 pub async fn prune_ai_requests(db: &DatabaseConnection, limits: PruneLimits) -> DbResult<u64> {
-    let mut deleted = 0;
-    loop {
-        let mut candidates = ai_requests::Entity::find()
-            .select_only()
-            .column(ai_requests::Column::Id)
-            .filter(ai_requests::Column::StartedAt.lt(truncate_to_micros(limits.older_than)))
-            .filter(ai_requests::Column::Status.ne(crate::ai_requests::AiRequestStatus::Started.as_str()));
-        if let Some(up_to) = limits.forwarded_up_to {
-            candidates = candidates.filter(ai_requests::Column::Id.lte(up_to));
-        }
-        let ids: Vec<i64> =
-            candidates.order_by_asc(ai_requests::Column::Id).limit(limits.batch.max(1)).into_tuple().all(db).await?;
-        if ids.is_empty() {
-            return Ok(deleted);
-        }
-        let result = ai_requests::Entity::delete_many().filter(ai_requests::Column::Id.is_in(ids)).exec(db).await?;
-        deleted += result.rows_affected;
-    }
+    let candidates = ai_requests::Entity::find()
+        .filter(ai_requests::Column::StartedAt.lt(truncate_to_micros(limits.older_than)))
+        .filter(ai_requests::Column::Status.ne(crate::ai_requests::AiRequestStatus::Started.as_str()));
+    delete_in_batches(db, candidates, ai_requests::Column::Id, limits).await
 }
 
 /// Deletes `hook_events` rows older than the limit. Returns how many were deleted.
 #[tracing::instrument(skip_all)]
 pub async fn prune_hook_events(db: &DatabaseConnection, limits: PruneLimits) -> DbResult<u64> {
+    let candidates =
+        hook_events::Entity::find().filter(hook_events::Column::CreatedAt.lt(truncate_to_micros(limits.older_than)));
+    delete_in_batches(db, candidates, hook_events::Column::Id, limits).await
+}
+
+/// Deletes the rows `candidates` selects, at most `limits.batch` per statement, oldest id first,
+/// none above `limits.forwarded_up_to`.
+async fn delete_in_batches<E: EntityTrait>(
+    db: &DatabaseConnection,
+    candidates: Select<E>,
+    id: E::Column,
+    limits: PruneLimits,
+) -> DbResult<u64> {
+    let candidates = match limits.forwarded_up_to {
+        Some(up_to) => candidates.filter(id.lte(up_to)),
+        None => candidates,
+    };
     let mut deleted = 0;
     loop {
-        let mut candidates = hook_events::Entity::find()
+        let ids: Vec<i64> = candidates
+            .clone()
             .select_only()
-            .column(hook_events::Column::Id)
-            .filter(hook_events::Column::CreatedAt.lt(truncate_to_micros(limits.older_than)));
-        if let Some(up_to) = limits.forwarded_up_to {
-            candidates = candidates.filter(hook_events::Column::Id.lte(up_to));
-        }
-        let ids: Vec<i64> =
-            candidates.order_by_asc(hook_events::Column::Id).limit(limits.batch.max(1)).into_tuple().all(db).await?;
+            .column(id)
+            .order_by_asc(id)
+            .limit(limits.batch.max(1))
+            .into_tuple()
+            .all(db)
+            .await?;
         if ids.is_empty() {
             return Ok(deleted);
         }
-        let result = hook_events::Entity::delete_many().filter(hook_events::Column::Id.is_in(ids)).exec(db).await?;
-        deleted += result.rows_affected;
+        deleted += E::delete_many().filter(id.is_in(ids)).exec(db).await?.rows_affected;
     }
 }

@@ -1,6 +1,6 @@
 //! The command line as an operator meets it: failures to start that say what is wrong in one line,
 //! admin commands that never create a database, private file modes, log formats, terminal-safe
-//! output, `hooks tail`, `policy explain` and aligned tables.
+//! output, `hooks tail`, `policy explain`, aligned tables, and a binary with extensions that cannot start.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -17,7 +17,12 @@ use serde_json::{Value, json};
 
 /// A castellan command with nothing of the test runner's environment but `PATH`, run in `dir`.
 fn castellan(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(castellan_binary());
+    castellan_build(&castellan_binary(), dir, args, env)
+}
+
+/// [`castellan`] for another Castellan binary (one built with extensions).
+fn castellan_build(binary: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary);
     command
         .args(args)
         .current_dir(dir)
@@ -82,6 +87,28 @@ fn serve_on_a_port_in_use_exits_1_with_one_line_naming_the_address() {
     assert!(stderr.contains(&address) && stderr.contains("in use"), "names the address and why: {stderr}");
     assert!(!stderr.contains("Bootstrap admin API key"), "no admin key printed for a daemon that never served");
     assert!(!dir.0.join("data").exists(), "nothing was created before the port was known to be free");
+}
+
+#[test]
+fn a_missing_extension_dependency_stops_serve_naming_both_before_anything_is_created() {
+    let dir = TempDir::new();
+    let profile = dir.0.join("profile.yaml");
+    std::fs::write(&profile, DEFAULT_TEST_PROFILE).expect("profile");
+    let database = format!("sqlite://{}/data/castellan.db", dir.0.display());
+    // `castellan::run()` with one extension, `tickets`, that depends on `crm`, which is not built in.
+    let command = castellan_build(
+        Path::new(env!("CARGO_BIN_EXE_castellan-missing-extension-dependency")),
+        &dir.0,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("CASTELLAN_PROFILE", profile.to_str().expect("utf-8")), ("CASTELLAN_DATABASE_URL", &database)],
+    );
+    let output = run_to_exit(command, Duration::from_secs(30));
+    let stderr = assert_one_line_failure(&output, "missing extension dependency");
+    assert!(
+        stderr.contains("\"tickets\"") && stderr.contains("\"crm\"") && stderr.contains("not built into this binary"),
+        "names the extension and its missing dependency: {stderr}"
+    );
+    assert!(!dir.0.join("data").exists(), "no database was created for a daemon that never started");
 }
 
 #[test]

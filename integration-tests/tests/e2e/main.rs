@@ -10,7 +10,6 @@ mod cli;
 mod conformance;
 mod durability;
 mod events;
-mod extensions;
 mod faults;
 mod federation;
 mod gateway;
