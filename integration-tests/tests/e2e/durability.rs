@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 const CLIENTS: u64 = 8;
 
 /// The calls one client made whose answer (a JSON-RPC result) it received, by the marker in
-/// their arguments; it stops at its first transport error (the daemon is gone).
-fn call_until_the_daemon_dies(url: String, key: String, client: u64, answered: Arc<AtomicUsize>) -> Vec<u64> {
-    let session = Session::open(&url, &key);
+/// their arguments; it stops at its first transport error (the daemon is gone). The session is
+/// opened before the load starts, so a kill can only ever interrupt calls, never an initialize.
+fn call_until_the_daemon_dies(url: String, session: Session, client: u64, answered: Arc<AtomicUsize>) -> Vec<u64> {
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
     let mut received = Vec::new();
     for call in 0.. {
@@ -49,10 +49,13 @@ fn sigkill_under_load_loses_no_answered_call(database: Database) {
     let url = format!("{}/mcp", app.base_url);
     let key = bearer(&app.admin_key);
     let answered = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|client| {
-            let (url, key, answered) = (url.clone(), key.clone(), Arc::clone(&answered));
-            std::thread::spawn(move || call_until_the_daemon_dies(url, key, client, answered))
+    let sessions: Vec<Session> = (0..CLIENTS).map(|_| Session::open(&url, &key)).collect();
+    let clients: Vec<_> = sessions
+        .into_iter()
+        .zip(0..CLIENTS)
+        .map(|(session, client)| {
+            let (url, answered) = (url.clone(), Arc::clone(&answered));
+            std::thread::spawn(move || call_until_the_daemon_dies(url, session, client, answered))
         })
         .collect();
     // Well into the load: several hundred answered, commits grouping rows from several clients.
