@@ -9,7 +9,10 @@
 //! - What the profile cannot enforce it refuses: unsupported sections are errors, not ignored.
 
 mod ai;
+mod cron;
 mod decode;
+mod extensions;
+mod jobs;
 mod model;
 mod names;
 mod positions;
@@ -23,6 +26,12 @@ pub use ai::{
     BUDGET_NAME_MAX_LEN, BudgetPer, BudgetPeriod, BudgetSpec, DEFAULT_PROVIDER_CONNECT_TIMEOUT,
     DEFAULT_PROVIDER_TIMEOUT, DEFAULT_TOKENS_PER_MINUTE, ModelRoute, ProviderKind, ProviderSpec, next_period_start,
     period_start,
+};
+pub use cron::Cron;
+pub use extensions::{ExtensionSection, SectionProblem, SectionValidator, install_extension_sections};
+pub use jobs::{
+    DEFAULT_FORWARD_BATCH, DEFAULT_JOB_TIMEOUT, FORWARD_TABLES, ForwardJob, JobTiming, JobsSettings, MAX_FORWARD_BATCH,
+    RetentionJob, Schedule, SecretsPullJob, SinkKind, SinkSpec, VaultAuthSpec, VaultSpec,
 };
 pub use model::{
     AuditSettings, ChildProcess, DEFAULT_AUDIT_MAX_FIELD_BYTES, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_CALL_TIMEOUT,

@@ -61,6 +61,33 @@ pub struct Profile {
     pub pricing: BTreeMap<String, castellan_ai::cost::Prices>,
     /// `budgets`: spending limits, each applying to the requests its selectors match.
     pub budgets: Vec<BudgetSpec>,
+    /// `jobs`: the built-in scheduled jobs.
+    pub jobs: crate::jobs::JobsSettings,
+    /// The sections of extensions built into this binary, by their prefix, as JSON.
+    pub extensions: BTreeMap<String, serde_json::Value>,
+}
+
+impl McpServerSpec {
+    /// Every template of the entry: args, env, url, headers, and its process's.
+    fn templates(&self) -> Vec<&Template> {
+        let mut templates: Vec<&Template> = Vec::new();
+        match &self.transport {
+            Transport::Stdio { args, env, .. } => templates.extend(args.iter().chain(env.values())),
+            Transport::Http { url, headers, process, .. } => {
+                templates.push(url);
+                templates.extend(headers.values());
+                if let Some(process) = process {
+                    templates.extend(process.args.iter().chain(process.env.values()));
+                }
+            }
+        }
+        templates
+    }
+
+    /// The secrets this server's definition references: a change of any of them restarts it.
+    pub fn secret_names(&self) -> Vec<&str> {
+        self.templates().into_iter().flat_map(Template::secret_names).collect()
+    }
 }
 
 impl Profile {
@@ -70,16 +97,7 @@ impl Profile {
     pub fn referenced_secrets(&self) -> Vec<&str> {
         let mut templates: Vec<&Template> = Vec::new();
         for spec in self.mcp_servers.values() {
-            match &spec.transport {
-                Transport::Stdio { args, env, .. } => templates.extend(args.iter().chain(env.values())),
-                Transport::Http { url, headers, process, .. } => {
-                    templates.push(url);
-                    templates.extend(headers.values());
-                    if let Some(process) = process {
-                        templates.extend(process.args.iter().chain(process.env.values()));
-                    }
-                }
-            }
+            templates.extend(spec.templates());
         }
         for handler in self.hooks.events.values().flatten() {
             if let HookHandler::Command { process, .. } = handler {
@@ -90,6 +108,17 @@ impl Profile {
         for provider in self.providers.values() {
             templates.push(&provider.api_key);
             templates.extend(provider.headers.values());
+        }
+        if let Some(forward) = &self.jobs.forward {
+            templates.extend(forward.to.iter().filter_map(|sink| sink.token.as_ref()));
+        }
+        if let Some(pull) = &self.jobs.secrets_pull {
+            match &pull.vault.auth {
+                crate::jobs::VaultAuthSpec::Token(token) => templates.push(token),
+                crate::jobs::VaultAuthSpec::AppRole { role_id, secret_id, .. } => {
+                    templates.extend([role_id, secret_id]);
+                }
+            }
         }
         let mut names: Vec<&str> = templates.into_iter().flat_map(Template::secret_names).collect();
         names.sort_unstable();

@@ -6,8 +6,10 @@
 
 mod ai;
 mod ai_costs;
+mod extensions;
 mod hooks;
 mod identity;
+mod jobs;
 mod mcp;
 mod observability;
 mod rate_limits;
@@ -37,6 +39,7 @@ pub(crate) struct Decoder<'a> {
 }
 
 /// A value in the document together with its key path and positions.
+#[derive(Clone)]
 pub(crate) struct Node<'v, 'p> {
     pub value: &'v Value,
     pub path: String,
@@ -241,7 +244,7 @@ impl<'a> Decoder<'a> {
                     self.at_value(
                         node,
                         format!(
-                            "`${{secret:{name}}}` is not allowed here; secrets may appear only in the env, headers and url of an mcp_servers entry, the env of a command hook, an issuer's client_secret and a provider's api_key and headers"
+                            "`${{secret:{name}}}` is not allowed here; secrets may appear only in the env, headers and url of an mcp_servers entry, the env of a command hook, an issuer's client_secret, a provider's api_key and headers, and jobs' credentials"
                         ),
                     );
                 }
@@ -346,8 +349,11 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
         "models",
         "pricing",
         "budgets",
+        "jobs",
     ];
     known.extend_from_slice(UNSUPPORTED_SECTIONS);
+    let installed = crate::extensions::installed();
+    known.extend(installed.iter().map(|section| section.prefix.as_str()));
     let mut sections = decoder.fields(root, &known)?;
     for section in UNSUPPORTED_SECTIONS {
         if let Some(node) = sections.take(section) {
@@ -368,6 +374,8 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
     let models = ai::decode_models(decoder, sections.take("models"), &provider_names);
     let pricing = ai_costs::decode_pricing(decoder, sections.take("pricing"));
     let budgets = ai_costs::decode_budgets(decoder, sections.take("budgets"));
+    let jobs = jobs::decode_jobs(decoder, sections.take("jobs"));
+    let extensions = extensions::decode_extension_sections(decoder, &mut sections, installed);
     if decoder.has_problems() {
         return None;
     }
@@ -386,5 +394,7 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
         models,
         pricing,
         budgets,
+        jobs,
+        extensions,
     })
 }

@@ -4,6 +4,7 @@
 
 mod ai;
 mod expansion;
+mod jobs;
 mod names;
 mod problems;
 mod properties;

@@ -103,6 +103,8 @@ fn expected_default_profile(data_dir: &str) -> Profile {
         models: vec![],
         pricing: BTreeMap::new(),
         budgets: vec![],
+        jobs: Default::default(),
+        extensions: BTreeMap::new(),
     }
 }
 
