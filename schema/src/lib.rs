@@ -8,7 +8,8 @@
 //! - every timestamp written is truncated to microseconds, so SQLite and PostgreSQL return
 //!   exactly what was written and audit hashes recompute identically on both;
 //! - the audit trail in `mcp_tool_executions` is a hash chain (see [`audit`]); rows are only
-//!   appended through [`audit::insert_batch`], one transaction per batch;
+//!   appended through [`audit::insert_batch`], one transaction per batch, and only deleted by
+//!   [`audit::prune`], a prefix at a time under a signed checkpoint;
 //! - single-use secrets (authorization codes, refresh tokens, flow states, enrolment links) are
 //!   spent by one conditional statement whose affected-row count picks the one winner, never by
 //!   a read followed by a write;
@@ -41,7 +42,7 @@ pub use connection::{
     sqlite_file,
 };
 pub use error::{DbError, DbResult};
-pub use migration::{Migrator, migrate};
+pub use migration::{Migrator, install_extension_migrations, migrate};
 pub use sea_orm::DatabaseConnection;
 pub use sea_orm_migration::MigratorTrait;
 pub use time::truncate_to_micros;

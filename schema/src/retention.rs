@@ -18,6 +18,8 @@ pub struct PruneLimits {
     pub forwarded_up_to: Option<i64>,
     /// Rows deleted per statement.
     pub batch: u64,
+    /// Only the rows of this user (`anonymous`, for the shorter retention of anonymous callers).
+    pub only_user: Option<&'static str>,
 }
 
 /// Deletes `ai_requests` rows that are finished and older than the limit (a row still `started`
@@ -27,6 +29,10 @@ pub async fn prune_ai_requests(db: &DatabaseConnection, limits: PruneLimits) -> 
     let candidates = ai_requests::Entity::find()
         .filter(ai_requests::Column::StartedAt.lt(truncate_to_micros(limits.older_than)))
         .filter(ai_requests::Column::Status.ne(crate::ai_requests::AiRequestStatus::Started.as_str()));
+    let candidates = match limits.only_user {
+        Some(user) => candidates.filter(ai_requests::Column::UserId.eq(user)),
+        None => candidates,
+    };
     delete_in_batches(db, candidates, ai_requests::Column::Id, limits).await
 }
 
@@ -35,6 +41,10 @@ pub async fn prune_ai_requests(db: &DatabaseConnection, limits: PruneLimits) -> 
 pub async fn prune_hook_events(db: &DatabaseConnection, limits: PruneLimits) -> DbResult<u64> {
     let candidates =
         hook_events::Entity::find().filter(hook_events::Column::CreatedAt.lt(truncate_to_micros(limits.older_than)));
+    let candidates = match limits.only_user {
+        Some(user) => candidates.filter(hook_events::Column::UserId.eq(user)),
+        None => candidates,
+    };
     delete_in_batches(db, candidates, hook_events::Column::Id, limits).await
 }
 

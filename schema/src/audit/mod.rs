@@ -6,6 +6,10 @@
 //! `castellan_meta`. [`verify`] walks the chain and finds an edited row, a deleted row, and
 //! rows deleted from the end. Unique indexes on `prev_hash` and `row_hash` keep the chain from
 //! forking even if two writers ever raced.
+//!
+//! Rows are deleted only by [`prune`]: a prefix of the chain at a time, never the newest row, each
+//! batch recording a [`Checkpoint`] signed with a key derived from the master key, from which
+//! [`verify`] continues.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -21,12 +25,16 @@ use crate::time::truncate_to_micros;
 mod append;
 mod cap;
 mod chain;
+mod checkpoint;
+mod prune;
 mod sqlite_appender;
 mod verify;
 
 pub use append::append_from_known_head;
 pub use cap::{MARKER_MAX_BYTES, cap_field, cap_row, truncation_marker};
 pub use chain::{GENESIS_HASH, chain_hash};
+pub use checkpoint::{CHECKPOINT_KEY, Checkpoint, CheckpointKey, has_checkpoint};
+pub use prune::{PruneOutcome, prune};
 pub use sqlite_appender::SqliteAppender;
 pub use verify::{ChainBreak, ChainBreakReason, VerifyReport, verify};
 
@@ -88,6 +96,8 @@ pub enum ExecutionKind {
     Tool,
     Resource,
     Prompt,
+    /// A request to an extension's HTTP route (`/ext/{id}/...`).
+    Route,
 }
 
 impl ExecutionKind {
@@ -96,6 +106,7 @@ impl ExecutionKind {
             ExecutionKind::Tool => "tool",
             ExecutionKind::Resource => "resource",
             ExecutionKind::Prompt => "prompt",
+            ExecutionKind::Route => "route",
         }
     }
 }

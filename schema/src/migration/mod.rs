@@ -16,13 +16,25 @@ mod m20261202_000006_execution_kind;
 mod m20261203_000007_ai_requests;
 mod m20261207_000008_jobs;
 
-/// Every migration, oldest first.
+/// The extensions' migrations, installed once by the daemon (extensions register at compile time,
+/// so the set is a property of the binary).
+static EXTENSION_MIGRATIONS: std::sync::OnceLock<ExtensionMigrations> = std::sync::OnceLock::new();
+
+/// What produces the extensions' migrations (fresh boxes each time the migrator asks).
+pub type ExtensionMigrations = fn() -> Vec<Box<dyn MigrationTrait>>;
+
+/// Makes [`migrate`] apply `migrations()` after the built-in ones. Only the first call counts.
+pub fn install_extension_migrations(migrations: ExtensionMigrations) {
+    let _ = EXTENSION_MIGRATIONS.set(migrations);
+}
+
+/// Every migration, oldest first, then the extensions' in their start order.
 pub struct Migrator;
 
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
+        let mut migrations: Vec<Box<dyn MigrationTrait>> = vec![
             Box::new(m20260101_000001_initial::Migration),
             Box::new(m20261125_000002_identity::Migration),
             Box::new(m20261126_000003_secrets::Migration),
@@ -31,7 +43,11 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_execution_kind::Migration),
             Box::new(m20261203_000007_ai_requests::Migration),
             Box::new(m20261207_000008_jobs::Migration),
-        ]
+        ];
+        if let Some(extensions) = EXTENSION_MIGRATIONS.get() {
+            migrations.extend(extensions());
+        }
+        migrations
     }
 }
 

@@ -9,7 +9,7 @@ use sea_orm::{ActiveValue, EntityTrait};
 
 use crate::support::{TestDatabase, instant};
 
-fn execution(index: i64, user: &str, server: &str, tool: &str) -> NewExecution {
+pub fn execution(index: i64, user: &str, server: &str, tool: &str) -> NewExecution {
     let started_at = instant(index);
     NewExecution {
         server: server.to_owned(),
@@ -47,13 +47,13 @@ async fn seed(database: &TestDatabase, count: i64) -> Vec<i64> {
     let (mut ids, hash) = audit::insert_batch(&database.db, GENESIS_HASH, first).await.expect("first batch");
     let (more_ids, _) = audit::insert_batch(&database.db, &hash, second).await.expect("second batch");
     ids.extend(more_ids);
-    let report = audit::verify(&database.db).await.expect("verify");
+    let report = audit::verify(&database.db, None).await.expect("verify");
     assert!(report.is_intact(), "freshly written chain verifies: {report:?}");
     ids
 }
 
 async fn first_break(database: &TestDatabase) -> (i64, ChainBreakReason) {
-    let report = audit::verify(&database.db).await.expect("verify");
+    let report = audit::verify(&database.db, None).await.expect("verify");
     let Some(broken) = report.first_broken.clone() else { panic!("the chain must be reported broken: {report:?}") };
     (broken.id, broken.reason)
 }
@@ -89,7 +89,7 @@ fn assert_row_matches(stored: &ExecutionRow, written: &NewExecution) {
 
 pub async fn audit_empty_trail_verifies(database: TestDatabase) {
     assert_eq!(audit::last_hash(&database.db).await.expect("last hash"), GENESIS_HASH);
-    let report = audit::verify(&database.db).await.expect("verify");
+    let report = audit::verify(&database.db, None).await.expect("verify");
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.rows_checked, 0);
     let (ids, hash) = audit::insert_batch(&database.db, GENESIS_HASH, &[]).await.expect("empty batch");
@@ -120,7 +120,7 @@ pub async fn audit_insert_batch_round_trips_and_verifies(database: TestDatabase)
     }
     assert_eq!(expected_prev, second_hash);
 
-    let report = audit::verify(db).await.expect("verify");
+    let report = audit::verify(db, None).await.expect("verify");
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.rows_checked, 5);
     assert_eq!(report.last_good_id, ids.last().copied());
@@ -190,7 +190,7 @@ pub async fn audit_chains_from_a_moved_head_and_a_failed_batch_writes_nothing(da
     let (chained, _) =
         audit::insert_batch(db, GENESIS_HASH, &executions(1)).await.expect("chains from the stored head");
     assert!(chained[0] > ids[1], "appended after the other writer's rows");
-    assert!(audit::verify(db).await.expect("verify").is_intact(), "the chain stays one line");
+    assert!(audit::verify(db, None).await.expect("verify").is_intact(), "the chain stays one line");
     let head = audit::last_hash(db).await.expect("last hash");
     // The second row's decision cannot be stored (its table is gone): the whole batch fails.
     let mut bad = executions(2);
@@ -201,7 +201,7 @@ pub async fn audit_chains_from_a_moved_head_and_a_failed_batch_writes_nothing(da
     assert!(refused.is_err(), "the batch fails: {refused:?}");
     let stored = audit::tail(db, &TailFilter::default()).await.expect("tail");
     assert_eq!(stored.len(), ids.len() + 1, "nothing from a refused batch is written");
-    assert!(audit::verify(db).await.expect("verify").is_intact(), "and the chain is whole");
+    assert!(audit::verify(db, None).await.expect("verify").is_intact(), "and the chain is whole");
 
     // Rows removed from the end: appending would hide it, so nothing is appended.
     let last = *chained.last().expect("id");
@@ -296,7 +296,7 @@ pub async fn audit_verify_pages_through_many_rows(database: TestDatabase) {
         ids.extend(batch_ids);
         hash = batch_hash;
     }
-    let report = audit::verify(db).await.expect("verify");
+    let report = audit::verify(db, None).await.expect("verify");
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.rows_checked, 1_203);
     database.execute(&format!("UPDATE mcp_tool_executions SET duration_ms = 8 WHERE id = {}", ids[1_100])).await;
@@ -330,7 +330,7 @@ pub async fn audit_hook_events_commit_with_their_call(database: TestDatabase) {
     let stored = castellan_schema::hook_events::by_trace_id(db, "trace-0").await.expect("read");
     let handlers: Vec<&str> = stored.iter().map(|row| row.handler.as_str()).collect();
     assert_eq!(handlers, ["builtin:deny_tools", "http:x"], "both decisions stored with the call");
-    assert!(audit::verify(db).await.expect("verify").is_intact(), "decisions are outside the chain");
+    assert!(audit::verify(db, None).await.expect("verify").is_intact(), "decisions are outside the chain");
 
     // A batch whose rows cannot be stored (their table is gone) stores no decision either.
     let mut refused = executions(1);
@@ -378,7 +378,7 @@ pub async fn audit_append_from_known_head_writes_only_on_the_known_head(database
     let (third, third_head) =
         audit::append_from_known_head(db, &head, &rows[2..]).await.expect("append").expect("known head");
     assert!(third[0] > first[1], "appended after");
-    assert!(audit::verify(db).await.expect("verify").is_intact(), "one intact chain");
+    assert!(audit::verify(db, None).await.expect("verify").is_intact(), "one intact chain");
 
     // Rows removed from the end: the head went back, so nothing is appended here either.
     database.execute(&format!("DELETE FROM mcp_tool_executions WHERE id = {}", third[0])).await;
@@ -445,7 +445,7 @@ pub async fn audit_sqlite_appender_round_trips_and_continues_the_pools_chain(dat
         assert_row_matches(row, &NewExecution { hook_events: Vec::new(), ..written.clone() });
     }
     assert_eq!(stored.last().map(|row| row.id), last.first().copied());
-    let report = audit::verify(db).await.expect("verify");
+    let report = audit::verify(db, None).await.expect("verify");
     assert!(report.is_intact(), "one intact chain across both paths: {report:?}");
     assert_eq!(report.rows_checked, 6);
 }
@@ -466,5 +466,5 @@ pub async fn audit_sqlite_appender_failing_halfway_writes_nothing(database: Test
     appender.checkpoint().expect("a checkpoint");
     let (ids, _) = appender.append(GENESIS_HASH, &[&rows[1]]).expect("append").expect("still the genesis head");
     assert_eq!(ids.len(), 1, "the next batch goes in");
-    assert!(audit::verify(db).await.expect("verify").is_intact());
+    assert!(audit::verify(db, None).await.expect("verify").is_intact());
 }

@@ -6,6 +6,7 @@
 mod ai_requests_cases;
 mod api_keys_cases;
 mod audit_cases;
+mod audit_prune_cases;
 mod connection_cases;
 mod hook_events_cases;
 mod identity_schema_cases;
@@ -60,6 +61,7 @@ on_both_backends!(
     jobs_cases::jobs_forward_cursors_only_move_forward,
     retention_cases::retention_prunes_old_ai_requests_in_batches_and_keeps_unforwarded_and_open_ones,
     retention_cases::retention_prunes_old_hook_events_and_keeps_unforwarded_ones,
+    retention_cases::retention_of_anonymous_callers_touches_only_their_rows,
     api_keys_cases::api_keys_insert_find_list,
     api_keys_cases::api_keys_revoke_and_touch,
     api_keys_cases::api_keys_conflicts_and_missing_user,
@@ -78,6 +80,18 @@ on_both_backends!(
     audit_cases::audit_hook_events_commit_with_their_call,
     audit_cases::audit_append_from_known_head_writes_only_on_the_known_head,
     audit_cases::audit_append_that_fails_halfway_writes_nothing,
+    audit_prune_cases::audit_prune_deletes_old_rows_and_verify_continues_from_the_checkpoint,
+    audit_prune_cases::audit_prune_again_extends_the_checkpoint,
+    audit_prune_cases::audit_prune_then_a_tampered_kept_row_is_found,
+    audit_prune_cases::audit_prune_then_deleting_the_first_kept_row_is_found,
+    audit_prune_cases::audit_prune_checkpoint_edits_without_the_key_are_found,
+    audit_prune_cases::audit_prune_verify_with_the_wrong_key_reports_a_bad_signature,
+    audit_prune_cases::audit_prune_keeps_rows_above_forwarded_up_to,
+    audit_prune_cases::audit_prune_never_deletes_the_newest_row,
+    audit_prune_cases::audit_prune_then_appending_continues_the_chain,
+    audit_prune_cases::audit_prune_stops_at_the_first_young_row,
+    audit_prune_cases::audit_prune_refuses_a_broken_chain,
+    audit_prune_cases::audit_prune_while_appending_keeps_the_chain_whole,
     hook_events_cases::hook_events_tail_filters_and_follows,
     connection_cases::connect_existing_creates_nothing,
     meta_cases::meta_get_set_overwrite,
@@ -130,6 +144,15 @@ mod sqlite_only {
         crate::support::run(
             crate::support::Backend::Sqlite,
             crate::audit_cases::audit_sqlite_appender_failing_halfway_writes_nothing,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn audit_sqlite_appender_continues_after_a_prune() {
+        crate::support::run(
+            crate::support::Backend::Sqlite,
+            crate::audit_prune_cases::audit_sqlite_appender_continues_after_a_prune,
         )
         .await;
     }
