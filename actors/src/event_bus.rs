@@ -94,11 +94,21 @@ pub enum Event {
         latency_ms: Option<i64>,
         cost_microdollars: Option<u64>,
     },
+    /// A scheduled job's run failed or timed out (`job_runs.status`); the scheduler backs off.
+    JobFailed {
+        job: String,
+        status: String,
+        detail: String,
+    },
+    /// The secrets pull could not reach or read its Vault; the last values stay in force.
+    SecretsPullFailed {
+        detail: String,
+    },
 }
 
 impl Event {
     /// Every value of the serialized `type` tag, in declaration order (what `?types=` filters accept).
-    pub const TYPE_NAMES: [&'static str; 15] = [
+    pub const TYPE_NAMES: [&'static str; 17] = [
         "server_starting",
         "server_ready",
         "server_exited",
@@ -114,6 +124,8 @@ impl Event {
         "auth_decision",
         "tool_definition_changed",
         "ai_request",
+        "job_failed",
+        "secrets_pull_failed",
     ];
 
     /// A server starting, ready, exiting, restarting, stopping, its health, or its tools changing.
@@ -149,6 +161,8 @@ impl Event {
             Event::AuthDecision { .. } => "auth_decision",
             Event::ToolDefinitionChanged { .. } => "tool_definition_changed",
             Event::AiRequest { .. } => "ai_request",
+            Event::JobFailed { .. } => "job_failed",
+            Event::SecretsPullFailed { .. } => "secrets_pull_failed",
         }
     }
 }

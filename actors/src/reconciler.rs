@@ -53,6 +53,8 @@ const RESYNC_INTERVAL: Duration = Duration::from_secs(10);
 struct Running {
     spec: McpServerSpec,
     actor: Addr<McpServer>,
+    /// A secret its definition references changed since it started: restart it with the new value.
+    stale: bool,
 }
 
 pub struct Reconciler {
@@ -76,7 +78,9 @@ impl Reconciler {
         let actual: BTreeMap<String, Actual<'_>> = self
             .running
             .iter()
-            .map(|(name, running)| (name.clone(), Actual { spec: &running.spec, alive: running.actor.connected() }))
+            .map(|(name, running)| {
+                (name.clone(), Actual { spec: &running.spec, alive: running.actor.connected() && !running.stale })
+            })
             .collect();
         let plan = plan(&self.desired, &actual);
         let mut stops = Vec::new();
@@ -100,7 +104,7 @@ impl Reconciler {
                 let (settled_sender, settled_receiver) = oneshot::channel();
                 settled.push(settled_receiver);
                 let server = McpServer::new(name.clone(), spec.clone(), Arc::clone(&actor.context), settled_sender);
-                actor.running.insert(name, Running { spec, actor: server.start() });
+                actor.running.insert(name, Running { spec, actor: server.start(), stale: false });
             }
             let converged = Arc::clone(&actor.converged_once);
             actix::spawn(async move {
@@ -152,6 +156,30 @@ impl Handler<RestartNamed> for Reconciler {
     fn handle(&mut self, message: RestartNamed, _: &mut Context<Self>) {
         if let Some(running) = self.running.get(&message.server) {
             running.actor.do_send(RestartServer { reason: message.reason });
+        }
+    }
+}
+
+/// These secrets changed value (or appeared, or were removed): restart, as a planned restart (stop,
+/// then start with the new values), exactly the running servers whose definitions reference one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SecretsChanged(pub Vec<String>);
+
+impl Handler<SecretsChanged> for Reconciler {
+    type Result = ();
+
+    fn handle(&mut self, message: SecretsChanged, ctx: &mut Context<Self>) {
+        let mut affected = false;
+        for (name, running) in &mut self.running {
+            if running.spec.secret_names().iter().any(|secret| message.0.iter().any(|changed| changed == secret)) {
+                tracing::info!(server = %name, "a secret it uses changed; restarting it");
+                running.stale = true;
+                affected = true;
+            }
+        }
+        if affected {
+            self.reconcile(ctx);
         }
     }
 }

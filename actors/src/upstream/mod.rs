@@ -85,6 +85,14 @@ impl InboundRouter for RefuseInbound {
 pub(crate) enum Wire {
     Stdio(stdio::StdioWire),
     Http(http::HttpWire),
+    InProcess(Arc<dyn InProcessServer>),
+}
+
+/// A server that lives in this process (an extension's tool provider): it answers requests by
+/// method, inline on the caller's task (so task-local context, such as the caller, reaches it),
+/// under the same timeout and cancellation as a wire. Notifications to it are dropped.
+pub trait InProcessServer: Send + Sync {
+    fn handle<'a>(&'a self, method: &'a str, params: Option<Value>) -> futures_util::future::BoxFuture<'a, RpcOutcome>;
 }
 
 /// One live connection to one upstream server.
@@ -114,6 +122,16 @@ impl Connection {
             wire,
             router,
         })
+    }
+
+    /// A connection to a server in this process.
+    pub fn in_process(server: String, handler: Arc<dyn InProcessServer>) -> Arc<Self> {
+        Connection::new(server, Wire::InProcess(handler), Arc::new(RefuseInbound))
+    }
+
+    /// Whether the server lives in this process.
+    pub fn is_in_process(&self) -> bool {
+        matches!(self.wire, Wire::InProcess(_))
     }
 
     pub fn is_closed(&self) -> bool {
@@ -201,6 +219,12 @@ impl Connection {
                     Err(UpstreamError::Timeout(timeout))
                 }
             },
+            Wire::InProcess(server) => {
+                let params = message.get("params").cloned();
+                tokio::time::timeout(timeout, server.handle(method, params))
+                    .await
+                    .map_err(|_| UpstreamError::Timeout(timeout))
+            }
         }
     }
 
@@ -247,6 +271,7 @@ impl Connection {
         let result = match &self.wire {
             Wire::Stdio(wire) => wire.send(message).await,
             Wire::Http(wire) => wire.post_unanswered(self, message).await,
+            Wire::InProcess(_) => Ok(()),
         };
         if let Err(error) = result {
             tracing::debug!(server = %self.server, %error, "could not deliver a message upstream");
