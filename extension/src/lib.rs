@@ -6,9 +6,19 @@
 //! loading. At start the daemon calls [`discover`], which orders the extensions and refuses a
 //! duplicate id, a missing dependency or a dependency cycle before anything starts.
 
+use std::sync::Arc;
+
+mod contributions;
 mod registry;
 
+pub use contributions::{
+    Access, Asset, CallContext, Caller, ConfigureRoutes, Job, JobContext, Role, Routes, Schedule, SectionProblem,
+    TableSchema, Tier, ToolProvider,
+};
 pub use registry::{Ordered, RegistryError, discover, order};
+
+/// The crates an extension's code is written against, re-exported so its versions match the daemon's.
+pub use {actix_web, futures_util, sea_orm, sea_orm_migration, serde_json};
 
 /// Re-exported for [`register_extension!`]; not part of the API.
 #[doc(hidden)]
@@ -44,6 +54,53 @@ pub trait Extension: Send + Sync + 'static {
     /// Start order among extensions whose dependencies allow either order: lower first, then by id.
     fn priority(&self) -> i32 {
         DEFAULT_PRIORITY
+    }
+
+    /// HTTP routes under `/ext/{id}/`, behind the governed chain.
+    fn router(&self) -> Option<Routes> {
+        None
+    }
+
+    /// The tables this extension owns (created by [`Extension::migrations`]).
+    fn schemas(&self) -> Vec<TableSchema> {
+        Vec::new()
+    }
+
+    /// Migrations for the extension's tables, applied in order after the built-in ones on SQLite and
+    /// PostgreSQL. Each migration's name must start with `{id}_`, so no two extensions collide.
+    fn migrations(&self) -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
+        Vec::new()
+    }
+
+    /// Scheduled jobs, named `{id}.{job}` in `castellan jobs list`.
+    fn jobs(&self) -> Vec<Arc<dyn Job>> {
+        Vec::new()
+    }
+
+    /// Tools served in-process on `/mcp`.
+    fn tool_providers(&self) -> Vec<Arc<dyn ToolProvider>> {
+        Vec::new()
+    }
+
+    /// The top-level profile key of the extension's own section (by convention its id).
+    fn config_prefix(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Checks the extension's section (as JSON); each problem names a path inside the section and is
+    /// reported at that key's `FILE:LINE:COL` by `castellan profile check`, at start and on reload.
+    fn validate_config(&self, _section: &serde_json::Value) -> Vec<SectionProblem> {
+        Vec::new()
+    }
+
+    /// Roles the extension defines for its own checks.
+    fn roles(&self) -> Vec<Role> {
+        Vec::new()
+    }
+
+    /// Static files served at `/ext/{id}/assets/`.
+    fn required_assets(&self) -> Vec<Asset> {
+        Vec::new()
     }
 }
 
