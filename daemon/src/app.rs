@@ -60,6 +60,8 @@ pub struct Application {
     reconciler: Addr<Reconciler>,
     audit: AuditHandle,
     pub bus: EventBus,
+    /// Its tasks run on the runtime; kept for the life of the daemon.
+    _scheduler: crate::jobs::scheduler::Scheduler,
 }
 
 /// What reload needs to apply a new profile.
@@ -85,7 +87,15 @@ impl Application {
         db: DatabaseConnection,
         listener: TcpListener,
     ) -> Result<Self, StartError> {
+        // The extensions were checked by `serve` before anything started; discovering again is cheap.
+        let extensions =
+            castellan_extension::discover().map_err(|error| StartError::Other(format!("extensions: {error}")))?;
         let registry = Registry::default();
+        let in_process =
+            crate::extension_tools::register(&extensions, &registry, &db, profile).map_err(StartError::Other)?;
+        if !in_process.is_empty() {
+            tracing::info!(servers = ?in_process, "extension tool providers registered");
+        }
         // Tool labels are the tools ready servers have right now (never what a client wrote).
         let metrics = Metrics::with_catalogue(Arc::new(registry.clone()));
         let bus = EventBus::new(metrics.clone());
@@ -103,11 +113,15 @@ impl Application {
         crate::secrets::spawn_refresh(Arc::clone(&secrets));
         let (reconciler, converged_once) =
             start_supervision(profile, &registry, &bus, &metrics, &secrets, Arc::clone(&sessions))?;
+        let restarts = reconciler.clone();
+        secrets.set_change_listener(Arc::new(move |names| {
+            restarts.do_send(castellan_actors::reconciler::SecretsChanged(names));
+        }));
 
         let address = listener
             .local_addr()
             .map_err(|source| StartError::Listen { address: profile.server.listen.clone(), source })?;
-        let authority = build_authority(profile, &db, master).await?;
+        let authority = build_authority(profile, &db, Arc::clone(&master)).await?;
         let client_metadata = client_metadata_resolver(profile)?;
         let passkeys = crate::web::passkeys::Passkeys::for_public_url(&profile.server.public_url);
         if passkeys.is_none() {
@@ -137,6 +151,23 @@ impl Application {
         let ai_rows = castellan_actors::AiRequestWriter::start(db.clone(), &profile.database.url).await?;
         let ai =
             crate::ai::AiGateway::new(profile, db.clone(), ai_rows, Arc::clone(&gateway)).map_err(StartError::Other)?;
+        let services = crate::jobs::Services {
+            db: db.clone(),
+            master: Arc::clone(&master),
+            secrets: Arc::clone(&secrets),
+            http: crate::jobs::http_client().map_err(StartError::Other)?,
+            bus: Some(bus.clone()),
+        };
+        let jobs = crate::jobs::all_jobs(profile, &services, &extensions).map_err(StartError::Other)?;
+        let job_names: Vec<String> = jobs.iter().map(|job| job.name.clone()).collect();
+        let scheduler = crate::jobs::scheduler::Scheduler::start(
+            jobs,
+            Arc::new(crate::jobs::scheduler::DatabaseRuns(db.clone())),
+            db.clone(),
+            crate::jobs::lease_holder(),
+            bus.clone(),
+        );
+        tracing::info!(jobs = ?job_names, "scheduler started");
         let state = web::Data::new(AppState {
             ai,
             gateway,
@@ -166,9 +197,14 @@ impl Application {
 
         let max_body = profile.server.max_body_bytes;
         let app_state = state.clone();
+        let mounted = crate::extension_routes::collect(&extensions, profile);
         let server = HttpServer::new(move || {
             // Every body goes through `http_body` (bounded and timed); web::Json is not used.
-            App::new().app_data(app_state.clone()).app_data(web::PayloadConfig::new(max_body)).configure(configure)
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .configure(configure)
+                .configure(|config| crate::extension_routes::configure(config, &mounted))
         })
         .workers(2)
         // Streams go out as many small writes; with Nagle's algorithm each waits for the client's
@@ -183,7 +219,7 @@ impl Application {
         .listen(listener)
         .map_err(|source| StartError::Listen { address: address.to_string(), source })?
         .run();
-        Ok(Self { server, address, state, reconciler, audit, bus })
+        Ok(Self { server, address, state, reconciler, audit, bus, _scheduler: scheduler })
     }
 
     pub fn handles(&self) -> LiveHandles {
@@ -225,7 +261,6 @@ async fn build_authority(
     let revocations = Arc::new(Revocations::new(db.clone()));
     revocations.poll(chrono::Utc::now()).await?;
     revocations::spawn_polling(Arc::clone(&revocations));
-    spawn_purge(db.clone(), profile.identity.unused_dynamic_client_ttl);
     let federation = federated_issuers(profile)?;
     Ok(Arc::new(Authority::new(
         db.clone(),
@@ -259,29 +294,6 @@ fn federated_issuers(profile: &Profile) -> Result<Option<Arc<FederatedIssuers>>,
     let issuers = Arc::new(issuers);
     issuers.spawn_refresh();
     Ok(Some(issuers))
-}
-
-/// Hourly: expired codes, tokens, sessions and flows, and dynamic clients never used within
-/// `unused_client_ttl` of their registration.
-fn spawn_purge(db: DatabaseConnection, unused_client_ttl: Duration) {
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            interval.tick().await;
-            let now = chrono::Utc::now();
-            match castellan_schema::oauth::purge_expired(&db, now).await {
-                Ok(removed) if removed > 0 => tracing::info!(removed, "expired authorization state removed"),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "purging expired authorization state failed"),
-            }
-            let cutoff = crate::oauth::register::unused_registered_since(now, unused_client_ttl);
-            match castellan_schema::oauth::delete_unused_dynamic_clients(&db, cutoff).await {
-                Ok(removed) if removed > 0 => tracing::info!(removed, "never-used dynamic clients removed"),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "removing never-used dynamic clients failed"),
-            }
-        }
-    });
 }
 
 /// The fetcher of Client ID Metadata Documents, with the SSRF guard the profile asks for.

@@ -94,6 +94,7 @@ pub fn restart_only_changes(running: &Profile, changed: &Profile) -> Vec<&'stati
         ("identity.extra_ca_file", old_identity.extra_ca_file != new_identity.extra_ca_file),
         ("identity.issuers", old_identity.issuers != new_identity.issuers),
         ("secrets.master_key_file", running.secrets.master_key_file != changed.secrets.master_key_file),
+        ("jobs", running.jobs != changed.jobs),
     ];
     checks.into_iter().filter_map(|(key, differs)| differs.then_some(key)).collect()
 }

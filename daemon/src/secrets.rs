@@ -59,6 +59,16 @@ pub fn load_existing_master_key(profile: &Profile) -> Result<MasterKey, MasterKe
     MasterKey::load_existing(env_key.as_deref(), &file)
 }
 
+/// What the audit checkpoint's signing key is derived for (see [`MasterKey::derive`]).
+pub const AUDIT_CHECKPOINT_PURPOSE: &str = "castellan.audit.checkpoint.v1";
+
+/// The key that signs and checks the audit trail's prune checkpoint: derived from the master key,
+/// so only holders of the master key can prune the trail or verify a pruned one.
+pub fn audit_checkpoint_key(master: &MasterKey) -> castellan_schema::audit::CheckpointKey {
+    let bytes = Zeroizing::new(master.derive(AUDIT_CHECKPOINT_PURPOSE));
+    castellan_schema::audit::CheckpointKey::from_bytes(&bytes)
+}
+
 /// The associated data a secret's value is sealed with: its name, so values cannot be swapped.
 pub fn purpose(name: &str) -> String {
     format!("secret:{name}")
@@ -79,7 +89,12 @@ pub struct SecretStore {
     values: ArcSwap<HashMap<String, Zeroizing<String>>>,
     /// `secrets.validation`, replaced on profile reload.
     validation: ArcSwap<SecretValidation>,
+    /// Told the names whose value changed at a reload (the reconciler restarts their users).
+    on_change: std::sync::Mutex<Option<ChangeListener>>,
 }
+
+/// What is told which secrets changed.
+pub type ChangeListener = Arc<dyn Fn(Vec<String>) + Send + Sync>;
 
 impl SecretStore {
     pub fn new(db: DatabaseConnection, master: Arc<MasterKey>, validation: SecretValidation) -> Self {
@@ -88,6 +103,15 @@ impl SecretStore {
             master,
             values: ArcSwap::from_pointee(HashMap::new()),
             validation: ArcSwap::from_pointee(validation),
+            on_change: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// From now on, every reload that finds values changed (set, replaced or removed, by
+    /// `castellan secrets set` on any replica or by the Vault pull) tells `listener` their names.
+    pub fn set_change_listener(&self, listener: ChangeListener) {
+        if let Ok(mut slot) = self.on_change.lock() {
+            *slot = Some(listener);
         }
     }
 
@@ -109,7 +133,21 @@ impl SecretStore {
         crate::redaction::install(crate::redaction::Redactor::new(
             values.iter().map(|(name, value)| (name.as_str(), value.as_str())),
         ));
-        self.values.store(Arc::new(values));
+        let previous = self.values.swap(Arc::new(values));
+        let current = self.values.load();
+        let mut changed: Vec<String> = current
+            .iter()
+            .filter(|(name, value)| previous.get(*name).is_none_or(|old| old.as_str() != value.as_str()))
+            .map(|(name, _)| name.clone())
+            .chain(previous.keys().filter(|name| !current.contains_key(*name)).cloned())
+            .collect();
+        changed.sort_unstable();
+        let listener = self.on_change.lock().ok().and_then(|slot| slot.clone());
+        if let Some(listener) = listener
+            && !changed.is_empty()
+        {
+            listener(changed);
+        }
         Ok(count)
     }
 

@@ -30,7 +30,8 @@ pub enum AuditCommand {
         #[arg(long, default_value_t = 50)]
         limit: u64,
     },
-    /// Verify the hash chain; exit 1 with the first broken row if it was tampered with.
+    /// Verify the hash chain; exit 1 with the first broken row if it was tampered with. A pruned
+    /// trail continues from its signed checkpoint, which needs the master key.
     Verify,
 }
 
@@ -39,10 +40,30 @@ pub async fn run(global: &GlobalArgs, command: AuditCommand) -> Result<ExitCode,
     let db = super::database::open_existing(global, &profile).await?;
     match command {
         AuditCommand::Verify => {
-            let report = castellan_schema::audit::verify(&db).await.map_err(|error| error.to_string())?;
+            // The master key is needed only to check a prune checkpoint: a trail never pruned
+            // verifies without it.
+            let pruned = castellan_schema::audit::has_checkpoint(&db).await.map_err(|error| error.to_string())?;
+            let key = match pruned.then(|| crate::secrets::load_existing_master_key(&profile)) {
+                None => None,
+                Some(Ok(master)) => Some(crate::secrets::audit_checkpoint_key(&master)),
+                Some(Err(error)) => {
+                    println!(
+                        "audit chain NOT VERIFIED: the trail was pruned, and its signed checkpoint can only be \
+                         checked with the master key, which could not be loaded: {error}"
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let report = castellan_schema::audit::verify(&db, key.as_ref()).await.map_err(|error| error.to_string())?;
             match report.first_broken {
                 None => {
-                    println!("audit chain intact: {} rows verified", report.rows_checked);
+                    match &report.checkpoint {
+                        Some(checkpoint) => println!(
+                            "audit chain intact: {} rows verified after a checkpoint at row {} ({} rows pruned)",
+                            report.rows_checked, checkpoint.last_pruned_id, checkpoint.pruned_rows
+                        ),
+                        None => println!("audit chain intact: {} rows verified", report.rows_checked),
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(broken) => {
@@ -68,7 +89,7 @@ pub async fn run(global: &GlobalArgs, command: AuditCommand) -> Result<ExitCode,
                     println!(
                         "{}",
                         json_line(&json!({
-                            "id": row.id, "server": row.server, "tool": row.tool, "status": row.status,
+                            "id": row.id, "server": row.server, "tool": row.tool, "kind": row.kind, "status": row.status,
                             "user_id": row.user_id, "session_id": row.session_id, "trace_id": row.trace_id,
                             "started_at": row.started_at.to_rfc3339(), "duration_ms": row.duration_ms,
                             "error_message": row.error_message, "input": row.input, "output": row.output,

@@ -8,6 +8,7 @@ pub(crate) mod costs;
 mod database;
 mod hook;
 mod hooks_tail;
+mod jobs;
 mod policy;
 mod secrets;
 mod terminal;
@@ -78,6 +79,9 @@ pub enum Command {
     /// Read the hook decisions (`hook_events`).
     #[command(subcommand)]
     Hooks(hooks_tail::HooksCommand),
+    /// Scheduled jobs: their last run, next run and outcome; run one now.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// Explain RBAC decisions.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -183,6 +187,7 @@ fn run_async(global: GlobalArgs, command: Command) -> ExitCode {
             Command::Audit(command) => audit::run(&global, command).await,
             Command::Hooks(command) => hooks_tail::run(&global, command).await,
             Command::Policy(command) => policy::run(&global, command).await,
+            Command::Jobs(command) => jobs::run(&global, command).await,
             Command::Costs(args) => costs::run(&global, args).await,
             Command::Budgets { json } => budgets::run(&global, json).await,
             Command::DemoServer { http: None } => {
@@ -239,6 +244,7 @@ async fn serve(global: &GlobalArgs, listen: Option<String>) -> Result<ExitCode, 
     // Before anything binds or migrates: a duplicate id, a missing dependency or a cycle among the
     // extensions built into this binary stops the start with the names involved.
     let extensions = castellan_extension::discover().map_err(|error| format!("extensions: {error}"))?;
+    crate::extensions::check(&extensions).map_err(|error| format!("extensions: {error}"))?;
     for extension in extensions.iter() {
         let metadata = extension.metadata();
         tracing::info!(id = metadata.id, name = metadata.name, version = metadata.version, "extension registered");

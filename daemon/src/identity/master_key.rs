@@ -4,6 +4,9 @@
 //!
 //! Sealed values are `v1.` + base64url(nonce ‖ AES-256-GCM ciphertext); the purpose string is bound
 //! in as associated data, so a sealed signing key cannot be replayed as, say, a sealed secret.
+//!
+//! Keys for other uses (the audit checkpoint's signing key) are derived from it, one per purpose
+//! string: `HMAC-SHA256(master key, purpose)`.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +14,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -35,6 +39,8 @@ pub enum MasterKeyError {
 /// The key itself. Not `Debug`, not `Clone`-able into logs: it only seals and opens.
 pub struct MasterKey {
     cipher: Aes256Gcm,
+    /// HMAC-SHA256 keyed with the key, for [`MasterKey::derive`] (the key bytes themselves are not kept).
+    derivation: Hmac<Sha256>,
     /// SHA-256 of the key, hex, first 16 digits: lets operators tell keys apart without revealing one.
     pub fingerprint: String,
 }
@@ -44,7 +50,19 @@ impl MasterKey {
         let fingerprint = hex::encode(Sha256::digest(bytes))[..16].to_string();
         // A 32-byte slice always makes an AES-256 key.
         let cipher = Aes256Gcm::new(bytes.into());
-        MasterKey { cipher, fingerprint }
+        // HMAC pads a key shorter than SHA-256's 64-byte block with zeros (RFC 2104, section 2), so
+        // keying with the padded block is HMAC under the 32 bytes, without a fallible constructor.
+        let mut block = [0u8; 64];
+        block[..bytes.len()].copy_from_slice(bytes);
+        let derivation = <Hmac<Sha256> as Mac>::new(&block.into());
+        MasterKey { cipher, derivation, fingerprint }
+    }
+
+    /// A 32-byte key for `purpose`, derived from this one; different purposes give unrelated keys.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = self.derivation.clone();
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// Parses the environment variable's text.
@@ -176,6 +194,18 @@ mod tests {
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         assert!(key.open("signing-key:a", &String::from_utf8(tampered).unwrap()).is_err(), "tampering is detected");
         assert_ne!(key.seal("p", b"x"), key.seal("p", b"x"), "every seal uses a fresh nonce");
+    }
+
+    #[test]
+    fn derived_keys_are_hmac_of_the_purpose_under_the_key() {
+        let bytes = [7u8; 32];
+        let key = MasterKey::from_bytes(&bytes);
+        let mut expected = <Hmac<Sha256> as Mac>::new_from_slice(&bytes).unwrap();
+        expected.update(b"castellan.audit.checkpoint.v1");
+        let expected: [u8; 32] = expected.finalize().into_bytes().into();
+        assert_eq!(key.derive("castellan.audit.checkpoint.v1"), expected, "HMAC-SHA256(key, purpose)");
+        assert_ne!(key.derive("a"), key.derive("b"), "one key per purpose");
+        assert_ne!(MasterKey::from_bytes(&[8u8; 32]).derive("a"), key.derive("a"), "one key per master key");
     }
 
     #[test]
