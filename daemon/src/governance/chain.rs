@@ -79,6 +79,8 @@ pub enum RbacTarget {
     Server { tools: Vec<String> },
     /// A listing across servers: each server's entries are filtered by RBAC as they are listed.
     Listing,
+    /// An extension's route: the tier and scopes the extension declared.
+    Access { min_tier: castellan_config::Tier, scopes: Vec<String> },
 }
 
 /// The collaborators of the chain for one request: the policy snapshot in force and what runs,
@@ -282,6 +284,17 @@ impl Chain<'_> {
                 self.policy.decide_server(tier, &target.server, tools.iter().map(String::as_str))
             }
             RbacTarget::Listing => Decision::Allow { rule: "listing (filtered per server)".into() },
+            RbacTarget::Access { min_tier, scopes } => {
+                if tier.level() < min_tier.level() {
+                    return Decision::Deny {
+                        rule: format!("{} requires tier {} or above", target.server, min_tier.as_str()),
+                    };
+                }
+                match scopes.iter().find(|scope| !crate::identity::has_scope(request.principal, scope)) {
+                    Some(missing) => Decision::Deny { rule: format!("{} requires scope {missing}", target.server) },
+                    None => Decision::Allow { rule: format!("{} access", target.server) },
+                }
+            }
         }
     }
 

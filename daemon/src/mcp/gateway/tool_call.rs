@@ -92,6 +92,16 @@ impl Gateway {
         resolution: Resolution,
         upstream: &McpUpstream<'_>,
     ) -> crate::governance::Governed {
+        self.govern_with(request, resolution, upstream).await
+    }
+
+    /// [`Gateway::govern`] for any surface's upstream (an extension's route).
+    pub async fn govern_with(
+        &self,
+        request: Request<'_>,
+        resolution: Resolution,
+        upstream: &dyn Upstream,
+    ) -> crate::governance::Governed {
         let snapshot = self.policies.load();
         let hooks = SnapshotHooks { runner: &self.hooks, chains: &snapshot.hooks };
         let pins = SnapshotPins { pins: &self.tool_pins, mode: snapshot.tool_changes };
@@ -128,6 +138,12 @@ impl Gateway {
         upstream_params["arguments"] = arguments;
         let timeout = self.server_call_timeouts.load().get(&server.name).copied().unwrap_or(self.call_timeout);
         let connection = Arc::clone(&server.connection);
+        if connection.is_in_process() {
+            // An extension's tool: run inline with the caller the chain established.
+            let caller = crate::extension_tools::caller(call.principal, call.trace_id);
+            let request = connection.request("tools/call", Some(upstream_params), timeout);
+            return executed_outcome(&server.name, crate::extension_tools::with_caller(caller, request).await);
+        }
         let upstream_id = connection.allocate_id();
         let key = (call.session_id.unwrap_or_default().to_string(), id.to_string());
         lock(&self.in_flight).insert(key.clone(), (Arc::clone(&connection), upstream_id));

@@ -1,0 +1,104 @@
+//! The extensions built into this binary, as the daemon uses them: their profile sections (installed
+//! before any profile is read), the checks made before anything starts, and their migrations.
+
+use std::collections::BTreeSet;
+
+use castellan_extension::Ordered;
+
+/// Top-level profile keys the daemon itself reads: no extension may claim one.
+const BUILT_IN_SECTIONS: &[&str] = &[
+    "server",
+    "database",
+    "mcp_servers",
+    "rbac",
+    "identity",
+    "secrets",
+    "rate_limits",
+    "hooks",
+    "metrics",
+    "audit",
+    "providers",
+    "models",
+    "pricing",
+    "budgets",
+    "jobs",
+    "agents",
+    "skills",
+];
+
+/// Tables the daemon owns, by prefix and by name: no extension may declare one.
+const BUILT_IN_TABLE_PREFIXES: &[&str] = &["castellan_", "seaql_", "oauth_", "job_", "mcp_", "ai_", "a2a_", "skill"];
+const BUILT_IN_TABLES: &[&str] = &[
+    "api_keys",
+    "auth_flow_states",
+    "browser_sessions",
+    "enrolment_links",
+    "forward_cursors",
+    "hook_events",
+    "secrets",
+    "signing_keys",
+    "tool_pins",
+    "users",
+    "webauthn_credentials",
+];
+
+/// Installs every registered extension's profile section and validator. Called once at the top of
+/// `castellan::run()`, before the command line is acted on.
+pub fn install_sections() {
+    let sections = castellan_extension::registered()
+        .into_iter()
+        .filter_map(|extension| {
+            let prefix = extension.config_prefix()?;
+            let validate: castellan_config::SectionValidator = Box::new(move |value| extension.validate_config(value));
+            Some(castellan_config::ExtensionSection { prefix: prefix.to_string(), validate })
+        })
+        .collect();
+    castellan_config::install_extension_sections(sections);
+}
+
+/// Makes every migration run (`castellan migrate`, `serve`) include the extensions' own, after the
+/// built-in ones, in the extensions' start order.
+pub fn install_migrations() {
+    castellan_schema::install_extension_migrations(|| match castellan_extension::discover() {
+        Ok(extensions) => extensions.iter().flat_map(|extension| extension.migrations()).collect(),
+        // `serve` reports the registry's problem before it migrates; `migrate` reports it here.
+        Err(_) => Vec::new(),
+    });
+}
+
+/// What [`castellan_extension::discover`] cannot see: profile sections that collide with a built-in
+/// one or with each other, tables that collide, and migrations not named after their extension.
+pub fn check(extensions: &Ordered) -> Result<(), String> {
+    let mut prefixes = BTreeSet::new();
+    let mut tables = BTreeSet::new();
+    for extension in extensions.iter() {
+        let id = extension.metadata().id;
+        if let Some(prefix) = extension.config_prefix() {
+            if BUILT_IN_SECTIONS.contains(&prefix) {
+                return Err(format!("extension {id} claims the profile section `{prefix}`, which is Castellan's own"));
+            }
+            if !prefixes.insert(prefix) {
+                return Err(format!("two extensions claim the profile section `{prefix}` (one of them is {id})"));
+            }
+        }
+        for table in extension.schemas() {
+            if BUILT_IN_TABLE_PREFIXES.iter().any(|prefix| table.name.starts_with(prefix))
+                || BUILT_IN_TABLES.contains(&table.name)
+            {
+                return Err(format!("extension {id} declares the table `{}`, which is Castellan's own", table.name));
+            }
+            if !tables.insert(table.name) {
+                return Err(format!("two extensions declare the table `{}` (one of them is {id})", table.name));
+            }
+        }
+        for migration in extension.migrations() {
+            let name = migration.name().to_string();
+            if !name.starts_with(&format!("{id}_")) {
+                return Err(format!(
+                    "extension {id} has a migration named `{name}`; its names must start with `{id}_`"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
