@@ -16,8 +16,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo build (the binary the end-to-end tests start)"
-cargo build --locked -p castellan --bin castellan
+echo "== cargo build (the binaries the end-to-end tests start: castellan, and castellan-tickets with the reference extension)"
+cargo build --locked -p castellan --bin castellan -p castellan-tickets --bin castellan-tickets
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
 # The side-by-side benchmark runs end to end (about 30 s; it checks that the tool runs, not the

@@ -5,6 +5,8 @@ pub mod ai;
 pub mod events;
 pub mod mcp;
 pub mod oauth;
+pub mod sink;
+pub mod vault;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -43,6 +45,12 @@ pub fn castellan_binary() -> PathBuf {
         dir.pop();
     }
     dir.join("castellan")
+}
+
+/// The reference extension's binary (`examples/extension-tickets`): Castellan with the tickets
+/// extension built in.
+pub fn tickets_binary() -> PathBuf {
+    castellan_binary().with_file_name("castellan-tickets")
 }
 
 /// The repository root (for fixtures and installed tools).
@@ -208,6 +216,8 @@ pub struct TestApp {
     pub dir: TempDir,
     pub profile_path: PathBuf,
     pub log: Arc<Mutex<String>>,
+    /// The binary that serves (and that `cli` runs).
+    pub binary: PathBuf,
 }
 
 pub struct AppOptions {
@@ -222,6 +232,8 @@ pub struct AppOptions {
     pub file_size_limit: Option<u64>,
     /// Arguments after `serve --listen ADDR` (e.g. `--log-format text`).
     pub args: Vec<String>,
+    /// Another Castellan binary (one with extensions built in); default [`castellan_binary`].
+    pub binary: Option<PathBuf>,
 }
 
 impl AppOptions {
@@ -233,7 +245,13 @@ impl AppOptions {
             shared_database: None,
             file_size_limit: None,
             args: Vec::new(),
+            binary: None,
         }
+    }
+
+    pub fn binary(mut self, binary: PathBuf) -> Self {
+        self.binary = Some(binary);
+        self
     }
 
     pub fn arg(mut self, arg: &str) -> Self {
@@ -272,16 +290,17 @@ pub fn spawn_app_with(options: AppOptions) -> TestApp {
     let profile_path = dir.0.join("profile.yaml");
     std::fs::write(&profile_path, &options.profile).expect("write profile");
     let port = free_port();
+    let binary = options.binary.clone().unwrap_or_else(castellan_binary);
     let mut command = match options.file_size_limit {
         // An ignored signal stays ignored across exec, and prlimit execs the daemon in place, so the
         // child's pid is the daemon's. Works as root without mounting a small filesystem.
         Some(bytes) => {
             let mut wrapped = Command::new("sh");
             wrapped.args(["-c", r#"trap '' XFSZ; exec prlimit --fsize="$0":unlimited -- "$@""#, &bytes.to_string()]);
-            wrapped.arg(castellan_binary());
+            wrapped.arg(&binary);
             wrapped
         }
-        None => Command::new(castellan_binary()),
+        None => Command::new(&binary),
     };
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -351,6 +370,7 @@ pub fn spawn_app_with(options: AppOptions) -> TestApp {
         dir,
         profile_path,
         log,
+        binary,
     };
     app.wait_ready(Duration::from_secs(60));
     app
@@ -388,7 +408,7 @@ impl TestApp {
     /// Runs a castellan CLI command with `input` on its stdin (for `secrets set`).
     pub fn cli_with_stdin(&self, args: &[&str], input: &str) -> std::process::Output {
         use std::io::Write;
-        let mut child = Command::new(castellan_binary())
+        let mut child = Command::new(&self.binary)
             .args(args)
             .env("CASTELLAN_PROFILE", &self.profile_path)
             .env("CASTELLAN_DATABASE_URL", &self.database.url)
