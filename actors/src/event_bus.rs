@@ -359,6 +359,8 @@ mod tests {
                 latency_ms: Some(1),
                 cost_microdollars: Some(168),
             },
+            Event::JobFailed { job: "retention".into(), status: "failed".into(), detail: "d".into() },
+            Event::SecretsPullFailed { detail: "d".into() },
         ];
         let names: Vec<&str> = samples.iter().map(Event::type_name).collect();
         assert_eq!(names, Event::TYPE_NAMES, "one sample per variant, in declaration order");
