@@ -64,6 +64,8 @@ pub struct ProviderSpec {
     /// `kind`: the provider's wire format. Defaults to the entry's name when that is `anthropic`,
     /// `openai` or `gemini`; required otherwise.
     pub kind: ProviderKind,
+    /// The extension's provider kind when `kind` names one (`kind` is then the format it speaks).
+    pub extension_kind: Option<String>,
     /// `base_url`: an http(s) URL without secrets, query or fragment, kept without a trailing `/`.
     /// Defaults to [`ProviderKind::default_base_url`].
     pub base_url: String,

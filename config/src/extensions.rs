@@ -35,3 +35,27 @@ pub fn install_extension_sections(sections: Vec<ExtensionSection>) -> bool {
 pub(crate) fn installed() -> &'static [ExtensionSection] {
     SECTIONS.get().map_or(&[], Vec::as_slice)
 }
+
+/// A provider kind an extension adds to the AI gateway: its profile name, the wire format it speaks
+/// (one of the three), and its default `base_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionProviderKind {
+    pub name: String,
+    pub speaks: crate::ai::ProviderKind,
+    pub default_base_url: String,
+}
+
+static PROVIDER_KINDS: OnceLock<Vec<ExtensionProviderKind>> = OnceLock::new();
+
+/// Installs the provider kinds of the extensions built in; only the first call counts.
+pub fn install_extension_provider_kinds(kinds: Vec<ExtensionProviderKind>) -> bool {
+    PROVIDER_KINDS.set(kinds).is_ok()
+}
+
+pub(crate) fn provider_kind(name: &str) -> Option<&'static ExtensionProviderKind> {
+    PROVIDER_KINDS.get()?.iter().find(|kind| kind.name == name)
+}
+
+pub(crate) fn provider_kind_names() -> Vec<&'static str> {
+    PROVIDER_KINDS.get().map(|kinds| kinds.iter().map(|kind| kind.name.as_str()).collect()).unwrap_or_default()
+}

@@ -28,7 +28,10 @@ pub use ai::{
     period_start,
 };
 pub use cron::Cron;
-pub use extensions::{ExtensionSection, SectionProblem, SectionValidator, install_extension_sections};
+pub use extensions::{
+    ExtensionProviderKind, ExtensionSection, SectionProblem, SectionValidator, install_extension_provider_kinds,
+    install_extension_sections,
+};
 pub use jobs::{
     DEFAULT_FORWARD_BATCH, DEFAULT_JOB_TIMEOUT, FORWARD_TABLES, ForwardJob, JobTiming, JobsSettings, MAX_FORWARD_BATCH,
     RetentionJob, Schedule, SecretsPullJob, SinkKind, SinkSpec, VaultAuthSpec, VaultSpec,

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use castellan_extension::Ordered;
+use std::sync::Arc;
+
+use castellan_extension::{LlmProvider, Ordered};
 
 /// Top-level profile keys the daemon itself reads: no extension may claim one.
 const BUILT_IN_SECTIONS: &[&str] = &[
@@ -42,9 +44,31 @@ const BUILT_IN_TABLES: &[&str] = &[
     "webauthn_credentials",
 ];
 
+static LLM_PROVIDERS: std::sync::OnceLock<std::collections::BTreeMap<String, Arc<dyn LlmProvider>>> =
+    std::sync::OnceLock::new();
+
+/// The extension provider kind named `kind`, as installed at start.
+pub fn llm_provider(kind: &str) -> Option<&'static Arc<dyn LlmProvider>> {
+    LLM_PROVIDERS.get()?.get(kind)
+}
+
 /// Installs every registered extension's profile section and validator. Called once at the top of
 /// `castellan::run()`, before the command line is acted on.
 pub fn install_sections() {
+    let mut kinds = Vec::new();
+    let mut providers = std::collections::BTreeMap::new();
+    for extension in castellan_extension::registered() {
+        for provider in extension.llm_providers() {
+            kinds.push(castellan_config::ExtensionProviderKind {
+                name: provider.kind().to_string(),
+                speaks: provider.speaks(),
+                default_base_url: provider.default_base_url().trim_end_matches('/').to_string(),
+            });
+            providers.entry(provider.kind().to_string()).or_insert(provider);
+        }
+    }
+    castellan_config::install_extension_provider_kinds(kinds);
+    let _ = LLM_PROVIDERS.set(providers);
     let sections = castellan_extension::registered()
         .into_iter()
         .filter_map(|extension| {
@@ -71,6 +95,7 @@ pub fn install_migrations() {
 pub fn check(extensions: &Ordered) -> Result<(), String> {
     let mut prefixes = BTreeSet::new();
     let mut tables = BTreeSet::new();
+    let mut provider_kinds = BTreeSet::new();
     for extension in extensions.iter() {
         let id = extension.metadata().id;
         if let Some(prefix) = extension.config_prefix() {
@@ -89,6 +114,18 @@ pub fn check(extensions: &Ordered) -> Result<(), String> {
             }
             if !tables.insert(table.name) {
                 return Err(format!("two extensions declare the table `{}` (one of them is {id})", table.name));
+            }
+        }
+        for provider in extension.llm_providers() {
+            let kind = provider.kind();
+            let valid = !kind.is_empty()
+                && kind.len() <= 48
+                && kind.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
+            if !valid || castellan_config::ProviderKind::parse(kind).is_some() {
+                return Err(format!("extension {id} adds the provider kind `{kind}`, which is invalid or built in"));
+            }
+            if !provider_kinds.insert(kind.to_string()) {
+                return Err(format!("two extensions add the provider kind `{kind}` (one of them is {id})"));
             }
         }
         for migration in extension.migrations() {

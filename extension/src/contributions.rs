@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use castellan_config::{Schedule, SectionProblem, Tier};
+pub use castellan_config::{ProviderKind, Schedule, SectionProblem, Tier};
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
@@ -120,4 +120,31 @@ pub struct Asset {
     pub path: &'static str,
     pub content_type: &'static str,
     pub bytes: &'static [u8],
+}
+
+/// A page rendered once, when the daemon starts (and so at no cost per request), from the
+/// extension's profile section; served as HTML at `/ext/{id}/pages/{path}` behind the same chain and
+/// access as the extension's routes (signed-in users when it has none).
+pub trait PagePrerenderer: Send + Sync {
+    /// The page's path under `/ext/{id}/pages/` (`status`, `reports/weekly`).
+    fn path(&self) -> &str;
+    /// The page's HTML. `Err` stops the start with the reason: a page that cannot be rendered is a
+    /// configuration problem, found before anything serves.
+    fn render(&self, config: Option<&Value>) -> Result<String, String>;
+}
+
+/// A provider kind for the AI gateway: an API that speaks one of the three wire formats (Anthropic
+/// Messages, OpenAI Chat/Responses, Gemini) but takes its key its own way. Operators name it as a
+/// provider's `kind:`; requests to it go through the same model chain as any provider's (RBAC,
+/// budgets, hooks, the `ai_requests` row), with the same translation between formats.
+pub trait LlmProvider: Send + Sync {
+    /// The `kind:` written in `providers` (lowercase letters, digits and `-`; not one of the three).
+    fn kind(&self) -> &str;
+    /// The wire format its API speaks.
+    fn speaks(&self) -> ProviderKind;
+    /// The `base_url` when a provider of this kind names none.
+    fn default_base_url(&self) -> &str;
+    /// The headers that carry the provider's key (`providers.*.api_key`, resolved from the secret
+    /// store), instead of the format's own key header. They are marked sensitive and never logged.
+    fn credential_headers(&self, api_key: &str) -> Vec<(String, String)>;
 }

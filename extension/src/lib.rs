@@ -12,8 +12,8 @@ mod contributions;
 mod registry;
 
 pub use contributions::{
-    Access, Asset, CallContext, Caller, ConfigureRoutes, Job, JobContext, Role, Routes, Schedule, SectionProblem,
-    TableSchema, Tier, ToolProvider,
+    Access, Asset, CallContext, Caller, ConfigureRoutes, Job, JobContext, LlmProvider, PagePrerenderer, ProviderKind,
+    Role, Routes, Schedule, SectionProblem, TableSchema, Tier, ToolProvider,
 };
 pub use registry::{Ordered, RegistryError, discover, order};
 
@@ -77,8 +77,18 @@ pub trait Extension: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Provider kinds for the AI gateway.
+    fn llm_providers(&self) -> Vec<Arc<dyn LlmProvider>> {
+        Vec::new()
+    }
+
     /// Tools served in-process on `/mcp`.
     fn tool_providers(&self) -> Vec<Arc<dyn ToolProvider>> {
+        Vec::new()
+    }
+
+    /// Pages rendered at start and served at `/ext/{id}/pages/`.
+    fn page_prerenderers(&self) -> Vec<Arc<dyn PagePrerenderer>> {
         Vec::new()
     }
 

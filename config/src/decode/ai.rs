@@ -46,8 +46,9 @@ pub(super) fn decode_providers(
 
 fn decode_provider(decoder: &mut Decoder, name: &str, node: &Node) -> Option<ProviderSpec> {
     let mut fields = decoder.fields(node, PROVIDER_KEYS)?;
+    let mut extension_kind = None;
     let kind = match fields.take("kind") {
-        Some(kind_node) => decode_kind(decoder, &kind_node),
+        Some(kind_node) => decode_kind(decoder, &kind_node, &mut extension_kind),
         None => {
             let implied = ProviderKind::parse(name);
             if implied.is_none() {
@@ -61,7 +62,10 @@ fn decode_provider(decoder: &mut Decoder, name: &str, node: &Node) -> Option<Pro
     };
     let base_url = match fields.take("base_url") {
         Some(url_node) => decode_base_url(decoder, &url_node),
-        None => kind.map(|kind| kind.default_base_url().to_string()),
+        None => match &extension_kind {
+            Some(extension) => crate::extensions::provider_kind(extension).map(|kind| kind.default_base_url.clone()),
+            None => kind.map(|kind| kind.default_base_url().to_string()),
+        },
     };
     let api_key = match fields.take("api_key") {
         Some(key_node) => decode_api_key(decoder, &key_node),
@@ -95,6 +99,7 @@ fn decode_provider(decoder: &mut Decoder, name: &str, node: &Node) -> Option<Pro
     }
     Some(ProviderSpec {
         kind: kind?,
+        extension_kind,
         base_url: base_url?,
         api_key: api_key?,
         headers,
@@ -103,14 +108,21 @@ fn decode_provider(decoder: &mut Decoder, name: &str, node: &Node) -> Option<Pro
     })
 }
 
-fn decode_kind(decoder: &mut Decoder, node: &Node) -> Option<ProviderKind> {
+fn decode_kind(decoder: &mut Decoder, node: &Node, extension_kind: &mut Option<String>) -> Option<ProviderKind> {
     let text = decoder.nonempty_plain(node)?;
-    let kind = ProviderKind::parse(&text);
-    if kind.is_none() {
-        let shown = Decoder::shown(node);
-        decoder.at_value(node, format!("{shown} is not a provider kind; expected anthropic, openai or gemini"));
+    if let Some(kind) = ProviderKind::parse(&text) {
+        return Some(kind);
     }
-    kind
+    // A kind an extension built into this binary adds, speaking one of the three formats.
+    if let Some(extension) = crate::extensions::provider_kind(&text) {
+        *extension_kind = Some(extension.name.clone());
+        return Some(extension.speaks);
+    }
+    let mut expected = vec!["anthropic", "openai", "gemini"];
+    expected.extend(crate::extensions::provider_kind_names());
+    let shown = Decoder::shown(node);
+    decoder.at_value(node, format!("{shown} is not a provider kind; expected {}", expected.join(", ")));
+    None
 }
 
 /// `base_url`: no secrets (it is logged and shown), so no user info and no query either.

@@ -25,6 +25,8 @@ pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 4_096;
 pub struct Provider {
     pub name: String,
     pub kind: ProviderKind,
+    /// An extension's provider kind (`kind` is the format it speaks): its key goes in its headers.
+    pub extension_kind: Option<String>,
     pub base_url: String,
     pub api_key: Template,
     pub headers: Vec<(String, Template)>,
@@ -78,6 +80,7 @@ impl AiPolicy {
             let provider = Provider {
                 name: name.clone(),
                 kind: spec.kind,
+                extension_kind: spec.extension_kind.clone(),
                 base_url: spec.base_url.clone(),
                 api_key: spec.api_key.clone(),
                 headers: spec.headers.iter().map(|(name, value)| (name.clone(), value.clone())).collect(),

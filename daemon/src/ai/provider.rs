@@ -86,9 +86,28 @@ pub fn upstream_headers(
             })
             .map_err(|_| format!("the API key of provider '{}' is not a valid header value", provider.name))
     };
+    let extension = match &provider.extension_kind {
+        Some(kind) => Some(crate::extensions::llm_provider(kind).ok_or_else(|| {
+            format!("provider '{}': the provider kind `{kind}` is not built into this binary", provider.name)
+        })?),
+        None => None,
+    };
+    if let Some(extension) = extension {
+        for (name, value) in extension.credential_headers(&key) {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("provider '{}': its kind names a bad header", provider.name))?;
+            let mut value = HeaderValue::from_str(&value)
+                .map_err(|_| format!("the API key of provider '{}' is not a valid header value", provider.name))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+    }
     match provider.kind {
+        _ if extension.is_some() && provider.kind != ProviderKind::Anthropic => {}
         ProviderKind::Anthropic => {
-            headers.insert(HeaderName::from_static("x-api-key"), key_value("")?);
+            if extension.is_none() {
+                headers.insert(HeaderName::from_static("x-api-key"), key_value("")?);
+            }
             let same_format = call.endpoint == WireFormat::Messages;
             for name in ANTHROPIC_PASSED_HEADERS {
                 if same_format {
