@@ -197,7 +197,7 @@ impl Application {
 
         let max_body = profile.server.max_body_bytes;
         let app_state = state.clone();
-        let mounted = crate::extension_routes::collect(&extensions, profile);
+        let mounted = crate::extension_routes::collect(&extensions, profile).map_err(StartError::Other)?;
         let server = HttpServer::new(move || {
             // Every body goes through `http_body` (bounded and timed); web::Json is not used.
             App::new()

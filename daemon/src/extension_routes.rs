@@ -31,29 +31,44 @@ pub struct Mounted {
     pub id: &'static str,
     pub routes: Routes,
     pub assets: Vec<castellan_extension::Asset>,
+    /// Prerendered pages: path under `pages/`, and the HTML.
+    pub pages: Vec<(String, Arc<str>)>,
     pub config: Option<Value>,
 }
 
-/// Every extension's routes and assets, in start order.
-pub fn collect(extensions: &Ordered, profile: &castellan_config::Profile) -> Vec<Mounted> {
-    extensions
-        .iter()
-        .filter_map(|extension| {
-            let id = extension.metadata().id;
-            let assets = extension.required_assets();
-            let routes = extension.router();
-            if routes.is_none() && assets.is_empty() {
-                return None;
+/// Every extension's routes, assets and pages (rendered now), in start order. Fails on a page that
+/// does not render or whose path is not a plain relative path.
+pub fn collect(extensions: &Ordered, profile: &castellan_config::Profile) -> Result<Vec<Mounted>, String> {
+    let mut mounted = Vec::new();
+    for extension in extensions.iter() {
+        let id = extension.metadata().id;
+        let config = extension.config_prefix().and_then(|prefix| profile.extensions.get(prefix).cloned());
+        let assets = extension.required_assets();
+        let mut pages = Vec::new();
+        for page in extension.page_prerenderers() {
+            let path = page.path().trim_matches('/').to_string();
+            let plain = !path.is_empty()
+                && path.split('/').all(|part| {
+                    !part.is_empty()
+                        && part != ".."
+                        && part.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte))
+                });
+            if !plain {
+                return Err(format!("extension {id}: the page path `{}` is not a plain relative path", page.path()));
             }
-            // Assets alone: a scope whose every route needs an administrator.
-            let routes = routes.unwrap_or_else(|| Routes {
-                access: Access { min_tier: castellan_extension::Tier::Admin, scopes: Vec::new() },
-                configure: Arc::new(|_| {}),
-            });
-            let config = extension.config_prefix().and_then(|prefix| profile.extensions.get(prefix).cloned());
-            Some(Mounted { id, routes, assets, config })
-        })
-        .collect()
+            let html =
+                page.render(config.as_ref()).map_err(|reason| format!("extension {id}: page {path}: {reason}"))?;
+            pages.push((path, Arc::from(html)));
+        }
+        let routes = extension.router();
+        if routes.is_none() && assets.is_empty() && pages.is_empty() {
+            continue;
+        }
+        // Without routes of its own, its pages are for signed-in users.
+        let routes = routes.unwrap_or_else(|| Routes { access: Access::default(), configure: Arc::new(|_| {}) });
+        mounted.push(Mounted { id, routes, assets, pages, config });
+    }
+    Ok(mounted)
 }
 
 /// Mounts each extension's assets (public, at `/ext/{id}/assets/...`) and its routes (governed).
@@ -76,11 +91,30 @@ pub fn configure(config: &mut web::ServiceConfig, mounted: &[Mounted]) {
         }
         let (id, access, routes) = (extension.id, extension.routes.access.clone(), extension.routes.configure.clone());
         let section = extension.config.clone();
+        let pages = extension.pages.clone();
         let scope = web::scope(&format!("/ext/{id}"))
             .wrap(actix_web::middleware::from_fn(move |request, next| {
                 govern(id, access.clone(), section.clone(), request, next)
             }))
-            .configure(move |scope| routes(scope));
+            .configure(move |scope| {
+                routes(scope);
+                for (path, html) in &pages {
+                    let html = Arc::clone(html);
+                    scope.route(
+                        &format!("/pages/{path}"),
+                        web::get().to(move || {
+                            let html = Arc::clone(&html);
+                            async move {
+                                HttpResponse::Ok()
+                                    .content_type("text/html; charset=utf-8")
+                                    .insert_header(("X-Content-Type-Options", "nosniff"))
+                                    .insert_header(("Content-Security-Policy", "default-src 'self'"))
+                                    .body(html.to_string())
+                            }
+                        }),
+                    );
+                }
+            });
         config.service(scope);
     }
 }
