@@ -5,15 +5,17 @@
 //! - a table, `tickets`, created by its own migration on SQLite and PostgreSQL;
 //! - routes: `GET /ext/tickets/tickets` and `POST /ext/tickets/tickets` for signed-in users;
 //! - a job, `tickets.escalate`, that marks open tickets past their queue's SLA `overdue`;
-//! - tools, `tickets__open_ticket` and `tickets__list_open`, served in-process on `/mcp`.
+//! - tools, `tickets__open_ticket` and `tickets__list_open`, served in-process on `/mcp`;
+//! - a page, `/ext/tickets/pages/queues`, rendered once at start from the section;
+//! - a provider kind for the AI gateway, `acme-openai`: OpenAI's format, the key in `X-Acme-Key`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use castellan::extension::{
-    Access, CallContext, Extension, Job, JobContext, Metadata, Routes, Schedule, SectionProblem, TableSchema, Tier,
-    ToolProvider, register_extension,
+    Access, CallContext, Extension, Job, JobContext, LlmProvider, Metadata, PagePrerenderer, ProviderKind, Routes,
+    Schedule, SectionProblem, TableSchema, Tier, ToolProvider, register_extension,
 };
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
@@ -58,6 +60,14 @@ impl Extension for Tickets {
 
     fn tool_providers(&self) -> Vec<Arc<dyn ToolProvider>> {
         vec![Arc::new(TicketTools)]
+    }
+
+    fn llm_providers(&self) -> Vec<Arc<dyn LlmProvider>> {
+        vec![Arc::new(AcmeLlm)]
+    }
+
+    fn page_prerenderers(&self) -> Vec<Arc<dyn PagePrerenderer>> {
+        vec![Arc::new(QueuesPage)]
     }
 
     fn config_prefix(&self) -> Option<&'static str> {
@@ -264,6 +274,51 @@ impl Job for Escalate {
             Ok(format!("{escalated} tickets overdue"))
         })
     }
+}
+
+/// `kind: acme-openai`: an OpenAI-compatible API that wants its key in `X-Acme-Key`.
+struct AcmeLlm;
+
+impl LlmProvider for AcmeLlm {
+    fn kind(&self) -> &str {
+        "acme-openai"
+    }
+
+    fn speaks(&self) -> ProviderKind {
+        ProviderKind::OpenAi
+    }
+
+    fn default_base_url(&self) -> &str {
+        "https://llm.acme.example/v1"
+    }
+
+    fn credential_headers(&self, api_key: &str) -> Vec<(String, String)> {
+        vec![("x-acme-key".to_string(), api_key.to_string())]
+    }
+}
+
+/// `pages/queues`: the queues and their SLA, rendered once at start from the section.
+struct QueuesPage;
+
+impl PagePrerenderer for QueuesPage {
+    fn path(&self) -> &str {
+        "queues"
+    }
+
+    fn render(&self, config: Option<&Value>) -> Result<String, String> {
+        let rows: String = queues(config)
+            .iter()
+            .map(|(name, hours)| format!("<tr><td>{}</td><td>{hours} h</td></tr>", escape_html(name)))
+            .collect();
+        Ok(format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Ticket queues</title></head>\
+             <body><h1>Ticket queues</h1><table><tr><th>Queue</th><th>SLA</th></tr>{rows}</table></body></html>"
+        ))
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// The tools: open a ticket as the caller, list the tickets not closed.

@@ -196,3 +196,48 @@ fn a_bad_extension_section_fails_profile_check_with_its_line_and_the_stock_binar
     let printed = String::from_utf8_lossy(&stock.stdout).to_string();
     assert!(stock.status.code() == Some(1) && printed.contains("unknown key `tickets`"), "{printed}");
 }
+
+#[test]
+fn the_reference_page_is_rendered_at_start_and_served_behind_the_chain() {
+    let app = spawn(Database::Sqlite);
+    let user = app.user_with_key("alice", "user");
+    let url = format!("{}/ext/tickets/pages/queues", app.base_url);
+    let anonymous = ureq::get(&url).call();
+    assert!(matches!(anonymous, Err(ureq::Error::Status(401, _))), "a page is not public");
+    let page = ureq::get(&url).set("Authorization", &bearer(&user)).call().expect("the page");
+    assert_eq!(page.content_type(), "text/html");
+    let html = page.into_string().expect("html");
+    assert!(html.contains("<td>support</td><td>4 h</td>") && html.contains("<td>billing</td><td>24 h</td>"), "{html}");
+    let rows: Vec<Value> =
+        route_rows(&app).into_iter().filter(|row| row["tool"] == "GET /ext/tickets/pages/queues").collect();
+    assert_eq!(rows.len(), 1, "the page view is a row like any route call");
+}
+
+#[test]
+fn the_reference_provider_kind_takes_model_requests_through_the_chain_with_its_own_key_header() {
+    let fake = integration_tests::ai::FakeProvider::start();
+    let profile = format!(
+        "{TICKETS_PROFILE}providers:\n  acme: {{ kind: acme-openai, base_url: \"{}/v1\", api_key: acme-provider-key-0123456789 }}\nmodels:\n  \"gpt-*\": {{ provider: acme }}\n",
+        fake.url()
+    );
+    let profile = profile.replace("mcp_tool_call: 5,", "mcp_tool_call: 1000, ai_request: 1000,").replace(
+        "  rules:\n",
+        "  rules:\n    - { name: users-may-use-models, effect: allow, min_tier: user, models: [\"*\"] }\n",
+    );
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).binary(tickets_binary()).profile(&profile));
+    let user = app.user_with_key("alice", "user");
+    let body = json!({"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hello"}]});
+    let answer = ureq::post(&format!("{}/v1/chat/completions", app.base_url))
+        .set("Authorization", &bearer(&user))
+        .set("Content-Type", "application/json")
+        .send_string(&body.to_string())
+        .expect("the chat completion");
+    assert_eq!(answer.status(), 200);
+    let received = fake.requests_to("/v1/chat/completions");
+    assert_eq!(received.len(), 1, "{received:?}");
+    let headers = &received[0]["headers"];
+    assert_eq!(headers["x-acme-key"], "acme-provider-key-0123456789", "the kind's own key header: {headers}");
+    assert!(headers.get("authorization").is_none(), "not OpenAI's header, and never the caller's: {headers}");
+    let rows = app.database.query_scalar("SELECT provider || ':' || status FROM ai_requests");
+    assert_eq!(rows, "acme:success", "the request is a row like any provider's");
+}
