@@ -106,6 +106,8 @@ class Daemon:
         hooks = ('hooks:\n  PreToolUse:\n    - { builtin: deny_arguments, pattern: "(?i)drop\\\\s+table" }\n'
                  '    - { builtin: block_credentials }\n') if governance else ""
         self.port = free_port()
+        # More profile text for a comparison (e.g. a `jobs.forward` sink, to measure its cost).
+        extra = os.environ.get("CASTELLAN_BENCH_EXTRA_PROFILE", "")
         profile = os.path.join(workdir, "profile.yaml")
         with open(profile, "w") as handle:
             handle.write(f"""
@@ -122,7 +124,7 @@ rbac:
     - {{ name: users-may-use-tools, effect: allow, min_tier: user, servers: ["*"], tools: ["*"] }}
 rate_limits:
   per_second: {{ mcp_tool_call: {rate_limit}, oauth: {rate_limit} }}
-{hooks}""")
+{hooks}{extra}""")
         self.log_path = os.path.join(workdir, "castellan.log")
         env = dict(os.environ, CASTELLAN_PROFILE=profile, CASTELLAN_LOG="warn")
         env.setdefault("CASTELLAN_MASTER_KEY", "ab" * 32)
