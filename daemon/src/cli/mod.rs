@@ -11,6 +11,7 @@ mod hooks_tail;
 mod jobs;
 mod policy;
 mod secrets;
+mod skills;
 mod terminal;
 mod tools;
 
@@ -65,6 +66,9 @@ pub enum Command {
     /// Manage the secret store (values are write-only).
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
+    /// Skills (folders with a SKILL.md).
+    #[command(subcommand)]
+    Skills(skills::SkillsCommand),
     /// Pinned tool definitions.
     #[command(subcommand)]
     Tools(tools::ToolsCommand),
@@ -128,6 +132,8 @@ pub fn main() -> ExitCode {
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         Command::Profile(ProfileCommand::Check { file, running }) => check_profile(&file, running.as_deref()),
+        // Checking a folder needs no profile, database or runtime.
+        Command::Skills(skills::SkillsCommand::Check { dirs }) => skills::check(&dirs),
         command => run_async(cli.global, command),
     }
 }
@@ -197,7 +203,7 @@ fn run_async(global: GlobalArgs, command: Command) -> ExitCode {
                 .await
                 .map_err(|error| error.to_string())
                 .map(|_| ExitCode::SUCCESS),
-            Command::Profile(_) | Command::SuperviseChild { .. } => Ok(ExitCode::SUCCESS),
+            Command::Profile(_) | Command::Skills(_) | Command::SuperviseChild { .. } => Ok(ExitCode::SUCCESS),
         }
     });
     match result {

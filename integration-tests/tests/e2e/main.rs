@@ -28,6 +28,7 @@ mod observability;
 mod python_clients;
 mod rate_limits;
 mod secrets;
+mod skills;
 mod stateless;
 mod supervision;
 mod tool_pinning;
