@@ -52,6 +52,28 @@ pub use tier::{Tier, UnknownTier};
 use decode::{Decoder, Node, decode_profile};
 use positions::{Mark, index_positions};
 
+/// The top-level sections this build reads.
+pub const BUILT_IN_SECTIONS: &[&str] = &[
+    "server",
+    "database",
+    "mcp_servers",
+    "rbac",
+    "identity",
+    "secrets",
+    "rate_limits",
+    "hooks",
+    "metrics",
+    "audit",
+    "providers",
+    "models",
+    "pricing",
+    "budgets",
+    "jobs",
+];
+
+/// Sections the contract defines for parts still to come: no extension may claim them either.
+pub const RESERVED_SECTIONS: &[&str] = &["agents", "skills"];
+
 /// The profile `castellan serve` runs when given none.
 pub const DEFAULT_PROFILE_YAML: &str = include_str!("default.yaml");
 

@@ -7,27 +7,6 @@ use std::sync::Arc;
 
 use castellan_extension::{LlmProvider, Ordered};
 
-/// Top-level profile keys the daemon itself reads: no extension may claim one.
-const BUILT_IN_SECTIONS: &[&str] = &[
-    "server",
-    "database",
-    "mcp_servers",
-    "rbac",
-    "identity",
-    "secrets",
-    "rate_limits",
-    "hooks",
-    "metrics",
-    "audit",
-    "providers",
-    "models",
-    "pricing",
-    "budgets",
-    "jobs",
-    "agents",
-    "skills",
-];
-
 /// Tables the daemon owns, by prefix and by name: no extension may declare one.
 const BUILT_IN_TABLE_PREFIXES: &[&str] = &["castellan_", "seaql_", "oauth_", "job_", "mcp_", "ai_", "a2a_", "skill"];
 const BUILT_IN_TABLES: &[&str] = &[
@@ -57,6 +36,7 @@ pub fn llm_provider(kind: &str) -> Option<&'static Arc<dyn LlmProvider>> {
 pub fn install_sections() {
     let mut kinds = Vec::new();
     let mut providers = std::collections::BTreeMap::new();
+    let mut sections = Vec::new();
     for extension in castellan_extension::registered() {
         for provider in extension.llm_providers() {
             kinds.push(castellan_config::ExtensionProviderKind {
@@ -66,17 +46,13 @@ pub fn install_sections() {
             });
             providers.entry(provider.kind().to_string()).or_insert(provider);
         }
+        if let Some(prefix) = extension.config_prefix() {
+            let validate: castellan_config::SectionValidator = Box::new(move |value| extension.validate_config(value));
+            sections.push(castellan_config::ExtensionSection { prefix: prefix.to_string(), validate });
+        }
     }
     castellan_config::install_extension_provider_kinds(kinds);
     let _ = LLM_PROVIDERS.set(providers);
-    let sections = castellan_extension::registered()
-        .into_iter()
-        .filter_map(|extension| {
-            let prefix = extension.config_prefix()?;
-            let validate: castellan_config::SectionValidator = Box::new(move |value| extension.validate_config(value));
-            Some(castellan_config::ExtensionSection { prefix: prefix.to_string(), validate })
-        })
-        .collect();
     castellan_config::install_extension_sections(sections);
 }
 
@@ -99,7 +75,9 @@ pub fn check(extensions: &Ordered) -> Result<(), String> {
     for extension in extensions.iter() {
         let id = extension.metadata().id;
         if let Some(prefix) = extension.config_prefix() {
-            if BUILT_IN_SECTIONS.contains(&prefix) {
+            if castellan_config::BUILT_IN_SECTIONS.contains(&prefix)
+                || castellan_config::RESERVED_SECTIONS.contains(&prefix)
+            {
                 return Err(format!("extension {id} claims the profile section `{prefix}`, which is Castellan's own"));
             }
             if !prefixes.insert(prefix) {

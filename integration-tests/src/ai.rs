@@ -14,15 +14,7 @@ use crate::run_python_client;
 /// Path of the `fake-provider` binary: `FAKE_PROVIDER_BIN`, else next to the castellan binary (cargo
 /// builds it with this crate's tests, or `cargo build -p integration-tests --bin fake-provider`).
 pub fn fake_provider_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("FAKE_PROVIDER_BIN") {
-        return PathBuf::from(path);
-    }
-    let mut dir = std::env::current_exe().expect("test executable path");
-    dir.pop();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    dir.join("fake-provider")
+    crate::workspace_binary("FAKE_PROVIDER_BIN", "fake-provider")
 }
 
 /// A running `fake-provider` on a free loopback port, killed on drop. Its switches (model names

@@ -34,9 +34,10 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
-/// Path of the castellan binary built by this workspace.
-pub fn castellan_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("CASTELLAN_BIN") {
+/// Path of a binary this workspace builds: `$env_var` when set, else beside the test executable's
+/// directory (where cargo puts the workspace's binaries).
+pub fn workspace_binary(env_var: &str, name: &str) -> PathBuf {
+    if let Ok(path) = std::env::var(env_var) {
         return PathBuf::from(path);
     }
     let mut dir = std::env::current_exe().expect("test executable path");
@@ -44,7 +45,12 @@ pub fn castellan_binary() -> PathBuf {
     if dir.ends_with("deps") {
         dir.pop();
     }
-    dir.join("castellan")
+    dir.join(name)
+}
+
+/// Path of the castellan binary built by this workspace.
+pub fn castellan_binary() -> PathBuf {
+    workspace_binary("CASTELLAN_BIN", "castellan")
 }
 
 /// The reference extension's binary (`examples/extension-tickets`): Castellan with the tickets

@@ -14,15 +14,7 @@ use crate::TempDir;
 /// Path of the `fake-sink` binary: `FAKE_SINK_BIN`, else next to the test executable's directory
 /// (cargo builds it with this crate's tests, or `cargo build -p integration-tests --bin fake-sink`).
 pub fn fake_sink_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("FAKE_SINK_BIN") {
-        return PathBuf::from(path);
-    }
-    let mut dir = std::env::current_exe().expect("test executable path");
-    dir.pop();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    dir.join("fake-sink")
+    crate::workspace_binary("FAKE_SINK_BIN", "fake-sink")
 }
 
 /// A running `fake-sink`, killed on drop. Its switches are documented at the top of

@@ -163,19 +163,7 @@ fn decode_sink(decoder: &mut Decoder, node: &Node) -> Option<SinkSpec> {
         }
         None => kind.map(|kind| kind.as_str().replace('_', "-")),
     };
-    let url = match fields.take("url") {
-        Some(url) => decoder.nonempty_plain(&url).and_then(|text| match check_http_url(&text) {
-            Ok(_) => Some(text.trim_end_matches('/').to_string()),
-            Err(reason) => {
-                decoder.at_value(&url, reason);
-                None
-            }
-        }),
-        None => {
-            decoder.at_key(node, "needs `url`, the intake's base URL");
-            None
-        }
-    };
+    let url = decode_url(decoder, node, fields.take("url"), "needs `url`, the intake's base URL");
     let token = match fields.take("token") {
         Some(token) => Some(decoder.template(&token, Placeholders::Secrets)?),
         None if kind == Some(SinkKind::Otlp) => None,
@@ -217,6 +205,22 @@ fn decode_sink(decoder: &mut Decoder, node: &Node) -> Option<SinkSpec> {
     Some(SinkSpec { name: name?, kind: kind?, url: url?, token, tables, batch })
 }
 
+/// A required http(s) base URL, kept without a trailing `/`.
+fn decode_url(decoder: &mut Decoder, node: &Node, url: Option<Node>, missing: &str) -> Option<String> {
+    let Some(url) = url else {
+        decoder.at_key(node, missing);
+        return None;
+    };
+    let text = decoder.nonempty_plain(&url)?;
+    match check_http_url(&text) {
+        Ok(_) => Some(text.trim_end_matches('/').to_string()),
+        Err(reason) => {
+            decoder.at_value(&url, reason);
+            None
+        }
+    }
+}
+
 fn decode_secrets_pull(decoder: &mut Decoder, node: &Node) -> Option<SecretsPullJob> {
     let mut fields = decoder.fields(node, &known(&["vault"]))?;
     let timing = decode_timing(decoder, node, &mut fields);
@@ -230,19 +234,7 @@ fn decode_secrets_pull(decoder: &mut Decoder, node: &Node) -> Option<SecretsPull
 
 fn decode_vault(decoder: &mut Decoder, node: &Node) -> Option<VaultSpec> {
     let mut fields = decoder.fields(node, VAULT_KEYS)?;
-    let url = match fields.take("url") {
-        Some(url) => decoder.nonempty_plain(&url).and_then(|text| match check_http_url(&text) {
-            Ok(_) => Some(text.trim_end_matches('/').to_string()),
-            Err(reason) => {
-                decoder.at_value(&url, reason);
-                None
-            }
-        }),
-        None => {
-            decoder.at_key(node, "needs `url`");
-            None
-        }
-    };
+    let url = decode_url(decoder, node, fields.take("url"), "needs `url`");
     let segment = |decoder: &mut Decoder, node: &Node| -> Option<String> {
         let text = decoder.nonempty_plain(node)?;
         let valid = text.split('/').all(|part| {

@@ -334,23 +334,7 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
         decoder.at_value(root, "the profile is empty; see docs/profile.md for the sections it may have");
         return None;
     }
-    let mut known = vec![
-        "server",
-        "database",
-        "mcp_servers",
-        "rbac",
-        "identity",
-        "secrets",
-        "rate_limits",
-        "hooks",
-        "metrics",
-        "audit",
-        "providers",
-        "models",
-        "pricing",
-        "budgets",
-        "jobs",
-    ];
+    let mut known = crate::BUILT_IN_SECTIONS.to_vec();
     known.extend_from_slice(UNSUPPORTED_SECTIONS);
     let installed = crate::extensions::installed();
     known.extend(installed.iter().map(|section| section.prefix.as_str()));

@@ -28,15 +28,10 @@ const FORWARD_BUDGET: Duration = Duration::from_secs(30);
 /// The user id of anonymous callers in `ai_requests` and `hook_events`.
 const ANONYMOUS: &str = "anonymous";
 
-/// The client of forwarding and the Vault pull: bounded in time, no redirects (a sink or Vault that
-/// redirects elsewhere would receive rows or a token it was not configured for).
+/// The client of forwarding and the Vault pull: the Vault client (the shared outbound builder: no
+/// redirects, so a sink or Vault that redirects elsewhere gets no rows or token; bounded in time).
 pub fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|error| format!("the jobs' HTTP client: {error}"))
+    crate::vault::client().map_err(|error| format!("the jobs' HTTP client: {error}"))
 }
 
 /// This replica's name in job leases: host, process and a random part (a restarted process is a
