@@ -30,8 +30,11 @@ pub const JITTER: f64 = 0.1;
 /// apart, small against any period (which is at least a second).
 const LEASE_MARGIN: Duration = Duration::from_millis(500);
 
-/// Beyond a run's timeout, how long its lease outlives it (a holder that died mid-run).
-const RUN_LEASE_SLACK: Duration = Duration::from_secs(30);
+/// How long a running job's lease lasts unless renewed: the holder renews it every third of this
+/// while the run goes on, so the lease of a holder that died mid-run (SIGKILL, a lost host) lapses
+/// this long after its last renewal, whatever the job's timeout, and a restarted daemon or another
+/// replica takes the job over.
+pub const RUN_LEASE_TTL: Duration = Duration::from_secs(10);
 
 /// Where runs and leases are kept: the database in the daemon, memory in the scheduler's tests.
 pub trait RunStore: Send + Sync {
@@ -120,7 +123,7 @@ pub async fn run_once(
 ) -> Option<RunOutcome> {
     let name = scheduled.name.as_str();
     let timeout = scheduled.job.timeout();
-    match store.acquire(name, holder, timeout + RUN_LEASE_SLACK).await {
+    match store.acquire(name, holder, RUN_LEASE_TTL).await {
         Ok(true) => {}
         Ok(false) => {
             tracing::debug!(job = name, "another replica holds the job's lease; skipping this run");
@@ -145,16 +148,23 @@ pub async fn run_once(
     let job = Arc::clone(&scheduled.job);
     let task_context = context.clone();
     let mut task = tokio::spawn(async move { job.run(&task_context).await });
-    let outcome = match tokio::time::timeout(timeout, &mut task).await {
-        Ok(Ok(Ok(detail))) => RunOutcome { status: RunStatus::Success, detail },
-        Ok(Ok(Err(reason))) => RunOutcome { status: RunStatus::Failed, detail: reason },
-        Ok(Err(_)) => RunOutcome { status: RunStatus::Failed, detail: "the job panicked".to_string() },
-        Err(_) => {
-            task.abort();
-            RunOutcome {
-                status: RunStatus::TimedOut,
-                detail: format!("cancelled after its timeout of {}s", timeout.as_secs()),
+    let outcome = tokio::select! {
+        finished = tokio::time::timeout(timeout, &mut task) => match finished {
+            Ok(Ok(Ok(detail))) => RunOutcome { status: RunStatus::Success, detail },
+            Ok(Ok(Err(reason))) => RunOutcome { status: RunStatus::Failed, detail: reason },
+            Ok(Err(_)) => RunOutcome { status: RunStatus::Failed, detail: "the job panicked".to_string() },
+            Err(_) => {
+                task.abort();
+                RunOutcome {
+                    status: RunStatus::TimedOut,
+                    detail: format!("cancelled after its timeout of {}s", timeout.as_secs()),
+                }
             }
+        },
+        lost = keep_lease(store, name, holder) => {
+            // Another holder may run the job now: this run stops rather than run beside it.
+            task.abort();
+            RunOutcome { status: RunStatus::Failed, detail: lost }
         }
     };
     let detail = crate::redaction::current().redact(&outcome.detail).into_owned();
@@ -163,6 +173,25 @@ pub async fn run_once(
     tracing::info!(job = name, status = outcome.status.as_str(), elapsed_ms = started.elapsed().as_millis() as u64, detail = %outcome.detail, "job run finished");
     report(name, &outcome, bus);
     Some(outcome)
+}
+
+/// Renews `job`'s lease every third of [`RUN_LEASE_TTL`] for as long as it is polled; returns (why)
+/// only when the lease is lost: taken by another holder after this one missed its renewals, or
+/// not renewable because the store failed for a whole TTL.
+async fn keep_lease(store: &dyn RunStore, job: &str, holder: &str) -> String {
+    let every = RUN_LEASE_TTL / 3;
+    let mut last_renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        match store.acquire(job, holder, RUN_LEASE_TTL).await {
+            Ok(true) => last_renewed = tokio::time::Instant::now(),
+            Ok(false) => return "stopped: another replica took the job's lease".to_string(),
+            Err(error) if last_renewed.elapsed() >= RUN_LEASE_TTL => {
+                return format!("stopped: the job's lease could not be renewed: {error}");
+            }
+            Err(error) => tracing::warn!(job, %error, "renewing the job's lease failed; retrying"),
+        }
+    }
 }
 
 fn report(job: &str, outcome: &RunOutcome, bus: Option<&EventBus>) {

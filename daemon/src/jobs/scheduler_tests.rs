@@ -238,3 +238,58 @@ fn a_cron_job_waits_until_its_next_minute_and_backs_off_by_minutes_after_failure
     let after_failure = next_delay(&schedule, 1, now, &mut rand::rng());
     assert!(after_failure >= Duration::from_secs(60) && after_failure <= MAX_FAILURE_BACKOFF, "{after_failure:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_longer_than_the_lease_keeps_it_and_no_replica_starts_beside_it() {
+    // Runs take six lease lifetimes; only renewals keep the second replica out.
+    let probe = Arc::new(Probe { work: RUN_LEASE_TTL * 6, timeout: Duration::from_secs(600), ..Probe::every(10) });
+    let store = Arc::new(MemoryRuns::default());
+    let _a = start(&probe, &store, "replica-a");
+    let _b = start(&probe, &store, "replica-b");
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(probe.most_at_once.load(Ordering::SeqCst), 1, "never two runs at once");
+    let finished = store.finished();
+    assert!(finished.len() >= 5, "{finished:?}");
+    assert!(finished.iter().all(|(status, _)| *status == RunStatus::Success), "{finished:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_lease_of_a_holder_that_died_mid_run_lapses_within_its_ttl_whatever_the_timeout() {
+    let probe = Arc::new(Probe { timeout: Duration::from_secs(3600), ..Probe::every(1) });
+    let store = Arc::new(MemoryRuns::default());
+    // A run of an hour-long timeout holds the lease for no more than the TTL ahead.
+    let long =
+        Arc::new(Probe { work: Duration::from_secs(600), timeout: Duration::from_secs(3600), ..Probe::every(3600) });
+    let other_store = Arc::new(MemoryRuns::default());
+    let running = start(&long, &other_store, "running");
+    assert!(running.trigger("probe"));
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(long.running.load(Ordering::SeqCst), 1);
+    let expires = other_store.leases.lock().unwrap()["probe"].1;
+    assert!(expires <= Instant::now() + RUN_LEASE_TTL, "renewed a TTL at a time, not for the whole timeout");
+    // A predecessor took the lease for a run and was killed: it never renews nor releases it.
+    assert_eq!(store.acquire("probe", "killed", RUN_LEASE_TTL).await, Ok(true));
+    let _restarted = start(&probe, &store, "restarted");
+    tokio::time::sleep(RUN_LEASE_TTL - Duration::from_millis(100)).await;
+    assert!(probe.started_at.lock().unwrap().is_empty(), "the lease still holds");
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    assert!(!probe.started_at.lock().unwrap().is_empty(), "taken over at the first due time after the lapse");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_whose_lease_is_taken_stops_and_is_a_failed_run() {
+    let probe =
+        Arc::new(Probe { work: Duration::from_secs(600), timeout: Duration::from_secs(3600), ..Probe::every(3600) });
+    let store = Arc::new(MemoryRuns::default());
+    let scheduler = start(&probe, &store, "stalled");
+    assert!(scheduler.trigger("probe"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(probe.running.load(Ordering::SeqCst), 1);
+    // The holder's renewals go missing (a stalled database): another holder takes the lapsed lease.
+    store.leases.lock().unwrap().insert("probe".into(), ("other".into(), Instant::now() + Duration::from_secs(3600)));
+    tokio::time::sleep(RUN_LEASE_TTL).await;
+    assert_eq!(
+        store.finished(),
+        vec![(RunStatus::Failed, "stopped: another replica took the job's lease".to_string())]
+    );
+}
