@@ -104,11 +104,16 @@ pub enum Event {
     SecretsPullFailed {
         detail: String,
     },
+    /// A skill version was stored (`castellan skills publish`, or a folder of `skills.dirs`).
+    SkillPublished {
+        skill: String,
+        version: String,
+    },
 }
 
 impl Event {
     /// Every value of the serialized `type` tag, in declaration order (what `?types=` filters accept).
-    pub const TYPE_NAMES: [&'static str; 17] = [
+    pub const TYPE_NAMES: [&'static str; 18] = [
         "server_starting",
         "server_ready",
         "server_exited",
@@ -126,6 +131,7 @@ impl Event {
         "ai_request",
         "job_failed",
         "secrets_pull_failed",
+        "skill_published",
     ];
 
     /// A server starting, ready, exiting, restarting, stopping, its health, or its tools changing.
@@ -163,6 +169,7 @@ impl Event {
             Event::AiRequest { .. } => "ai_request",
             Event::JobFailed { .. } => "job_failed",
             Event::SecretsPullFailed { .. } => "secrets_pull_failed",
+            Event::SkillPublished { .. } => "skill_published",
         }
     }
 }
@@ -361,6 +368,7 @@ mod tests {
             },
             Event::JobFailed { job: "retention".into(), status: "failed".into(), detail: "d".into() },
             Event::SecretsPullFailed { detail: "d".into() },
+            Event::SkillPublished { skill: "pdf".into(), version: "1.0.0".into() },
         ];
         let names: Vec<&str> = samples.iter().map(Event::type_name).collect();
         assert_eq!(names, Event::TYPE_NAMES, "one sample per variant, in declaration order");

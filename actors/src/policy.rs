@@ -56,6 +56,12 @@ pub fn explain_model(rbac: &RbacSettings, tier: Tier, model: &str) -> Explanatio
     explain_matching(rbac, tier, |rule| rule.models.iter().any(|pattern| glob_matches(pattern, model)))
 }
 
+/// The decision for skill `skill`, with the same semantics as a tool call's: any matching deny
+/// wins, else any matching allow, else the default. Only rules that name `skills` match.
+pub fn decide_skill(rbac: &RbacSettings, tier: Tier, skill: &str) -> Decision {
+    explain_matching(rbac, tier, |rule| rule.skills.iter().any(|pattern| glob_matches(pattern, skill))).decision
+}
+
 /// The first matching deny wins; else the first matching allow; else the default. A rule matches
 /// when the tier is within its bounds and `targets` says it covers the request.
 fn explain_matching(rbac: &RbacSettings, tier: Tier, targets: impl Fn(&RbacRule) -> bool) -> Explanation {
@@ -102,6 +108,11 @@ impl PolicySnapshot {
     /// Whether the tier may request `model` (the name the client asked for); see [`decide_model`].
     pub fn decide_model(&self, tier: Tier, model: &str) -> Decision {
         decide_model(&self.rbac, tier, model)
+    }
+
+    /// Whether the tier may see and fetch skill `skill`; see [`decide_skill`].
+    pub fn decide_skill(&self, tier: Tier, skill: &str) -> Decision {
+        decide_skill(&self.rbac, tier, skill)
     }
 
     /// Whether the tier may reach `server` itself (its resources, prompts and completions):
@@ -163,6 +174,40 @@ rbac:
     }
 
     #[test]
+    fn skills_follow_only_the_rules_that_name_skills() {
+        let text = r#"
+database: { url: "sqlite::memory:" }
+rbac:
+  default: deny
+  rules:
+    - { name: tools-for-users, effect: allow, min_tier: user, servers: ["*"], tools: ["*"] }
+    - { name: skills-for-users, effect: allow, min_tier: user, skills: ["*"] }
+    - { name: no-release-skills-below-admin, effect: deny, max_tier: user, skills: ["release-*"] }
+"#;
+        let env = |_: &str| None;
+        let rbac = castellan_config::parse_profile(text, "t.yaml", &env).expect("valid profile").rbac;
+        let cases = [
+            (Tier::User, "pdf", Decision::Allow { rule: "skills-for-users".into() }),
+            (Tier::User, "release-notes", Decision::Deny { rule: "no-release-skills-below-admin".into() }),
+            (Tier::Admin, "release-notes", Decision::Allow { rule: "skills-for-users".into() }),
+            (Tier::Mcp, "pdf", Decision::Deny { rule: DEFAULT_RULE_NAME.into() }),
+        ];
+        for (tier, skill, expected) in cases {
+            assert_eq!(decide_skill(&rbac, tier, skill), expected, "{} on skill {skill}", tier.as_str());
+        }
+        // The tool rule allows every tool to users; it says nothing about skills, and back.
+        let tools_only = castellan_config::parse_profile(
+            "database: { url: \"sqlite::memory:\" }\nrbac:\n  rules:\n    - { effect: allow, servers: [\"*\"], tools: [\"*\"] }\n",
+            "t.yaml",
+            &env,
+        )
+        .expect("valid profile")
+        .rbac;
+        assert!(!decide_skill(&tools_only, Tier::Admin, "pdf").is_allowed(), "a tool rule grants no skill");
+        assert_eq!(decide(&rbac, Tier::User, "customers", "get"), Decision::Allow { rule: "tools-for-users".into() });
+    }
+
+    #[test]
     fn a_server_is_reachable_when_its_star_or_any_tool_is() {
         let rbac = rbac();
         let tools = ["get_customer", "delete_customer"];
@@ -201,6 +246,7 @@ mod explain_tests {
             servers: patterns(servers),
             tools: patterns(tools),
             models: Vec::new(),
+            skills: Vec::new(),
         }
     }
 

@@ -17,6 +17,7 @@ mod model;
 mod names;
 mod positions;
 mod problem;
+mod skills;
 mod template;
 mod tier;
 
@@ -46,6 +47,7 @@ pub use model::{
 };
 pub use names::{NamePattern, SERVER_NAME_MAX_LEN, ServerName, glob_matches, is_model_glob};
 pub use problem::{DOCUMENT_PATH, Problem};
+pub use skills::{SIGNING_KEY_PREFIX, SkillsSettings};
 pub use template::{RenderError, Template, TemplatePart, is_secret_name};
 pub use tier::{Tier, UnknownTier};
 
@@ -69,10 +71,11 @@ pub const BUILT_IN_SECTIONS: &[&str] = &[
     "pricing",
     "budgets",
     "jobs",
+    "skills",
 ];
 
 /// Sections the contract defines for parts still to come: no extension may claim them either.
-pub const RESERVED_SECTIONS: &[&str] = &["agents", "skills"];
+pub const RESERVED_SECTIONS: &[&str] = &["agents"];
 
 /// The profile `castellan serve` runs when given none.
 pub const DEFAULT_PROFILE_YAML: &str = include_str!("default.yaml");

@@ -63,6 +63,8 @@ pub struct Profile {
     pub budgets: Vec<BudgetSpec>,
     /// `jobs`: the built-in scheduled jobs.
     pub jobs: crate::jobs::JobsSettings,
+    /// `skills`: folders to publish and the keys signatures must come from.
+    pub skills: crate::skills::SkillsSettings,
     /// The sections of extensions built into this binary, by their prefix, as JSON.
     pub extensions: BTreeMap<String, serde_json::Value>,
 }
@@ -615,6 +617,9 @@ pub struct RbacRule {
     /// `models`: globs over the model name a client asks for ([`crate::glob_matches`]); empty (the
     /// default) for a tool rule, which then matches no model request.
     pub models: Vec<String>,
+    /// `skills`: globs over skill names ([`crate::glob_matches`]); empty (the default) for a tool or
+    /// model rule, which then matches no skill.
+    pub skills: Vec<String>,
 }
 
 /// What a rule or the default does.

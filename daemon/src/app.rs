@@ -134,6 +134,18 @@ impl Application {
         let tool_pins = Arc::new(crate::governance::tool_pins::ToolPins::new(db.clone(), profile.server.tool_changes));
         tool_pins.reload().await?;
         crate::governance::tool_pins::spawn_observer(Arc::clone(&tool_pins), registry.clone(), bus.clone());
+        let skills = crate::skills::SkillCatalog::load(db.clone(), profile.skills.signing_keys.clone())
+            .await
+            .map_err(|error| StartError::Other(format!("skills catalog: {error}")))?;
+        crate::skills::catalog::spawn_refresh(Arc::clone(&skills));
+        let skills_watch = crate::skills::watch::spawn(
+            Arc::clone(&skills),
+            crate::skills::watch::Watched {
+                dirs: profile.skills.dirs.clone(),
+                signing_keys: profile.skills.signing_keys.clone(),
+            },
+            bus.clone(),
+        );
         let gateway = Arc::new(Gateway::new(GatewayParts {
             registry,
             policies,
@@ -145,6 +157,7 @@ impl Application {
             tool_pins,
             hooks: Arc::new(crate::hooks::Hooks::new(Some(secrets.lookup()))),
             hook_writer: crate::hooks::writer::HookWriter::start(db.clone()),
+            skills: Some(skills),
         }));
         // Rows a crash left `started` are marked before anything new is admitted.
         mark_interrupted_ai_requests(&db, profile).await?;
@@ -190,6 +203,7 @@ impl Application {
             bodies: crate::http_body::BodyBounds::from_profile(&profile.server),
             metadata_fetch_limiter: AddressLimiter::for_metadata_fetches(),
             flow_limiter: AddressLimiter::for_flows(),
+            skills_watch: Some(skills_watch),
         });
         spawn_sweeps(state.clone(), profile.clone());
         let handles = LiveHandles { state: state.clone(), reconciler: reconciler.clone(), bus: bus.clone() };
@@ -347,6 +361,21 @@ pub fn apply_servers(handles: &LiveHandles, profile: &Profile) {
     handles.state.gateway.tool_pins.set_mode(profile.server.tool_changes);
     if let Err(error) = handles.state.ai.apply(profile) {
         tracing::error!(%error, "the AI gateway kept its previous configuration");
+    }
+    if let Some(watch) = &handles.state.skills_watch {
+        let skills = &profile.skills;
+        watch.store(Arc::new(crate::skills::watch::Watched {
+            dirs: skills.dirs.clone(),
+            signing_keys: skills.signing_keys.clone(),
+        }));
+    }
+    if let Some(catalog) = handles.state.gateway.skills.clone() {
+        let keys = profile.skills.signing_keys.clone();
+        tokio::spawn(async move {
+            if let Err(error) = catalog.set_signing_keys(keys).await {
+                tracing::error!(%error, "reloading the skills catalog for the new signing keys failed");
+            }
+        });
     }
     handles.reconciler.do_send(ApplyServers(profile.mcp_servers.clone()));
     handles.state.migrations_applied.store(true, Ordering::Release);

@@ -24,6 +24,7 @@ pub mod observability;
 pub mod redaction;
 pub mod reload;
 pub mod secrets;
+pub mod skills;
 pub mod trace;
 pub mod trace_ids;
 pub mod vault;

@@ -30,6 +30,7 @@ pub mod retention;
 mod scopes;
 pub mod secrets;
 pub mod sessions;
+pub mod skills;
 mod sqlite_direct;
 mod tail;
 mod time;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 
-use crate::entity::{ai_requests, hook_events};
+use crate::entity::{ai_requests, hook_events, skill_fetches};
 use crate::error::DbResult;
 use crate::time::truncate_to_micros;
 
@@ -46,6 +46,18 @@ pub async fn prune_hook_events(db: &DatabaseConnection, limits: PruneLimits) -> 
         None => candidates,
     };
     delete_in_batches(db, candidates, hook_events::Column::Id, limits).await
+}
+
+/// Deletes `skill_fetches` rows older than the limit. Returns how many were deleted.
+#[tracing::instrument(skip_all)]
+pub async fn prune_skill_fetches(db: &DatabaseConnection, limits: PruneLimits) -> DbResult<u64> {
+    let candidates =
+        skill_fetches::Entity::find().filter(skill_fetches::Column::At.lt(truncate_to_micros(limits.older_than)));
+    let candidates = match limits.only_user {
+        Some(user) => candidates.filter(skill_fetches::Column::UserId.eq(user)),
+        None => candidates,
+    };
+    delete_in_batches(db, candidates, skill_fetches::Column::Id, limits).await
 }
 
 /// Deletes the rows `candidates` selects, at most `limits.batch` per statement, oldest id first,

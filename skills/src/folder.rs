@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::Problem;
 use crate::manifest::{MAX_SKILL_MD_BYTES, Manifest, parse_skill_md};
+use crate::signature::SIGNATURE_FILE;
 
 /// The most files a skill may hold, `SKILL.md` included.
 pub const MAX_FILES: usize = 1000;
@@ -12,8 +13,8 @@ pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 /// The most bytes a skill may hold in all.
 pub const MAX_TOTAL_BYTES: u64 = 50 * 1024 * 1024;
 
-/// Deeper than any real skill; bounds the walk.
-const MAX_DEPTH: usize = 16;
+/// Deeper than any real skill; bounds the walk. A file sits inside at most this many folders.
+pub(crate) const MAX_DEPTH: usize = 16;
 
 /// One file of a skill, by its path relative to the folder (`/`-separated).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +27,8 @@ pub struct SkillFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skill {
     pub manifest: Manifest,
-    /// Every file, `SKILL.md` included, sorted by path.
+    /// Every file, `SKILL.md` included, sorted by path. The signature file at the root
+    /// ([`SIGNATURE_FILE`]) is not content and is not listed or counted.
     pub files: Vec<SkillFile>,
 }
 
@@ -164,6 +166,8 @@ fn walk(dir: &Path, prefix: &str, depth: usize, label: &str, files: &mut Vec<Ski
             walk(&entry.path(), &relative, depth + 1, label, files, problems);
         } else if !kind.is_file() {
             problems.push(Problem { file: at(&relative), line: 0, message: "is not a regular file".into() });
+        } else if depth == 0 && name == SIGNATURE_FILE {
+            // Signs the content rather than being part of it; `load_dir` reads it with its own bound.
         } else if metadata.len() > MAX_FILE_BYTES {
             problems.push(Problem {
                 file: at(&relative),

@@ -16,6 +16,7 @@ mod rate_limits;
 mod rbac;
 mod scalars;
 mod server;
+mod skills;
 
 use serde_yaml_ng::Value;
 
@@ -359,6 +360,7 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
     let pricing = ai_costs::decode_pricing(decoder, sections.take("pricing"));
     let budgets = ai_costs::decode_budgets(decoder, sections.take("budgets"));
     let jobs = jobs::decode_jobs(decoder, sections.take("jobs"));
+    let skills = skills::decode_skills(decoder, sections.take("skills"));
     let extensions = extensions::decode_extension_sections(decoder, &mut sections, installed);
     if decoder.has_problems() {
         return None;
@@ -379,6 +381,7 @@ pub(crate) fn decode_profile(decoder: &mut Decoder, root: &Node) -> Option<Profi
         pricing,
         budgets,
         jobs,
+        skills,
         extensions,
     })
 }

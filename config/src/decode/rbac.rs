@@ -10,7 +10,7 @@ use crate::model::{Effect, RbacRule, RbacSettings};
 use crate::names::NamePattern;
 use crate::tier::Tier;
 
-const RULE_KEYS: &[&str] = &["name", "effect", "min_tier", "max_tier", "servers", "tools", "models"];
+const RULE_KEYS: &[&str] = &["name", "effect", "min_tier", "max_tier", "servers", "tools", "models", "skills"];
 
 pub(super) fn decode_rbac(decoder: &mut Decoder, node: Option<Node>) -> RbacSettings {
     let mut settings = RbacSettings::default();
@@ -65,24 +65,48 @@ fn decode_rule<'v, 'p>(
         decoder.at_value(max_node, format!("max_tier `{max}` is below min_tier `{min}`, so the rule matches no one"));
     }
     let (servers_node, tools_node) = (fields.take("servers"), fields.take("tools"));
-    // A rule is for tool calls or for model requests. Naming both would read as "this tool with that
-    // model", which nothing can check, so it is refused rather than given a meaning by guess.
-    let (servers, tools, models) = match fields.take("models") {
-        Some(models_node) => {
-            if servers_node.is_some() || tools_node.is_some() {
+    let (models_node, skills_node) = (fields.take("models"), fields.take("skills"));
+    // A rule is for tool calls, for model requests or for skills. Naming two would read as "this
+    // tool with that model", which nothing can check, so it is refused rather than given a meaning
+    // by guess.
+    let tool_key = if servers_node.is_some() { Some("servers") } else { tools_node.as_ref().map(|_| "tools") };
+    let (servers, tools, models, skills) = match (models_node, skills_node) {
+        (Some(models_node), Some(skills_node)) => {
+            decoder.at_key(
+                &skills_node,
+                "a rule with `models` (model requests) cannot also have `skills`; write two rules",
+            );
+            (None, None, super::ai_costs::decode_model_globs(decoder, &models_node), None)
+        }
+        (Some(models_node), None) => {
+            if let Some(key) = tool_key {
                 decoder.at_key(
                     &models_node,
                     format!(
-                        "a rule with `models` (model requests) cannot also have `{}` (tool calls); write two rules",
-                        if servers_node.is_some() { "servers" } else { "tools" }
+                        "a rule with `models` (model requests) cannot also have `{key}` (tool calls); write two rules"
                     ),
                 );
             }
-            (Some(Vec::new()), Some(Vec::new()), super::ai_costs::decode_model_globs(decoder, &models_node))
+            (
+                Some(Vec::new()),
+                Some(Vec::new()),
+                super::ai_costs::decode_model_globs(decoder, &models_node),
+                Some(Vec::new()),
+            )
         }
-        None => (
+        (None, Some(skills_node)) => {
+            if let Some(key) = tool_key {
+                decoder.at_key(
+                    &skills_node,
+                    format!("a rule with `skills` cannot also have `{key}` (tool calls); write two rules"),
+                );
+            }
+            (Some(Vec::new()), Some(Vec::new()), Some(Vec::new()), decode_skill_globs(decoder, &skills_node))
+        }
+        (None, None) => (
             decode_patterns(decoder, servers_node, true),
             decode_patterns(decoder, tools_node, false),
+            Some(Vec::new()),
             Some(Vec::new()),
         ),
     };
@@ -94,8 +118,40 @@ fn decode_rule<'v, 'p>(
         servers: servers?,
         tools: tools?,
         models: models?,
+        skills: skills?,
     };
     Some((rule, name_node))
+}
+
+/// `skills`: globs over skill names, held to the skill-name alphabet (lowercase letters, digits,
+/// `-`) plus `*`, because a pattern outside it could never match and a deny rule using it would
+/// silently protect nothing.
+fn decode_skill_globs(decoder: &mut Decoder, node: &Node) -> Option<Vec<String>> {
+    let items = decoder.items(node)?;
+    if items.is_empty() {
+        decoder.at_value(node, "an empty list matches nothing; write `[\"*\"]` to match every skill");
+        return None;
+    }
+    let mut globs = Vec::new();
+    let mut valid = true;
+    for item in items {
+        let Some(text) = decoder.nonempty_plain(&item) else {
+            valid = false;
+            continue;
+        };
+        let in_alphabet =
+            text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || byte == b'*');
+        if !in_alphabet || text.len() > 64 {
+            decoder.at_value(
+                &item,
+                "skill names use only a-z, 0-9 and `-` (64 at most), so this pattern could never match",
+            );
+            valid = false;
+            continue;
+        }
+        globs.push(text);
+    }
+    valid.then_some(globs)
 }
 
 fn decode_effect(decoder: &mut Decoder, node: &Node) -> Option<Effect> {

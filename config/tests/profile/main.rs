@@ -8,6 +8,7 @@ mod jobs;
 mod names;
 mod problems;
 mod properties;
+mod skills;
 mod templates;
 mod tiers;
 mod valid;

@@ -72,6 +72,7 @@ fn expected_default_profile(data_dir: &str) -> Profile {
                     servers: patterns(&["*"]),
                     tools: patterns(&["*"]),
                     models: vec![],
+                    skills: vec![],
                 },
                 RbacRule {
                     name: "services-may-use-tools".into(),
@@ -81,6 +82,7 @@ fn expected_default_profile(data_dir: &str) -> Profile {
                     servers: patterns(&["*"]),
                     tools: patterns(&["*"]),
                     models: vec![],
+                    skills: vec![],
                 },
                 RbacRule {
                     name: "no-destructive-for-users".into(),
@@ -90,6 +92,7 @@ fn expected_default_profile(data_dir: &str) -> Profile {
                     servers: patterns(&["customers"]),
                     tools: patterns(&["delete_*"]),
                     models: vec![],
+                    skills: vec![],
                 },
             ],
         },
@@ -104,6 +107,7 @@ fn expected_default_profile(data_dir: &str) -> Profile {
         pricing: BTreeMap::new(),
         budgets: vec![],
         jobs: Default::default(),
+        skills: Default::default(),
         extensions: BTreeMap::new(),
     }
 }
@@ -409,6 +413,7 @@ fn rules_read_every_key() {
             servers: patterns(&["db-*", "*-prod"]),
             tools: patterns(&["drop_*", "*"]),
             models: vec![],
+            skills: vec![],
         }],
     };
     assert_eq!(profile.rbac, expected, "rbac with every key");

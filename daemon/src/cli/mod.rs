@@ -134,6 +134,7 @@ pub fn main() -> ExitCode {
         Command::Profile(ProfileCommand::Check { file, running }) => check_profile(&file, running.as_deref()),
         // Checking a folder needs no profile, database or runtime.
         Command::Skills(skills::SkillsCommand::Check { dirs }) => skills::check(&dirs),
+        Command::Skills(skills::SkillsCommand::Sign { dir, key }) => skills::sign(&dir, &key),
         command => run_async(cli.global, command),
     }
 }
@@ -196,6 +197,7 @@ fn run_async(global: GlobalArgs, command: Command) -> ExitCode {
             Command::Jobs(command) => jobs::run(&global, command).await,
             Command::Costs(args) => costs::run(&global, args).await,
             Command::Budgets { json } => budgets::run(&global, json).await,
+            Command::Skills(command) => skills::run(&global, command).await,
             Command::DemoServer { http: None } => {
                 crate::demo_server::run_stdio().await.map_err(|error| error.to_string()).map(|_| ExitCode::SUCCESS)
             }
@@ -203,7 +205,7 @@ fn run_async(global: GlobalArgs, command: Command) -> ExitCode {
                 .await
                 .map_err(|error| error.to_string())
                 .map(|_| ExitCode::SUCCESS),
-            Command::Profile(_) | Command::Skills(_) | Command::SuperviseChild { .. } => Ok(ExitCode::SUCCESS),
+            Command::Profile(_) | Command::SuperviseChild { .. } => Ok(ExitCode::SUCCESS),
         }
     });
     match result {

@@ -144,12 +144,17 @@ fn rule_text(rule: &RbacRule) -> String {
     if let Some(max) = rule.max_tier {
         parts.push(format!("max_tier: {}", max.as_str()));
     }
-    if rule.models.is_empty() {
+    let globs = |globs: &[String]| {
+        let quoted: Vec<String> = globs.iter().map(|pattern| format!("\"{pattern}\"")).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    if !rule.models.is_empty() {
+        parts.push(format!("models: {}", globs(&rule.models)));
+    } else if !rule.skills.is_empty() {
+        parts.push(format!("skills: {}", globs(&rule.skills)));
+    } else {
         parts.push(format!("servers: {}", list(&rule.servers)));
         parts.push(format!("tools: {}", list(&rule.tools)));
-    } else {
-        let models: Vec<String> = rule.models.iter().map(|pattern| format!("\"{pattern}\"")).collect();
-        parts.push(format!("models: [{}]", models.join(", ")));
     }
     format!("{{ {} }}", parts.join(", "))
 }
@@ -180,6 +185,7 @@ mod tests {
             servers: vec![NamePattern::parse("customers").unwrap()],
             tools: vec![NamePattern::parse("delete_*").unwrap()],
             models: vec![],
+            skills: vec![],
         };
         let rbac = RbacSettings { default: Effect::Deny, rules: vec![rule] };
         let denied = Decision::Deny { rule: "x".into() };

@@ -81,6 +81,8 @@ pub enum RbacTarget {
     Listing,
     /// An extension's route: the tier and scopes the extension declared.
     Access { min_tier: castellan_config::Tier, scopes: Vec<String> },
+    /// A skill, by name: the rules that name `skills`.
+    Skill,
 }
 
 /// The collaborators of the chain for one request: the policy snapshot in force and what runs,
@@ -284,6 +286,7 @@ impl Chain<'_> {
                 self.policy.decide_server(tier, &target.server, tools.iter().map(String::as_str))
             }
             RbacTarget::Listing => Decision::Allow { rule: "listing (filtered per server)".into() },
+            RbacTarget::Skill => self.policy.decide_skill(tier, &target.name),
             RbacTarget::Access { min_tier, scopes } => {
                 if tier.level() < min_tier.level() {
                     return Decision::Deny {

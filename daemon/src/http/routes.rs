@@ -23,6 +23,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(crate::oauth::configure)
         .configure(crate::web::configure)
         .configure(crate::admin_api::configure)
+        .configure(crate::skills::api::configure)
         .configure(crate::hooks::endpoint::configure)
         .configure(crate::ai::http::configure);
 }

@@ -49,4 +49,6 @@ pub struct AppState {
     pub metadata_fetch_limiter: crate::identity::address_limiter::AddressLimiter,
     /// Per-address bound on new passkey ceremonies and authorization flows (each is a stored row).
     pub flow_limiter: crate::identity::address_limiter::AddressLimiter,
+    /// What `skills.dirs` watches and which keys it requires; a reload swaps it.
+    pub skills_watch: Option<Arc<arc_swap::ArcSwap<crate::skills::watch::Watched>>>,
 }

@@ -404,15 +404,19 @@ async fn initialize(
         }
         Scope::Server(name) => format!("Tools of the '{name}' server. Every call is checked and audited."),
     };
+    let mut capabilities = json!({
+        "tools": {"listChanged": true},
+        "prompts": {"listChanged": true},
+        "resources": {"listChanged": true, "subscribe": true},
+        "completions": {},
+        "logging": {},
+    });
+    if scope == Scope::Aggregated {
+        capabilities["extensions"] = crate::mcp::gateway::extension_capability();
+    }
     let result = json!({
         "protocolVersion": version,
-        "capabilities": {
-            "tools": {"listChanged": true},
-            "prompts": {"listChanged": true},
-            "resources": {"listChanged": true, "subscribe": true},
-            "completions": {},
-            "logging": {},
-        },
+        "capabilities": capabilities,
         "serverInfo": {"name": "castellan", "version": env!("CARGO_PKG_VERSION")},
         "instructions": instructions,
     });

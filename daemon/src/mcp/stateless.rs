@@ -138,14 +138,18 @@ pub fn discover_result(scope: &Scope) -> Value {
         }
         Scope::Server(name) => format!("Tools of the '{name}' server. Every call is checked and audited."),
     };
+    let mut capabilities = json!({
+        "tools": {"listChanged": false},
+        "prompts": {"listChanged": false},
+        "resources": {"listChanged": false},
+        "completions": {},
+    });
+    if *scope == Scope::Aggregated {
+        capabilities["extensions"] = crate::mcp::gateway::extension_capability();
+    }
     json!({
         "supportedVersions": STATELESS_PROTOCOL_VERSIONS,
-        "capabilities": {
-            "tools": {"listChanged": false},
-            "prompts": {"listChanged": false},
-            "resources": {"listChanged": false},
-            "completions": {},
-        },
+        "capabilities": capabilities,
         "instructions": instructions,
         "ttlMs": 0,
         "cacheScope": "private",
@@ -165,6 +169,9 @@ pub fn decorate_answer(method: &str, answer: &mut Value) {
             | "resources/list"
             | "resources/templates/list"
             | "resources/read"
+            | "resources/directory/read"
+            | "skills/list"
+            | "skills/get"
     );
     if cacheable {
         result.entry("ttlMs").or_insert(json!(0));

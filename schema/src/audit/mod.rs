@@ -98,6 +98,8 @@ pub enum ExecutionKind {
     Prompt,
     /// A request to an extension's HTTP route (`/ext/{id}/...`).
     Route,
+    /// A skills request: a listing, or a fetch of a skill's content (also in `skill_fetches`).
+    Skill,
 }
 
 impl ExecutionKind {
@@ -107,6 +109,7 @@ impl ExecutionKind {
             ExecutionKind::Resource => "resource",
             ExecutionKind::Prompt => "prompt",
             ExecutionKind::Route => "route",
+            ExecutionKind::Skill => "skill",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! sea-orm entities, one module per table. The data modules ([`crate::users`],
 //! [`crate::api_keys`], [`crate::audit`], [`crate::meta`], [`crate::oauth`], [`crate::sessions`],
-//! [`crate::webauthn`]) are the intended API; the entities are public for ad-hoc queries and tests.
+//! [`crate::webauthn`], [`crate::skills`]) are the intended API; the entities are public for
+//! ad-hoc queries and tests.
 
 pub mod ai_requests;
 pub mod api_keys;
@@ -21,6 +22,11 @@ pub mod oauth_refresh_tokens;
 pub mod oauth_revocations;
 pub mod secrets;
 pub mod signing_keys;
+pub mod skill_blobs;
+pub mod skill_fetches;
+pub mod skill_files;
+pub mod skill_versions;
+pub mod skills;
 pub mod tool_pins;
 pub mod users;
 pub mod webauthn_credentials;

@@ -15,6 +15,7 @@ mod m20261126_000005_hook_events;
 mod m20261202_000006_execution_kind;
 mod m20261203_000007_ai_requests;
 mod m20261207_000008_jobs;
+mod m20261208_000009_skills;
 
 /// The extensions' migrations, installed once by the daemon (extensions register at compile time,
 /// so the set is a property of the binary).
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_execution_kind::Migration),
             Box::new(m20261203_000007_ai_requests::Migration),
             Box::new(m20261207_000008_jobs::Migration),
+            Box::new(m20261208_000009_skills::Migration),
         ];
         if let Some(extensions) = EXTENSION_MIGRATIONS.get() {
             migrations.extend(extensions());

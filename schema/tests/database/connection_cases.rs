@@ -66,7 +66,17 @@ pub async fn migrations_apply_twice_idempotently(database: TestDatabase) {
     castellan_schema::migrate(&database.db).await.expect("third run");
     let pending = castellan_schema::Migrator::get_pending_migrations(&database.db).await.expect("pending migrations");
     assert!(pending.is_empty(), "no migration left pending");
-    for table in ["users", "api_keys", "mcp_tool_executions", "castellan_meta"] {
+    for table in [
+        "users",
+        "api_keys",
+        "mcp_tool_executions",
+        "castellan_meta",
+        "skills",
+        "skill_versions",
+        "skill_blobs",
+        "skill_files",
+        "skill_fetches",
+    ] {
         database.execute(&format!("SELECT COUNT(*) FROM {table}")).await;
     }
 }

@@ -18,6 +18,7 @@ mod oauth_tokens_cases;
 mod retention_cases;
 mod secrets_cases;
 mod sessions_cases;
+mod skills_cases;
 mod support;
 mod tool_pins_cases;
 mod users_cases;
@@ -126,6 +127,15 @@ on_both_backends!(
     ai_requests_cases::ai_requests_list_filters,
     ai_requests_cases::ai_requests_costs_group_and_count_unpriced,
     ai_requests_cases::ai_requests_spend_since,
+    skills_cases::skills_publish_stores_files_once_and_reads_them_back,
+    skills_cases::skills_republishing_the_same_content_changes_nothing,
+    skills_cases::skills_a_taken_version_with_other_content_conflicts,
+    skills_cases::skills_files_that_do_not_match_their_hash_are_refused,
+    skills_cases::skills_integer_versions_count_up,
+    skills_cases::skills_yanked_versions_leave_the_latest_list,
+    skills_cases::skills_generation_changes_only_when_the_catalog_does,
+    skills_cases::skills_fetches_are_recorded_newest_first,
+    skills_cases::skills_concurrent_publishes_agree,
 );
 
 /// Cases of the SQLite-only writer connection.

@@ -38,7 +38,11 @@ impl Gateway {
             return self.forward(server, method, params).await;
         }
         let capability = field_capability(field);
-        let mut items = Vec::new();
+        let mut items = if field == "resources" && params.as_ref().and_then(|params| params.get("cursor")).is_none() {
+            self.skill_resources(call)
+        } else {
+            Vec::new()
+        };
         for server in servers.iter().filter(|server| server.identity.capabilities.get(capability).is_some()) {
             let mut cursor: Option<Value> = None;
             for _ in 0..100 {

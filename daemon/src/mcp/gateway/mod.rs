@@ -20,7 +20,10 @@ use super::session::{Scope, Session, SessionStore};
 use crate::identity::Principal;
 
 mod forward;
+mod skills;
 mod tool_call;
+
+pub use skills::{SKILLS_EXTENSION, extension_capability};
 
 /// Protocol revisions served with sessions, newest first.
 pub const SESSION_PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18"];
@@ -57,6 +60,8 @@ pub struct Gateway {
     /// Runs hook handlers (the snapshot says which).
     pub hooks: Arc<crate::hooks::Hooks>,
     pub hook_writer: crate::hooks::writer::HookWriter,
+    /// The skills registry served on `/mcp`; none in tests that build a gateway without one.
+    pub skills: Option<Arc<crate::skills::SkillCatalog>>,
 }
 
 /// Who is calling and through which door.
@@ -120,6 +125,7 @@ pub struct GatewayParts {
     pub hooks: Arc<crate::hooks::Hooks>,
     /// Where hook decisions are recorded.
     pub hook_writer: crate::hooks::writer::HookWriter,
+    pub skills: Option<Arc<crate::skills::SkillCatalog>>,
 }
 
 impl Gateway {
@@ -190,8 +196,10 @@ impl Gateway {
             tool_pins,
             hooks,
             hook_writer,
+            skills,
         } = parts;
         Self {
+            skills,
             hooks,
             hook_writer,
             tool_pins,
@@ -224,6 +232,9 @@ impl Gateway {
     }
 
     async fn dispatch(&self, call: &CallContext<'_>, id: &Value, method: &str, params: Option<Value>) -> Answer {
+        if skills::is_skills_request(method, params.as_ref()) {
+            return self.skills_request(call, id, method, params).await;
+        }
         let outcome = match method {
             "ping" => Ok(json!({})),
             "tools/list" => self.list_tools(call, params.as_ref()),
