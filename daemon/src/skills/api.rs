@@ -25,8 +25,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/api/v1/skills", web::get().to(list))
         .route("/api/v1/skills/{name}", web::get().to(versions))
         .route("/api/v1/skills/{name}/{version}", web::get().to(version))
-        .route("/api/v1/skills/{name}/{version}/archive.tar.gz", web::get().to(archive));
+        .route("/api/v1/skills/{name}/{version}/archive.tar.gz", web::get().to(archive))
+        .route("/marketplace/.claude-plugin/marketplace.json", web::get().to(marketplace))
+        .route("/marketplace/plugins/{name}/plugin.zip", web::get().to(plugin_zip));
 }
+
+/// The marketplace's name in Claude Code (`/plugin install SKILL@castellan`).
+pub const MARKETPLACE_NAME: &str = "castellan";
 
 /// Records one content fetch. A failure is an error: the fetch is refused rather than unrecorded.
 pub async fn record_fetch(
@@ -81,6 +86,8 @@ enum Action {
     Versions,
     Version { version: String },
     Archive { version: String, via: &'static str },
+    Marketplace,
+    PluginZip,
 }
 
 async fn list(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -101,6 +108,18 @@ async fn archive(request: HttpRequest, state: web::Data<AppState>, path: web::Pa
     let (name, version) = path.into_inner();
     let via = if request.query_string().split('&').any(|pair| pair == "via=sync") { "sync" } else { "api" };
     governed(&request, &state, format!("{name}@{version}/archive"), Some(name), Action::Archive { version, via }).await
+}
+
+/// `GET /marketplace/.claude-plugin/marketplace.json`: the skills the caller may use as a Claude
+/// Code plugin marketplace, one plugin per skill, each an `archive` source on this daemon.
+async fn marketplace(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    governed(&request, &state, "marketplace".into(), None, Action::Marketplace).await
+}
+
+/// `GET /marketplace/plugins/{name}/plugin.zip`: one skill's latest version as a plugin.
+async fn plugin_zip(request: HttpRequest, state: web::Data<AppState>, name: web::Path<String>) -> HttpResponse {
+    let name = name.into_inner();
+    governed(&request, &state, format!("{name}/plugin.zip"), Some(name), Action::PluginZip).await
 }
 
 /// Authenticates, states the request in the chain's terms and runs it.
@@ -153,7 +172,7 @@ async fn governed(
     match governed.outcome {
         Outcome::Answered(body) => match upstream.archive.lock().ok().and_then(|mut archive| archive.take()) {
             Some((file_name, digest, bytes)) => HttpResponse::Ok()
-                .content_type("application/gzip")
+                .content_type(if file_name.ends_with(".zip") { "application/zip" } else { "application/gzip" })
                 .insert_header(("Content-Disposition", format!("attachment; filename=\"{file_name}\"")))
                 .insert_header(("X-Castellan-Skill-Digest", digest))
                 .insert_header(("Cache-Control", "private, no-store"))
@@ -291,6 +310,62 @@ impl ApiUpstream<'_> {
                     *archive = Some((file_name, found.digest.clone(), bytes));
                 }
                 Executed::Answered(Ok(json!({"skill": found.name, "version": found.version, "bytes": size})))
+            }
+            Action::Marketplace => {
+                let snapshot = self.catalog.snapshot();
+                let policies = self.state.gateway.policies.load();
+                let base = self.state.public_url.trim_end_matches('/');
+                let plugins: Vec<Value> = SkillCatalog::visible(&snapshot, &policies.policy, self.principal.tier)
+                    .map(|entry| {
+                        json!({
+                            "name": entry.name(),
+                            "description": entry.version.description,
+                            "version": entry.version.version,
+                            "source": {"source": "archive", "url": format!("{base}/marketplace/plugins/{}/plugin.zip", entry.name())},
+                            "category": "skills",
+                        })
+                    })
+                    .collect();
+                Executed::Answered(Ok(json!({
+                    "name": MARKETPLACE_NAME,
+                    "owner": {"name": "Castellan", "url": base},
+                    "metadata": {"description": format!("The skills published to Castellan at {base} that you may use")},
+                    "plugins": plugins,
+                })))
+            }
+            Action::PluginZip => {
+                let Some(entry) = self.catalog.snapshot().get(&target.name).cloned() else {
+                    return refusal(404, format!("unknown skill: {}", target.name));
+                };
+                let files = match castellan_schema::skills::read_all_files(db, entry.version.id).await {
+                    Ok(files) => files,
+                    Err(error) => return Executed::Failed(format!("reading the skill failed: {error}")),
+                };
+                let manifest = json!({
+                    "name": entry.name(),
+                    "description": entry.version.description,
+                    "version": entry.version.version,
+                    "author": {"name": "Castellan"},
+                });
+                let mut zipped =
+                    vec![(".claude-plugin/plugin.json".to_string(), format!("{manifest:#}\n").into_bytes())];
+                zipped.extend(
+                    files.into_iter().map(|(file, bytes)| (format!("skills/{}/{}", entry.name(), file.path), bytes)),
+                );
+                let bytes = match super::zip::write(&zipped) {
+                    Ok(bytes) => bytes,
+                    Err(error) => return Executed::Failed(error),
+                };
+                if let Err(message) =
+                    record_version_fetch(db, &entry.version, self.principal, "api", self.trace_id).await
+                {
+                    return Executed::Failed(message);
+                }
+                let size = bytes.len();
+                if let Ok(mut archive) = self.archive.lock() {
+                    *archive = Some((format!("{}.zip", entry.name()), entry.version.digest.clone(), bytes));
+                }
+                Executed::Answered(Ok(json!({"skill": entry.name(), "version": entry.version.version, "bytes": size})))
             }
         }
     }

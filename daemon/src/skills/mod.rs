@@ -23,6 +23,7 @@ pub mod publish;
 pub mod sync;
 pub mod uri;
 pub mod watch;
+pub mod zip;
 
 pub use catalog::{CatalogEntry, SkillCatalog};
 

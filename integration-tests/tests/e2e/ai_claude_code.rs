@@ -60,7 +60,13 @@ fn claude_binary() -> PathBuf {
 /// result it prints (`result`, `session_id`, `num_turns`, `permission_denials`, ...).
 fn run_claude(base_url: &str, token: &str, extra_args: &[&str]) -> Value {
     let scratch = TempDir::new();
-    let (home, work) = (scratch.0.join("home"), scratch.0.join("work"));
+    run_claude_in(&scratch.0.join("home"), base_url, token, extra_args)
+}
+
+/// [`run_claude`] with a HOME prepared by the caller (its `.claude/` is what Claude Code reads).
+fn run_claude_in(home: &Path, base_url: &str, token: &str, extra_args: &[&str]) -> Value {
+    let scratch = TempDir::new();
+    let (home, work) = (home.to_path_buf(), scratch.0.join("work"));
     for dir in [&home, &work] {
         std::fs::create_dir_all(dir).expect("claude's scratch directories");
     }
@@ -266,4 +272,93 @@ fn claude_code_with_castellans_mcp_endpoint_shows_the_model_calls_and_the_tool_c
         .expect("json");
     assert_eq!(view["ai_requests"].as_array().map(Vec::len), Some(1), "the prompt is in the trace: {view}");
     assert_eq!(view["tool_executions"].as_array().map(Vec::len), Some(1), "with its tool call: {view}");
+}
+
+/// `castellan skills sync` into a fresh HOME, then Claude Code started with that HOME: the skill
+/// is among what Claude Code offers the model (its Skill tool lists the installed skills), and a
+/// skill RBAC keeps from the user is not there.
+#[test]
+fn claude_code_offers_the_skills_that_sync_installed() {
+    let fake = FakeProvider::start();
+    let profile = profile(&fake).replace(
+        "    - { name: users-may-use-models, effect: allow, min_tier: user, models: [\"*\"] }\n",
+        "    - { name: users-may-use-models, effect: allow, min_tier: user, models: [\"*\"] }\n    - { name: skills-for-users, effect: allow, min_tier: user, skills: [\"*\"] }\n    - { name: no-release-skills, effect: deny, max_tier: user, skills: [\"release-*\"] }\n",
+    );
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile).env("PROVIDER_KEY", PROVIDER_KEY));
+    let scratch = TempDir::new();
+    for (name, description) in [
+        ("quarterly-report", "Builds the quarterly revenue report from the finance export."),
+        ("release-train", "Cuts a release branch."),
+    ] {
+        let dir = scratch.0.join("src").join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("SKILL.md"), format!("---\nname: {name}\ndescription: {description}\n---\n\nSteps.\n"))
+            .expect("write");
+        let published = app.cli(&["skills", "publish", dir.to_str().expect("utf-8")]);
+        assert!(published.status.success(), "{}", String::from_utf8_lossy(&published.stdout));
+    }
+    let key = app.user_with_key("alice", "user");
+    let home = scratch.0.join("home");
+    let listed = eventually(Duration::from_secs(10), || {
+        let synced = app.cli(&["skills", "sync", "--url", &app.base_url, "--token", &key, "--dest"]
+            .into_iter()
+            .chain([home.join(".claude/skills").to_str().expect("utf-8")])
+            .collect::<Vec<_>>());
+        String::from_utf8_lossy(&synced.stdout).contains("installed quarterly-report")
+    });
+    assert!(listed, "sync installs the skill");
+    assert!(!home.join(".claude/skills/release-train").exists(), "RBAC keeps release-* from users");
+    run_claude_in(&home, &app.base_url, &key, &[]);
+    let offered = messages_reaching_the_provider(&fake, &key)
+        .iter()
+        .map(|request| body_of(request).to_string())
+        .any(|body| body.contains("quarterly-report") && body.contains("Builds the quarterly revenue report"));
+    assert!(offered, "Claude Code offers the synced skill to the model: {:?}", fake.requests_to("/v1/messages"));
+}
+
+/// `claude plugin marketplace add` against Castellan's marketplace URL: Claude Code fetches and
+/// validates it, and lists the marketplace with the skills as its plugins. (Anonymous callers are
+/// let in here: `marketplace add` sends no credential of its own; a deployment gives it headers
+/// in Claude Code's settings instead.)
+#[test]
+fn claude_code_adds_castellans_marketplace() {
+    let fake = FakeProvider::start();
+    let profile = profile(&fake)
+        .replace("server:\n  listen: 127.0.0.1:0\n", "server:\n  listen: 127.0.0.1:0\n  allow_anonymous: true\n")
+        .replace(
+            "    - { name: users-may-use-models, effect: allow, min_tier: user, models: [\"*\"] }\n",
+            "    - { name: users-may-use-models, effect: allow, min_tier: user, models: [\"*\"] }\n    - { name: skills-for-all, effect: allow, min_tier: anonymous, skills: [\"*\"] }\n",
+        );
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&profile).env("PROVIDER_KEY", PROVIDER_KEY));
+    let scratch = TempDir::new();
+    let dir = scratch.0.join("src/quarterly-report");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("SKILL.md"), "---\nname: quarterly-report\ndescription: Builds the report.\n---\nSteps.\n").expect("write");
+    assert!(app.cli(&["skills", "publish", dir.to_str().expect("utf-8")]).status.success());
+    let url = format!("{}/marketplace/.claude-plugin/marketplace.json", app.base_url);
+    assert!(eventually(Duration::from_secs(10), || {
+        ureq::get(&url).call().ok().and_then(|response| response.into_string().ok()).is_some_and(|body| body.contains("quarterly-report"))
+    }));
+    let home = scratch.0.join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let claude = |args: &[&str]| {
+        Command::new(claude_binary())
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("DISABLE_TELEMETRY", "1")
+            .env("DISABLE_ERROR_REPORTING", "1")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .env("DISABLE_AUTOUPDATER", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("claude runs")
+    };
+    let added = claude(&["plugin", "marketplace", "add", &url]);
+    let printed = format!("{}{}", String::from_utf8_lossy(&added.stdout), String::from_utf8_lossy(&added.stderr));
+    assert!(added.status.success(), "{printed}");
+    let listed = claude(&["plugin", "marketplace", "list"]);
+    let printed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(printed.contains("castellan"), "the marketplace is listed: {printed}");
 }

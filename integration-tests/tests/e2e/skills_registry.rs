@@ -272,3 +272,174 @@ fn a_folder_in_skills_dirs_is_published_at_start_and_again_when_it_changes() {
     assert!(app.log_shows("skill not published"));
     assert_eq!(latest(), "2");
 }
+
+fn sync(app: &TestApp, key: &str, dest: &Path) -> (bool, String) {
+    let output = app.cli(&["skills", "sync", "--url", &app.base_url, "--token", key, "--dest", path_arg(dest)]);
+    (
+        output.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+    )
+}
+
+fn tree(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).expect("read_dir").map(|entry| entry.expect("entry")) {
+            let path = entry.path();
+            let relative = path.strip_prefix(dir).expect("prefix").display().to_string();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                found.push(relative);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn sync_installs_updates_and_removes_what_it_installed_and_leaves_the_rest_alone() {
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&registry_profile("")));
+    let work = TempDir::new();
+    let pdf = write_skill(&work.0, "pdf-processing", None, "v1", &[("scripts/extract.py", "print('text')\n")]);
+    let notes = write_skill(&work.0, "notes", None, "v1", &[]);
+    cli_ok(&app, &["skills", "publish", path_arg(&pdf), path_arg(&notes)]);
+    let alice = app.user_with_key("alice", "user");
+    let dest = work.0.join("home/.claude/skills");
+    // A skill the user wrote by hand, and one of the same name as a published skill: both stay.
+    write_skill(&dest, "my-own", None, "mine", &[]);
+    let caught_up = || eventually(Duration::from_secs(10), || names(&get(&app, "/api/v1/skills", &alice).1).len() == 2);
+    assert!(caught_up());
+    let (ok, printed) = sync(&app, &alice, &dest);
+    assert!(ok, "{printed}");
+    assert!(printed.contains("installed notes") && printed.contains("installed pdf-processing"), "{printed}");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("pdf-processing/scripts/extract.py")).expect("installed file"),
+        "print('text')\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(pdf.join("SKILL.md")).unwrap(),
+        std::fs::read_to_string(dest.join("pdf-processing/SKILL.md")).unwrap()
+    );
+    let installed = tree(&dest);
+    // Idempotent: a second run writes nothing.
+    let (ok, printed) = sync(&app, &alice, &dest);
+    assert!(ok && printed.contains("unchanged notes") && printed.contains("unchanged pdf-processing"), "{printed}");
+    assert_eq!(tree(&dest), installed);
+    // An edited install is put back; a new version replaces the old one.
+    std::fs::write(dest.join("notes/SKILL.md"), "edited by hand").expect("write");
+    write_skill(&work.0, "pdf-processing", None, "v2", &[]);
+    std::fs::remove_file(pdf.join("scripts/extract.py")).expect("rm");
+    cli_ok(&app, &["skills", "publish", path_arg(&pdf)]);
+    assert!(
+        eventually(Duration::from_secs(10), || get(&app, "/api/v1/skills/pdf-processing", &alice).1["latest"] == "2")
+    );
+    // An interrupted earlier run left a work folder behind.
+    std::fs::create_dir_all(dest.join(".castellan-sync-pdf-processing-0000/half")).expect("mkdir");
+    let (ok, printed) = sync(&app, &alice, &dest);
+    assert!(ok && printed.contains("updated notes") && printed.contains("updated pdf-processing"), "{printed}");
+    assert!(!dest.join("pdf-processing/scripts/extract.py").exists(), "the new version's files only");
+    assert!(std::fs::read_to_string(dest.join("pdf-processing/SKILL.md")).unwrap().contains("v2"));
+    assert!(!dest.join(".castellan-sync-pdf-processing-0000").exists(), "leftovers of an interrupted run are removed");
+    // Revoked (yanked here): removed; the folders sync did not install stay.
+    cli_ok(&app, &["skills", "yank", "notes@1"]);
+    assert!(eventually(Duration::from_secs(10), || names(&get(&app, "/api/v1/skills", &alice).1) == ["pdf-processing"]));
+    let (ok, printed) = sync(&app, &alice, &dest);
+    assert!(ok && printed.contains("removed notes"), "{printed}");
+    assert!(!dest.join("notes").exists());
+    assert_eq!(std::fs::read_to_string(dest.join("my-own/SKILL.md")).unwrap().contains("mine"), true);
+    let fetched =
+        app.database.query_scalar("SELECT COUNT(*) FROM skill_fetches WHERE via = 'sync' AND user_id = 'alice'");
+    assert_eq!(fetched, "4", "one fetch per download: two installs, two updates");
+}
+
+#[test]
+fn sync_catches_content_tampered_with_in_the_database_and_writes_nothing() {
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&registry_profile("")));
+    let work = TempDir::new();
+    let pdf = write_skill(&work.0, "pdf-processing", None, "the real instructions", &[]);
+    cli_ok(&app, &["skills", "publish", path_arg(&pdf)]);
+    app.database.execute("UPDATE skill_blobs SET content = CAST('---\nname: pdf-processing\ndescription: evil\n---\nexfiltrate\n' AS BLOB)");
+    let alice = app.user_with_key("alice", "user");
+    let dest = work.0.join("skills");
+    assert!(eventually(Duration::from_secs(10), || names(&get(&app, "/api/v1/skills", &alice).1).len() == 1));
+    let (ok, printed) = sync(&app, &alice, &dest);
+    assert!(!ok, "{printed}");
+    assert!(printed.contains("failed pdf-processing") && printed.contains("does not match its sha256"), "{printed}");
+    assert_eq!(tree(&dest), Vec::<String>::new(), "nothing written");
+}
+
+#[test]
+fn sync_installs_a_hundred_skills_into_an_empty_folder() {
+    // How long it takes is measured by bench/skills.py on a release build, not here.
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&registry_profile("")));
+    let work = TempDir::new();
+    let dirs: Vec<PathBuf> = (0..100)
+        .map(|index| {
+            write_skill(&work.0.join("src"), &format!("skill-{index:03}"), None, "Body.", &[("references/a.md", "A.")])
+        })
+        .collect();
+    let mut args = vec!["skills", "publish"];
+    args.extend(dirs.iter().map(|dir| path_arg(dir)));
+    cli_ok(&app, &args);
+    let alice = app.user_with_key("alice", "user");
+    assert!(eventually(Duration::from_secs(10), || names(&get(&app, "/api/v1/skills", &alice).1).len() == 100));
+    let dest = work.0.join("skills");
+    let (ok, printed) = sync(&app, &alice, &dest);
+    assert!(ok, "{printed}");
+    assert_eq!(printed.matches("installed ").count(), 100, "{printed}");
+    assert_eq!(tree(&dest).len(), 300, "SKILL.md, references/a.md and the marker, 100 times");
+}
+
+#[test]
+fn the_marketplace_lists_the_callers_skills_as_claude_code_plugins_and_serves_each_as_a_zip() {
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&registry_profile("")));
+    let work = TempDir::new();
+    for name in ["pdf-processing", "release-notes"] {
+        let dir = write_skill(&work.0, name, Some("1.2.0"), "Body.", &[("references/FORMS.md", "Forms.")]);
+        cli_ok(&app, &["skills", "publish", path_arg(&dir)]);
+    }
+    let alice = app.user_with_key("alice", "user");
+    assert!(eventually(Duration::from_secs(10), || names(&get(&app, "/api/v1/skills", &alice).1).len() == 1));
+    let (status, marketplace) = get(&app, "/marketplace/.claude-plugin/marketplace.json", &alice);
+    assert_eq!(status, 200, "{marketplace}");
+    assert_eq!(marketplace["name"], "castellan");
+    assert!(marketplace["owner"]["name"].is_string());
+    let plugins = marketplace["plugins"].as_array().expect("plugins");
+    assert_eq!(plugins.len(), 1, "release-* is not alice's: {marketplace}");
+    assert_eq!(plugins[0]["name"], "pdf-processing");
+    assert_eq!(plugins[0]["version"], "1.2.0");
+    let url = plugins[0]["source"]["url"].as_str().expect("an archive source");
+    assert_eq!(plugins[0]["source"]["source"], "archive");
+    let path = url.split_once("/marketplace/").map(|(_, rest)| format!("/marketplace/{rest}")).expect("our URL");
+    let response = ureq::get(&format!("{}{path}", app.base_url))
+        .set("Authorization", &format!("Bearer {alice}"))
+        .call()
+        .expect("the plugin zip");
+    assert_eq!(response.content_type(), "application/zip");
+    let mut zip = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut zip).expect("read");
+    let zip_path = work.0.join("plugin.zip");
+    std::fs::write(&zip_path, &zip).expect("write");
+    // Python's zipfile is the independent reader.
+    let listing = std::process::Command::new("python3")
+        .args(["-c", "import sys, zipfile, json; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print(json.dumps({n: z.read(n).decode() for n in z.namelist()}))"])
+        .arg(&zip_path)
+        .output()
+        .expect("python3 runs");
+    assert!(listing.status.success(), "{}", String::from_utf8_lossy(&listing.stderr));
+    let entries: Value = serde_json::from_slice(&listing.stdout).expect("json");
+    let manifest: Value = serde_json::from_str(entries[".claude-plugin/plugin.json"].as_str().expect("plugin.json")).expect("json");
+    assert_eq!(manifest["name"], "pdf-processing");
+    assert_eq!(entries["skills/pdf-processing/references/FORMS.md"], "Forms.");
+    assert!(entries["skills/pdf-processing/SKILL.md"].as_str().unwrap_or_default().starts_with("---\nname: pdf-processing"));
+    let (status, _) = get(&app, "/marketplace/plugins/release-notes/plugin.zip", &alice);
+    assert_eq!(status, 403, "RBAC holds for the zips too");
+    assert_eq!(get(&app, "/marketplace/.claude-plugin/marketplace.json", "bad-key").0, 401);
+    assert_eq!(
+        app.database.query_scalar("SELECT COUNT(*) FROM skill_fetches WHERE user_id = 'alice' AND skill = 'pdf-processing'"),
+        "1"
+    );
+}
