@@ -10,6 +10,10 @@
 # CLI options are passed through: --scenario NAME, --suite active|all|pending,
 # --expected-failures FILE, -o DIR, --spec-version VERSION, --verbose. Default: the active suite.
 #
+# CASTELLAN_CONFORMANCE_CLI picks the pinned CLI: `stable` (default, @modelcontextprotocol/conformance
+# 0.1.16) or `next` (the npm alias conformance-next, a pre-release with the scenarios 0.1.16 lacks,
+# e.g. the skills extension's sep-2640-*; they run on the stateless 2026-07-28 wire).
+#
 # The suite cannot send credentials in server mode, so URL must accept unauthenticated requests, and
 # dns-rebinding-protection needs a localhost/127.0.0.1/[::1] URL. The 0.1.16 CLI has no per-scenario
 # timeout (its client gives up on a request after 60 s); the whole run is bounded by
@@ -22,7 +26,14 @@ tools="${CASTELLAN_TOOLS_DIR:-$repo/.tools}"
 "$repo/scripts/install-test-deps.sh" >&2
 
 node="$tools/bin/node22"
-cli="$tools/npm/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+case "${CASTELLAN_CONFORMANCE_CLI:-stable}" in
+  stable) cli="$tools/npm/node_modules/@modelcontextprotocol/conformance/dist/index.js" ;;
+  next) cli="$tools/npm/node_modules/conformance-next/dist/index.js" ;;
+  *)
+    echo "conformance: CASTELLAN_CONFORMANCE_CLI is stable or next, not ${CASTELLAN_CONFORMANCE_CLI}" >&2
+    exit 2
+    ;;
+esac
 
 url=""
 if [[ $# -gt 0 && "$1" != -* ]]; then

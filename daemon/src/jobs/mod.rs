@@ -187,6 +187,12 @@ impl Job for Retention {
                     .await
                     .map_err(|error| error.to_string())?;
                 done.push(format!("mcp_tool_executions {}", outcome.deleted));
+                // Skill fetches are part of the audit trail: kept as long as the calls.
+                let limits = self.limits(days, "skill_fetches", None).await?;
+                let deleted = castellan_schema::retention::prune_skill_fetches(db, limits)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                done.push(format!("skill_fetches {deleted}"));
             }
             if let Some(days) = settings.ai_requests_days {
                 let limits = self.limits(days, "ai_requests", None).await?;

@@ -74,9 +74,9 @@ pub async fn publish_bundle(
 ) -> Result<PublishReport, PublishRefusal> {
     let name = bundle.manifest.name.clone();
     let signature = check_signature(bundle, trusted)?;
-    let version = match castellan_skills::version_of(&bundle.manifest) {
+    let version = match version_text(&bundle.manifest) {
         None => None,
-        Some(Ok(version)) => Some(version.to_string()),
+        Some(Ok(version)) => Some(version),
         Some(Err(reason)) => {
             return Err(PublishRefusal::Invalid(vec![Problem {
                 file: format!("{name}/SKILL.md"),
@@ -106,6 +106,27 @@ pub async fn publish_bundle(
     };
     let published = castellan_schema::skills::publish(db, new).await.map_err(PublishRefusal::Store)?;
     Ok(PublishReport { name, digest: bundle.digest.clone(), published })
+}
+
+/// The version `metadata.version` gives: SemVer 2.0.0 in its canonical text, or `MAJOR.MINOR`
+/// as written (the short form many published skills use, e.g. `"1.0"`).
+fn version_text(manifest: &Manifest) -> Option<Result<String, String>> {
+    let written = manifest.metadata.get("version")?;
+    Some(match castellan_skills::Version::parse(written) {
+        Ok(version) => Ok(version.to_string()),
+        Err(_) if is_major_minor(written) => Ok(written.clone()),
+        Err(reason) => Err(format!("{reason} (SemVer such as 1.2.0, or MAJOR.MINOR such as 1.0)")),
+    })
+}
+
+fn is_major_minor(text: &str) -> bool {
+    let number = |part: &str| {
+        !part.is_empty()
+            && part.bytes().all(|byte| byte.is_ascii_digit())
+            && (part == "0" || !part.starts_with('0'))
+            && part.len() <= 19
+    };
+    matches!(text.split_once('.'), Some((major, minor)) if number(major) && number(minor))
 }
 
 /// The signature to store (as JSON, and its key), after checking it. With trusted keys a valid
@@ -162,4 +183,30 @@ pub fn frontmatter_json(manifest: &Manifest) -> Value {
         object.insert("allowed-tools".into(), json!(tools));
     }
     Value::Object(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(version: &str) -> Manifest {
+        let text = format!("---\nname: pdf\ndescription: d\nmetadata:\n  version: \"{version}\"\n---\n");
+        castellan_skills::parse_skill_md(&text, "SKILL.md", None).expect("valid")
+    }
+
+    #[test]
+    fn versions_are_semver_or_major_minor_as_written() {
+        let cases = [
+            ("1.2.0", Ok("1.2.0")),
+            ("1.0", Ok("1.0")),
+            ("2.0.0-rc.1", Ok("2.0.0-rc.1")),
+            ("10.04", Err(())),
+            ("v1", Err(())),
+            ("1", Ok("1")),
+        ];
+        for (written, expected) in cases {
+            let got = version_text(&manifest(written)).expect("has a version");
+            assert_eq!(got.as_deref().map_err(|_| ()), expected, "{written}");
+        }
+    }
 }

@@ -300,10 +300,12 @@ fn claude_code_offers_the_skills_that_sync_installed() {
     let key = app.user_with_key("alice", "user");
     let home = scratch.0.join("home");
     let listed = eventually(Duration::from_secs(10), || {
-        let synced = app.cli(&["skills", "sync", "--url", &app.base_url, "--token", &key, "--dest"]
-            .into_iter()
-            .chain([home.join(".claude/skills").to_str().expect("utf-8")])
-            .collect::<Vec<_>>());
+        let synced = app.cli(
+            &["skills", "sync", "--url", &app.base_url, "--token", &key, "--dest"]
+                .into_iter()
+                .chain([home.join(".claude/skills").to_str().expect("utf-8")])
+                .collect::<Vec<_>>(),
+        );
         String::from_utf8_lossy(&synced.stdout).contains("installed quarterly-report")
     });
     assert!(listed, "sync installs the skill");
@@ -333,11 +335,16 @@ fn claude_code_adds_castellans_marketplace() {
     let scratch = TempDir::new();
     let dir = scratch.0.join("src/quarterly-report");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    std::fs::write(dir.join("SKILL.md"), "---\nname: quarterly-report\ndescription: Builds the report.\n---\nSteps.\n").expect("write");
+    std::fs::write(dir.join("SKILL.md"), "---\nname: quarterly-report\ndescription: Builds the report.\n---\nSteps.\n")
+        .expect("write");
     assert!(app.cli(&["skills", "publish", dir.to_str().expect("utf-8")]).status.success());
     let url = format!("{}/marketplace/.claude-plugin/marketplace.json", app.base_url);
     assert!(eventually(Duration::from_secs(10), || {
-        ureq::get(&url).call().ok().and_then(|response| response.into_string().ok()).is_some_and(|body| body.contains("quarterly-report"))
+        ureq::get(&url)
+            .call()
+            .ok()
+            .and_then(|response| response.into_string().ok())
+            .is_some_and(|body| body.contains("quarterly-report"))
     }));
     let home = scratch.0.join("home");
     std::fs::create_dir_all(&home).expect("home");

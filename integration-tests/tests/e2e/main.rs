@@ -29,6 +29,7 @@ mod python_clients;
 mod rate_limits;
 mod secrets;
 mod skills;
+mod skills_mcp;
 mod skills_registry;
 mod stateless;
 mod supervision;

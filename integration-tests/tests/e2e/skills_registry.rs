@@ -349,7 +349,7 @@ fn sync_installs_updates_and_removes_what_it_installed_and_leaves_the_rest_alone
     let (ok, printed) = sync(&app, &alice, &dest);
     assert!(ok && printed.contains("removed notes"), "{printed}");
     assert!(!dest.join("notes").exists());
-    assert_eq!(std::fs::read_to_string(dest.join("my-own/SKILL.md")).unwrap().contains("mine"), true);
+    assert!(std::fs::read_to_string(dest.join("my-own/SKILL.md")).unwrap().contains("mine"), "left alone");
     let fetched =
         app.database.query_scalar("SELECT COUNT(*) FROM skill_fetches WHERE via = 'sync' AND user_id = 'alice'");
     assert_eq!(fetched, "4", "one fetch per download: two installs, two updates");
@@ -431,15 +431,19 @@ fn the_marketplace_lists_the_callers_skills_as_claude_code_plugins_and_serves_ea
         .expect("python3 runs");
     assert!(listing.status.success(), "{}", String::from_utf8_lossy(&listing.stderr));
     let entries: Value = serde_json::from_slice(&listing.stdout).expect("json");
-    let manifest: Value = serde_json::from_str(entries[".claude-plugin/plugin.json"].as_str().expect("plugin.json")).expect("json");
+    let manifest: Value =
+        serde_json::from_str(entries[".claude-plugin/plugin.json"].as_str().expect("plugin.json")).expect("json");
     assert_eq!(manifest["name"], "pdf-processing");
     assert_eq!(entries["skills/pdf-processing/references/FORMS.md"], "Forms.");
-    assert!(entries["skills/pdf-processing/SKILL.md"].as_str().unwrap_or_default().starts_with("---\nname: pdf-processing"));
+    assert!(
+        entries["skills/pdf-processing/SKILL.md"].as_str().unwrap_or_default().starts_with("---\nname: pdf-processing")
+    );
     let (status, _) = get(&app, "/marketplace/plugins/release-notes/plugin.zip", &alice);
     assert_eq!(status, 403, "RBAC holds for the zips too");
     assert_eq!(get(&app, "/marketplace/.claude-plugin/marketplace.json", "bad-key").0, 401);
     assert_eq!(
-        app.database.query_scalar("SELECT COUNT(*) FROM skill_fetches WHERE user_id = 'alice' AND skill = 'pdf-processing'"),
+        app.database
+            .query_scalar("SELECT COUNT(*) FROM skill_fetches WHERE user_id = 'alice' AND skill = 'pdf-processing'"),
         "1"
     );
 }
