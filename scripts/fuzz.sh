@@ -18,7 +18,7 @@ case "$seconds" in
 esac
 cd "$(dirname "$0")/.."
 export RUSTC_BOOTSTRAP=1
-targets=(${FUZZ_TARGETS:-profile jsonrpc sse stateless_headers tool_names oauth_params client_metadata hook_wire ai_sse ai_request_facts ai_translate cron skill_md skill_uri skill_archive})
+targets=(${FUZZ_TARGETS:-profile jsonrpc sse stateless_headers tool_names oauth_params client_metadata hook_wire ai_sse ai_request_facts ai_translate cron skill_md skill_uri skill_archive policy_files})
 
 # An input that takes longer than this many seconds is a failure ("must finish quickly").
 timeout_seconds="${FUZZ_TIMEOUT:-5}"

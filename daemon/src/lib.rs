@@ -21,6 +21,7 @@ pub mod mcp;
 pub mod metrics_access;
 pub mod oauth;
 pub mod observability;
+pub mod policy_files;
 pub mod redaction;
 pub mod reload;
 pub mod secrets;

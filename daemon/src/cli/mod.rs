@@ -6,6 +6,7 @@ mod budgets;
 mod clients;
 pub(crate) mod costs;
 mod database;
+mod export_import;
 mod hook;
 mod hooks_tail;
 mod jobs;
@@ -97,6 +98,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the policy, users and skills as Markdown files with YAML frontmatter (for git).
+    Export(export_import::ExportArgs),
+    /// Check a folder `export` wrote, then apply it (or, with --dry-run, list the changes).
+    Import(export_import::ImportArgs),
     /// A small MCP server with a customers data set (stdio, or HTTP with --http).
     DemoServer {
         /// Serve Streamable HTTP on this address instead of stdio.
@@ -198,6 +203,8 @@ fn run_async(global: GlobalArgs, command: Command) -> ExitCode {
             Command::Costs(args) => costs::run(&global, args).await,
             Command::Budgets { json } => budgets::run(&global, json).await,
             Command::Skills(command) => skills::run(&global, command).await,
+            Command::Export(args) => export_import::run_export(&global, args).await,
+            Command::Import(args) => export_import::run_import(&global, args).await,
             Command::DemoServer { http: None } => {
                 crate::demo_server::run_stdio().await.map_err(|error| error.to_string()).map(|_| ExitCode::SUCCESS)
             }

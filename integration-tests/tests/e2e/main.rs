@@ -10,6 +10,7 @@ mod cli;
 mod conformance;
 mod durability;
 mod events;
+mod export_import;
 mod extensions;
 mod faults;
 mod federation;
