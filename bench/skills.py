@@ -68,7 +68,10 @@ rate_limits:
             time.sleep(0.1)
 
     def cli(self, *args: str) -> str:
-        return subprocess.run([BINARY, *args], env=self.env, check=True, capture_output=True, text=True).stdout
+        done = subprocess.run([BINARY, *args], env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"castellan {args[0]} {args[1] if len(args) > 1 else ''}: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+        return done.stdout
 
     def user_key(self, name: str) -> str:
         self.cli("users", "add", name, "--tier", "user")
@@ -82,7 +85,7 @@ rate_limits:
             folder = os.path.join(root, name)
             os.makedirs(os.path.join(folder, "references"))
             with open(os.path.join(folder, "SKILL.md"), "w") as handle:
-                handle.write(f"---\nname: {name}\ndescription: Benchmark skill {index}: does one thing well.\n"
+                handle.write(f"---\nname: {name}\ndescription: Benchmark skill {index}, which does one thing well.\n"
                              f"metadata:\n  version: \"1.0.{index}\"\n---\n\n# {name}\n\nSteps.\n")
             with open(os.path.join(folder, "references", "GUIDE.md"), "w") as handle:
                 handle.write("A reference page.\n" * 20)

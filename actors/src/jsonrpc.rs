@@ -24,10 +24,17 @@ pub fn notification(method: &str, params: Option<Value>) -> Value {
 
 /// A response: the result, or an error object (`{"code", "message", "data"?}`) as it is.
 pub fn response(id: &Value, outcome: Result<Value, Value>) -> Value {
-    match outcome {
-        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-        Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
-    }
+    // Built by moving the result in: `json!` would copy it through `to_value` (a whole second
+    // tree for a large answer).
+    let (key, value) = match outcome {
+        Ok(result) => ("result", result),
+        Err(error) => ("error", error),
+    };
+    let mut envelope = serde_json::Map::with_capacity(3);
+    envelope.insert("jsonrpc".into(), Value::String("2.0".into()));
+    envelope.insert("id".into(), id.clone());
+    envelope.insert(key.into(), value);
+    Value::Object(envelope)
 }
 
 /// An error response with a code and a message.

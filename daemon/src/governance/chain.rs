@@ -168,6 +168,11 @@ impl Chain<'_> {
         self.metrics.chain_steps.execute.observe(execute_started.elapsed().as_secs_f64());
         // post_hooks
         let (outcome, audited_output) = self.post_tool_use(&request, &target, &mut draft, arguments, outcome).await;
+        let audited_output = match (&outcome, audited_output) {
+            (_, Some(withheld)) => Some(withheld),
+            (Outcome::Answered(answer), None) => upstream.audited_output(answer),
+            (_, None) => None,
+        };
         // audit
         self.finish(&request, draft, outcome, audited_output).await
     }

@@ -48,6 +48,13 @@ pub enum Executed {
 /// Runs the request on its target: an MCP server, a model provider, an agent.
 pub trait Upstream: Sync {
     fn execute<'a>(&'a self, target: &'a Target, arguments: Value) -> BoxFuture<'a, Executed>;
+
+    /// What the audit row stores as the output of an answered request, when not the whole answer:
+    /// a listing whose every entry is published content (the skills catalog) is recorded by what
+    /// it listed, not copied into each row. `None` (the default): the whole answer, capped.
+    fn audited_output(&self, _answer: &Value) -> Option<String> {
+        None
+    }
 }
 
 /// Runs the profile's hook handlers for one event.

@@ -25,6 +25,8 @@ pub struct CatalogEntry {
     pub frontmatter: Value,
     /// Every file, SKILL.md included, sorted by path.
     pub files: Vec<FileEntry>,
+    /// The entry as `skills/list` and `skills/get` show it, built once at load.
+    pub listed: Value,
 }
 
 impl CatalogEntry {
@@ -122,7 +124,9 @@ impl SkillCatalog {
             }
             let files = castellan_schema::skills::files_of(&self.db, version.id).await.map_err(error)?;
             let frontmatter = serde_json::from_str(&version.frontmatter).unwrap_or(Value::Null);
-            entries.push(Arc::new(CatalogEntry { version, frontmatter, files }));
+            let mut entry = CatalogEntry { version, frontmatter, files, listed: Value::Null };
+            entry.listed = crate::mcp::gateway::skill_json(&entry);
+            entries.push(Arc::new(entry));
         }
         entries.sort_by(|a, b| a.name().cmp(b.name()));
         let by_name = entries.iter().enumerate().map(|(index, entry)| (entry.name().to_string(), index)).collect();

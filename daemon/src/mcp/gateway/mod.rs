@@ -23,7 +23,7 @@ mod forward;
 mod skills;
 mod tool_call;
 
-pub use skills::{SKILLS_EXTENSION, extension_capability};
+pub use skills::{SKILLS_EXTENSION, extension_capability, skill_json};
 
 /// Protocol revisions served with sessions, newest first.
 pub const SESSION_PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18"];

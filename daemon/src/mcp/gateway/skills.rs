@@ -163,8 +163,8 @@ fn is_directory(entry: &CatalogEntry, path: &str) -> bool {
         || entry.files.iter().any(|file| file.path.strip_prefix(path).is_some_and(|rest| rest.starts_with('/')))
 }
 
-/// The skill as `skills/list` and `skills/get` show it.
-fn skill_json(entry: &CatalogEntry) -> Value {
+/// The skill as `skills/list` and `skills/get` show it: built once per catalog load.
+pub fn skill_json(entry: &CatalogEntry) -> Value {
     let resources: Vec<Value> = entry
         .files
         .iter()
@@ -206,8 +206,9 @@ impl SkillUpstream<'_> {
             return Self::error("invalid cursor");
         }
         let page: Vec<Value> =
-            visible.iter().skip(offset).take(SKILLS_PAGE_SIZE).map(|entry| skill_json(entry)).collect();
-        let mut result = json!({"skills": page});
+            visible.iter().skip(offset).take(SKILLS_PAGE_SIZE).map(|entry| entry.listed.clone()).collect();
+        // Moved in, not through `json!` (which would copy the page once more).
+        let mut result = Value::Object(serde_json::Map::from_iter([("skills".to_string(), Value::Array(page))]));
         if offset + SKILLS_PAGE_SIZE < visible.len() {
             result["nextCursor"] = Value::String(encode_cursor(offset + SKILLS_PAGE_SIZE));
         }
@@ -275,6 +276,28 @@ impl SkillUpstream<'_> {
 }
 
 impl Upstream for SkillUpstream<'_> {
+    /// A listing is recorded by the names it listed and their versions: the entries themselves are
+    /// the catalog's, published and immutable.
+    fn audited_output(&self, answer: &Value) -> Option<String> {
+        let Action::List { .. } = self.action else { return None };
+        let listed: Vec<String> = answer
+            .get("skills")
+            .and_then(Value::as_array)
+            .map(|skills| {
+                skills
+                    .iter()
+                    .filter_map(|skill| {
+                        let uri = skill.get("uri").and_then(Value::as_str)?;
+                        let version =
+                            skill.pointer("/_meta/dev.castellan~1version").and_then(Value::as_str).unwrap_or("");
+                        Some(format!("{}@{version}", uri.strip_prefix(uri::SCHEME)?.trim_end_matches("/SKILL.md")))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(json!({"listed": listed.len(), "skills": listed, "nextCursor": answer.get("nextCursor")}).to_string())
+    }
+
     fn execute<'a>(&'a self, target: &'a Target, _arguments: Value) -> BoxFuture<'a, Executed> {
         Box::pin(async move {
             if let Action::List { offset } = self.action {
@@ -284,7 +307,10 @@ impl Upstream for SkillUpstream<'_> {
             match &self.action {
                 Action::List { .. } => Self::error("unreachable"),
                 // The manifest only: content is fetched (and recorded) by resources/read.
-                Action::Get => Executed::Answered(Ok(json!({"skill": skill_json(entry)}))),
+                Action::Get => Executed::Answered(Ok(Value::Object(serde_json::Map::from_iter([(
+                    "skill".to_string(),
+                    entry.listed.clone(),
+                )])))),
                 Action::Read { path } => self.read(entry, path).await,
                 Action::Directory { path, offset } => Self::directory(entry, path, *offset),
             }
