@@ -18,11 +18,40 @@ pub struct Answer {
     pub message: Value,
     /// Set when the transport must answer HTTP 429 instead, with these headers.
     pub rate_limited: Option<(Policy, Duration)>,
+    /// Members of the result object already serialized (and redacted), appended to what
+    /// `message.result` holds when the body is written: a large listing served from a cache
+    /// (the skills catalog) is not rebuilt as a tree per request.
+    pub spliced_result: Option<std::sync::Arc<str>>,
 }
 
 impl Answer {
     pub fn message(message: Value) -> Self {
-        Answer { message, rate_limited: None }
+        Answer { message, rate_limited: None, spliced_result: None }
+    }
+
+    /// The body as sent: the message, with the spliced members in its result object.
+    pub fn body(&self) -> Vec<u8> {
+        let Some(members) = &self.spliced_result else {
+            return serde_json::to_vec(&self.message).unwrap_or_default();
+        };
+        let mut envelope = self.message.clone();
+        let result = envelope.as_object_mut().and_then(|fields| fields.remove("result")).unwrap_or_else(|| json!({}));
+        let head = serde_json::to_vec(&envelope).unwrap_or_default();
+        let small = serde_json::to_vec(&result).unwrap_or_default();
+        let mut body = Vec::with_capacity(head.len() + small.len() + members.len() + 16);
+        // `{...envelope` without its `}`, then `,"result":{...small` without its `}`.
+        body.extend_from_slice(head.strip_suffix(b"}").unwrap_or(&head));
+        if head.len() > 2 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"\"result\":");
+        body.extend_from_slice(small.strip_suffix(b"}").unwrap_or(&small));
+        if small.len() > 2 && !members.is_empty() {
+            body.push(b',');
+        }
+        body.extend_from_slice(members.as_bytes());
+        body.extend_from_slice(b"}}");
+        body
     }
 }
 
@@ -49,6 +78,7 @@ pub fn render(id: &Value, kind: ExecutionKind, outcome: Outcome) -> Answer {
             Answer {
                 message: json!({"error": "rate limited", "limit": limit, "retry_after_seconds": seconds}),
                 rate_limited: Some((policy, retry_after)),
+                spliced_result: None,
             }
         }
     }
@@ -57,6 +87,23 @@ pub fn render(id: &Value, kind: ExecutionKind, outcome: Outcome) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spliced_body_is_the_message_with_the_members_in_its_result() {
+        let mut answer = Answer::message(jsonrpc::result_message(&json!(3), json!({"resultType": "complete"})));
+        answer.spliced_result =
+            Some(std::sync::Arc::from(r#""skills":[{"uri":"skill://a/SKILL.md"}],"nextCursor":"x""#));
+        let body: Value = serde_json::from_slice(&answer.body()).expect("valid JSON");
+        assert_eq!(
+            body,
+            json!({"jsonrpc": "2.0", "id": 3, "result": {"resultType": "complete", "skills": [{"uri": "skill://a/SKILL.md"}], "nextCursor": "x"}})
+        );
+        let mut empty = Answer::message(jsonrpc::result_message(&json!(4), json!({})));
+        empty.spliced_result = Some(std::sync::Arc::from(r#""skills":[]"#));
+        let body: Value = serde_json::from_slice(&empty.body()).expect("valid JSON");
+        assert_eq!(body["result"], json!({"skills": []}));
+        assert_eq!(serde_json::from_slice::<Value>(&Answer::message(json!({"a": 1})).body()).unwrap(), json!({"a": 1}));
+    }
     use crate::governance::rate_limit::Limit;
 
     #[test]

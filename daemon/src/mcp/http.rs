@@ -243,7 +243,7 @@ async fn relaying_answer(state: Arc<AppState>, parts: CallParts, mode: AnswerMod
                     if let Some(method) = &stateless_method {
                         stateless::decorate_answer(method, &mut answer.message);
                     }
-                    return Some((Ok(sse_event(&answer.message)), None));
+                    return Some((Ok(sse_body(&answer.body())), None));
                 }
                 Ok(None) => return None,
                 Err(_) => web::Bytes::from_static(b": keepalive\n\n"),
@@ -263,13 +263,17 @@ async fn relaying_answer(state: Arc<AppState>, parts: CallParts, mode: AnswerMod
 fn answer_response(status: u16, answer: Answer) -> HttpResponse {
     match answer.rate_limited {
         Some((policy, retry_after)) => crate::http::too_many_requests(&policy, retry_after, answer.message),
-        None => json_answer(status, &answer.message),
+        None => json_body(status, answer.body()),
     }
 }
 
 fn json_answer(status: u16, answer: &Value) -> HttpResponse {
+    json_body(status, serde_json::to_vec(answer).unwrap_or_default())
+}
+
+fn json_body(status: u16, body: Vec<u8>) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK);
-    HttpResponse::build(status).content_type("application/json").body(answer.to_string())
+    HttpResponse::build(status).content_type("application/json").body(body)
 }
 
 /// POST in revision 2026-07-28: no session; every request stands alone.
@@ -351,6 +355,14 @@ fn stateless_refusal(request: &HttpRequest) -> Option<HttpResponse> {
 
 fn sse_event(message: &Value) -> web::Bytes {
     web::Bytes::from(format!("event: message\ndata: {message}\n\n"))
+}
+
+fn sse_body(body: &[u8]) -> web::Bytes {
+    let mut event = Vec::with_capacity(body.len() + 24);
+    event.extend_from_slice(b"event: message\ndata: ");
+    event.extend_from_slice(body);
+    event.extend_from_slice(b"\n\n");
+    web::Bytes::from(event)
 }
 
 /// The largest `initialize` params accepted (capabilities, clientInfo and the rest, as JSON): the

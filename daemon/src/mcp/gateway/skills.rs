@@ -74,11 +74,17 @@ impl Gateway {
         let snapshot = catalog.snapshot();
         let (requested, resolution, action) = resolve(&snapshot, method, &params);
         let request = self.request(call, id, ExecutionKind::Skill, &requested, params.clone());
-        let upstream = SkillUpstream { gateway: self, catalog, snapshot, call, action };
+        let upstream =
+            SkillUpstream { gateway: self, catalog, snapshot, call, action, listing: std::sync::Mutex::new(None) };
         let governed = self.govern_with(request, resolution, &upstream).await;
+        let answered = matches!(governed.outcome, crate::governance::Outcome::Answered(_));
         // An unknown file is MCP's "resource not found"; an unknown skill is invalid params.
         let kind = if method == "resources/read" { ExecutionKind::Resource } else { ExecutionKind::Skill };
-        answer::render(id, kind, governed.outcome)
+        let mut answer = answer::render(id, kind, governed.outcome);
+        if answered && let Some(listing) = upstream.listing.lock().ok().and_then(|mut listing| listing.take()) {
+            answer.spliced_result = Some(listing.members);
+        }
+        answer
     }
 
     /// Each SKILL.md the caller may see, as `resources/list` items of the aggregated endpoint.
@@ -185,6 +191,8 @@ struct SkillUpstream<'a> {
     snapshot: Arc<Catalog>,
     call: &'a CallContext<'a>,
     action: Action,
+    /// The page a listing answered, for the transport to splice in, and what its row records.
+    listing: std::sync::Mutex<Option<crate::skills::catalog::ListedPage>>,
 }
 
 impl SkillUpstream<'_> {
@@ -198,21 +206,20 @@ impl SkillUpstream<'_> {
             .map_err(Executed::Failed)
     }
 
+    /// A page of the caller's listing, from the catalog's cache of serialized (and redacted)
+    /// pages: the chain's answer is an empty result object and the page is spliced into it.
     fn list(&self, offset: usize) -> Executed {
         let policies = self.gateway.policies.load();
-        let visible: Vec<&Arc<CatalogEntry>> =
-            SkillCatalog::visible(&self.snapshot, &policies.policy, self.call.principal.tier).collect();
-        if offset > visible.len() {
-            return Self::error("invalid cursor");
+        let redactor = crate::redaction::current();
+        match self.snapshot.page(&policies.policy, self.call.principal.tier, offset, SKILLS_PAGE_SIZE, &redactor) {
+            Some(page) => {
+                if let Ok(mut listing) = self.listing.lock() {
+                    *listing = Some(page);
+                }
+                Executed::Answered(Ok(Value::Object(serde_json::Map::new())))
+            }
+            None => Self::error("invalid cursor"),
         }
-        let page: Vec<Value> =
-            visible.iter().skip(offset).take(SKILLS_PAGE_SIZE).map(|entry| entry.listed.clone()).collect();
-        // Moved in, not through `json!` (which would copy the page once more).
-        let mut result = Value::Object(serde_json::Map::from_iter([("skills".to_string(), Value::Array(page))]));
-        if offset + SKILLS_PAGE_SIZE < visible.len() {
-            result["nextCursor"] = Value::String(encode_cursor(offset + SKILLS_PAGE_SIZE));
-        }
-        Executed::Answered(Ok(result))
     }
 
     async fn read(&self, entry: &CatalogEntry, path: &str) -> Executed {
@@ -276,26 +283,11 @@ impl SkillUpstream<'_> {
 }
 
 impl Upstream for SkillUpstream<'_> {
-    /// A listing is recorded by the names it listed and their versions: the entries themselves are
-    /// the catalog's, published and immutable.
-    fn audited_output(&self, answer: &Value) -> Option<String> {
-        let Action::List { .. } = self.action else { return None };
-        let listed: Vec<String> = answer
-            .get("skills")
-            .and_then(Value::as_array)
-            .map(|skills| {
-                skills
-                    .iter()
-                    .filter_map(|skill| {
-                        let uri = skill.get("uri").and_then(Value::as_str)?;
-                        let version =
-                            skill.pointer("/_meta/dev.castellan~1version").and_then(Value::as_str).unwrap_or("");
-                        Some(format!("{}@{version}", uri.strip_prefix(uri::SCHEME)?.trim_end_matches("/SKILL.md")))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Some(json!({"listed": listed.len(), "skills": listed, "nextCursor": answer.get("nextCursor")}).to_string())
+    /// A listing is recorded by the names and versions it listed: the entries themselves are the
+    /// catalog's, published and immutable.
+    fn audited_output(&self, _answer: &Value) -> Option<String> {
+        let listing = self.listing.lock().ok()?;
+        listing.as_ref().map(|page| page.audited.clone())
     }
 
     fn execute<'a>(&'a self, target: &'a Target, _arguments: Value) -> BoxFuture<'a, Executed> {
