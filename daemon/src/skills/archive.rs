@@ -107,4 +107,34 @@ mod tests {
         let linked = builder.into_inner().unwrap().finish().unwrap();
         assert!(read("pdf", &linked).unwrap_err().contains("other than a regular file"));
     }
+
+    /// A tar whose entry names are written raw (as a hostile archive would), past the checks
+    /// `tar::Builder` makes on the way in.
+    fn raw_archive(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        for (name, content) in entries {
+            let mut header = tar::Header::new_old();
+            header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_size(content.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_cksum();
+            builder.append(&header, *content).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn a_zip_slip_path_is_refused_before_anything_is_written() {
+        let skill_md: &[u8] = b"---\nname: pdf\ndescription: d\n---\nBody\n";
+        let fine = raw_archive(&[("pdf/SKILL.md", skill_md), ("pdf/scripts/run.sh", b"echo")]);
+        assert!(castellan_skills::from_files("pdf", read("pdf", &fine).unwrap()).is_ok(), "the control case passes");
+        for name in ["pdf/../evil.sh", "pdf/scripts/../../../etc/cron.d/x", "/etc/passwd", "pdf//x", "pdf/./x"] {
+            let archive = raw_archive(&[("pdf/SKILL.md", skill_md), (name, b"evil")]);
+            let refused = read("pdf", &archive).and_then(|files| {
+                castellan_skills::from_files("pdf", files).map(|_| ()).map_err(|problems| format!("{problems:?}"))
+            });
+            assert!(refused.is_err(), "{name} must be refused");
+        }
+    }
 }
