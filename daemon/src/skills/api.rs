@@ -214,6 +214,24 @@ struct ApiUpstream<'a> {
     archive: Mutex<Option<ReadyArchive>>,
 }
 
+/// An archive is sent as published (its digest must verify), so it cannot be redacted: a skill
+/// whose content holds the value of a secret in the store is not sent at all. The refusal names
+/// the file, never the secret.
+fn holds_a_secret(skill: &str, files: &[(castellan_schema::skills::FileEntry, Vec<u8>)]) -> Option<Executed> {
+    let redactor = crate::redaction::current();
+    let file = files
+        .iter()
+        .find(|(_, bytes)| matches!(redactor.redact(&String::from_utf8_lossy(bytes)), std::borrow::Cow::Owned(_)))?;
+    tracing::warn!(skill, file = %file.0.path, "a skill's content holds a secret's value; its archive is refused");
+    Some(refusal(
+        409,
+        format!(
+            "{skill}/{} holds the value of a secret in Castellan's store; the skill is not served as an archive",
+            file.0.path
+        ),
+    ))
+}
+
 fn refusal(status: u16, message: impl Into<String>) -> Executed {
     Executed::Answered(Err(json!({"status": status, "message": message.into()})))
 }
@@ -295,6 +313,9 @@ impl ApiUpstream<'_> {
                     Ok(files) => files,
                     Err(error) => return Executed::Failed(format!("reading the skill failed: {error}")),
                 };
+                if let Some(refused) = holds_a_secret(&found.name, &files) {
+                    return refused;
+                }
                 let files: Vec<(String, Vec<u8>)> = files.into_iter().map(|(file, bytes)| (file.path, bytes)).collect();
                 let mtime = u64::try_from(found.published_at.timestamp()).unwrap_or(0);
                 let bytes = match super::archive::write(&found.name, &files, mtime) {
@@ -341,6 +362,9 @@ impl ApiUpstream<'_> {
                     Ok(files) => files,
                     Err(error) => return Executed::Failed(format!("reading the skill failed: {error}")),
                 };
+                if let Some(refused) = holds_a_secret(entry.name(), &files) {
+                    return refused;
+                }
                 let manifest = json!({
                     "name": entry.name(),
                     "description": entry.version.description,

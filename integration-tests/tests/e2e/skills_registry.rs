@@ -447,3 +447,29 @@ fn the_marketplace_lists_the_callers_skills_as_claude_code_plugins_and_serves_ea
         "1"
     );
 }
+
+#[test]
+fn a_skill_holding_a_secrets_value_is_never_sent_with_it() {
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&registry_profile("")));
+    let value = "sk-live-0123456789abcdef0123";
+    let set = app.cli_with_stdin(&["secrets", "set", "billing_key"], value);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let work = TempDir::new();
+    let leaky = write_skill(&work.0, "billing", None, &format!("Call the API with {value}."), &[]);
+    cli_ok(&app, &["skills", "publish", path_arg(&leaky)]);
+    let alice = app.user_with_key("alice", "user");
+    assert!(eventually(Duration::from_secs(10), || names(&get(&app, "/api/v1/skills", &alice).1) == ["billing"]));
+    // A running daemon re-reads the secret store every 5 s.
+    std::thread::sleep(Duration::from_secs(6));
+    let (status, body) = get(&app, "/api/v1/skills/billing/latest/archive.tar.gz", &alice);
+    assert_eq!(status, 409, "the archive is refused: {body}");
+    let message = body["error"].as_str().unwrap_or_default();
+    assert!(message.contains("billing/SKILL.md") && !message.contains(value), "{body}");
+    let (status, _) = get(&app, "/marketplace/plugins/billing/plugin.zip", &alice);
+    assert_eq!(status, 409);
+    assert_eq!(app.database.query_scalar("SELECT COUNT(*) FROM skill_fetches"), "0", "nothing was sent");
+    let dest = work.0.join("skills");
+    let (ok, printed) = sync(&app, &alice, &dest);
+    assert!(!ok && printed.contains("failed billing") && !printed.contains(value), "{printed}");
+    assert!(!dest.join("billing").exists());
+}
