@@ -30,6 +30,26 @@ const TABLE: &[(&str, &str, &str, &str, [u16; 3])] = &[
     ("GET", "/api/v1/ai-requests", "/api/v1/ai-requests", "", [401, 403, 200]),
     ("GET", "/api/v1/budgets", "/api/v1/budgets", "", [401, 403, 200]),
     ("GET", "/api/v1/costs", "/api/v1/costs", "", [401, 403, 200]),
+    // Skills: any Castellan credential; the default profile names no skill rule, so the listing is
+    // empty and a named skill is unknown (404) to everyone.
+    ("GET", "/api/v1/skills", "/api/v1/skills", "", [401, 200, 200]),
+    ("GET", "/api/v1/skills/{name}", "/api/v1/skills/pdf", "", [401, 404, 404]),
+    ("GET", "/api/v1/skills/{name}/{version}", "/api/v1/skills/pdf/1.0.0", "", [401, 404, 404]),
+    (
+        "GET",
+        "/api/v1/skills/{name}/{version}/archive.tar.gz",
+        "/api/v1/skills/pdf/1.0.0/archive.tar.gz",
+        "",
+        [401, 404, 404],
+    ),
+    (
+        "GET",
+        "/marketplace/.claude-plugin/marketplace.json",
+        "/marketplace/.claude-plugin/marketplace.json",
+        "",
+        [401, 200, 200],
+    ),
+    ("GET", "/marketplace/plugins/{name}/plugin.zip", "/marketplace/plugins/pdf/plugin.zip", "", [401, 404, 404]),
     ("GET", "/enrol", "/enrol", "", [400, 400, 400]),
     ("POST", "/hooks/{event}", "/hooks/PreToolUse", "", [401, 400, 400]),
     ("GET", "/login", "/login", "", [200, 200, 200]),
