@@ -59,7 +59,12 @@ pub fn explain_model(rbac: &RbacSettings, tier: Tier, model: &str) -> Explanatio
 /// The decision for skill `skill`, with the same semantics as a tool call's: any matching deny
 /// wins, else any matching allow, else the default. Only rules that name `skills` match.
 pub fn decide_skill(rbac: &RbacSettings, tier: Tier, skill: &str) -> Decision {
-    explain_matching(rbac, tier, |rule| rule.skills.iter().any(|pattern| glob_matches(pattern, skill))).decision
+    explain_skill(rbac, tier, skill).decision
+}
+
+/// What [`decide_skill`] decides, and which rule (by index) decided it.
+pub fn explain_skill(rbac: &RbacSettings, tier: Tier, skill: &str) -> Explanation {
+    explain_matching(rbac, tier, |rule| rule.skills.iter().any(|pattern| glob_matches(pattern, skill)))
 }
 
 /// The first matching deny wins; else the first matching allow; else the default. A rule matches

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use castellan_actors::Decision;
-use castellan_actors::policy::{explain, explain_model};
+use castellan_actors::policy::{explain, explain_model, explain_skill};
 use castellan_config::{RbacRule, RbacSettings, Tier};
 use clap::Subcommand;
 
@@ -24,21 +24,40 @@ pub enum PolicyCommand {
         #[arg(long)]
         user: String,
         /// The tool as clients see it: `{server}__{tool}`, e.g. customers__delete_customer.
-        #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+        #[arg(long, required_unless_present_any = ["model", "skill"], conflicts_with_all = ["model", "skill"])]
         tool: Option<String>,
         /// A model name as clients ask for it (AI requests), e.g. claude-opus-4-5.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "skill")]
         model: Option<String>,
+        /// A skill's name: whether the user sees and may fetch it.
+        #[arg(long)]
+        skill: Option<String>,
     },
 }
 
 pub async fn run(global: &GlobalArgs, command: PolicyCommand) -> Result<ExitCode, String> {
-    let PolicyCommand::Explain { user, tool, model } = command;
-    match (tool, model) {
-        (Some(tool), _) => explain_call(global, &user, &tool).await,
-        (None, Some(model)) => explain_model_request(global, &user, &model).await,
-        (None, None) => Err("give --tool SERVER__TOOL or --model MODEL".into()),
+    let PolicyCommand::Explain { user, tool, model, skill } = command;
+    match (tool, model, skill) {
+        (Some(tool), _, _) => explain_call(global, &user, &tool).await,
+        (None, Some(model), _) => explain_model_request(global, &user, &model).await,
+        (None, None, Some(skill)) => explain_skill_fetch(global, &user, &skill).await,
+        (None, None, None) => Err("give --tool SERVER__TOOL, --model MODEL or --skill NAME".into()),
     }
+}
+
+async fn explain_skill_fetch(global: &GlobalArgs, user: &str, skill: &str) -> Result<ExitCode, String> {
+    let (profile, _) = load_profile(global)?;
+    let (row, tier) = user_and_tier(global, &profile, user).await?;
+    let explanation = explain_skill(&profile.rbac, tier, skill);
+    let allowed = explanation.decision.is_allowed() && !row.disabled;
+    println!("decision: {}", if allowed { "allow" } else { "deny" });
+    println!("user: {} (tier {})", row.name, tier.as_str());
+    println!("skill: {}", escape(skill));
+    println!("rule: {}", describe_rule(&profile.rbac, explanation.rule_index, &explanation.decision));
+    if row.disabled {
+        println!("note: the user is disabled: authentication refuses every request before RBAC is asked");
+    }
+    Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn explain_model_request(global: &GlobalArgs, user: &str, model: &str) -> Result<ExitCode, String> {

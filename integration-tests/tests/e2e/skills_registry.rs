@@ -473,3 +473,25 @@ fn a_skill_holding_a_secrets_value_is_never_sent_with_it() {
     assert!(!ok && printed.contains("failed billing") && !printed.contains(value), "{printed}");
     assert!(!dest.join("billing").exists());
 }
+
+#[test]
+fn policy_explain_names_the_rule_that_decides_a_skill() {
+    let app = spawn_app_with(AppOptions::new(Database::Sqlite).profile(&registry_profile("")));
+    app.user_with_key("alice", "user");
+    let cases = [
+        (
+            "alice",
+            "pdf-processing",
+            Some(0),
+            "rbac.rules[1] 'skills-for-users' { effect: allow, min_tier: user, skills: [\"*\"] }",
+        ),
+        ("alice", "release-notes", Some(1), "rbac.rules[2] 'release-skills-for-admins'"),
+        ("admin", "release-notes", Some(0), "rbac.rules[1] 'skills-for-users'"),
+    ];
+    for (user, skill, code, rule) in cases {
+        let output = app.cli(&["policy", "explain", "--user", user, "--skill", skill]);
+        let shown = String::from_utf8_lossy(&output.stdout).to_string();
+        assert_eq!(output.status.code(), code, "{user} {skill}: {shown}");
+        assert!(shown.contains(rule) && shown.contains(&format!("skill: {skill}")), "{user} {skill}: {shown}");
+    }
+}
