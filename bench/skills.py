@@ -17,7 +17,6 @@ Needs: a release build (cargo build --release -p castellan) and oha on PATH (car
 import argparse
 import json
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -60,12 +59,8 @@ rate_limits:
         self.process = subprocess.Popen([BINARY, "serve"], env=self.env, stdout=subprocess.DEVNULL, stderr=self.log)
         self.base = f"http://127.0.0.1:{self.port}"
         run.wait_http(f"{self.base}/readyz", 60)
-        for _ in range(100):
-            self.log.flush()
-            with open(self.log_path) as handle:
-                if re.search(r"Bootstrap admin API key[^\n]*\n\s*(cas_\S+)", handle.read()):
-                    break
-            time.sleep(0.1)
+        # Bootstrapped once the admin key is printed (run.Daemon reads it from the same log).
+        self.key = run.Daemon._bootstrap_key(self)
 
     def cli(self, *args: str) -> str:
         done = subprocess.run([BINARY, *args], env=self.env, capture_output=True, text=True)

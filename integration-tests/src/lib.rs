@@ -208,6 +208,30 @@ rate_limits:
   per_second: { mcp_tool_call: 100000, oauth: 100000 }
 "#;
 
+/// Runs `command` (a castellan binary, its working directory set by the caller if it matters) with
+/// `args` against `profile` and `database_url`, the test master key, and `input` on its stdin.
+pub fn run_cli(
+    mut command: Command,
+    profile: &Path,
+    database_url: &str,
+    args: &[&str],
+    input: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = command
+        .args(args)
+        .env("CASTELLAN_PROFILE", profile)
+        .env("CASTELLAN_DATABASE_URL", database_url)
+        .env("CASTELLAN_MASTER_KEY", TEST_MASTER_KEY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("castellan cli runs");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("castellan cli finishes")
+}
+
 /// A running daemon.
 pub struct TestApp {
     pub child: Child,
@@ -413,19 +437,7 @@ impl TestApp {
 
     /// Runs a castellan CLI command with `input` on its stdin (for `secrets set`).
     pub fn cli_with_stdin(&self, args: &[&str], input: &str) -> std::process::Output {
-        use std::io::Write;
-        let mut child = Command::new(&self.binary)
-            .args(args)
-            .env("CASTELLAN_PROFILE", &self.profile_path)
-            .env("CASTELLAN_DATABASE_URL", &self.database.url)
-            .env("CASTELLAN_MASTER_KEY", TEST_MASTER_KEY)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("castellan cli runs");
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
-        child.wait_with_output().expect("castellan cli finishes")
+        run_cli(Command::new(&self.binary), &self.profile_path, &self.database.url, args, input)
     }
 
     /// Registers an OAuth client with `castellan clients add NAME ARGS...`; returns its id and, for a

@@ -245,9 +245,19 @@ fn decode_tier(decoder: &mut Decoder, node: &Node) -> Option<Tier> {
 
 /// A non-empty list of model globs (budget and RBAC `models`).
 pub(super) fn decode_model_globs(decoder: &mut Decoder, node: &Node) -> Option<Vec<String>> {
+    decode_globs(decoder, node, "leave the key out to match every model", |text| check_model_name(text, true))
+}
+
+/// A non-empty list of globs, each held to `check`; `hint` ends the empty-list message.
+pub(super) fn decode_globs(
+    decoder: &mut Decoder,
+    node: &Node,
+    hint: &str,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Option<Vec<String>> {
     let items = decoder.items(node)?;
     if items.is_empty() {
-        decoder.at_value(node, "an empty list matches nothing; leave the key out to match every model");
+        decoder.at_value(node, format!("an empty list matches nothing; {hint}"));
         return None;
     }
     let mut globs = Vec::new();
@@ -257,7 +267,7 @@ pub(super) fn decode_model_globs(decoder: &mut Decoder, node: &Node) -> Option<V
             valid = false;
             continue;
         };
-        match check_model_name(&text, true) {
+        match check(&text) {
             Ok(()) => globs.push(text),
             Err(reason) => {
                 valid = false;

@@ -127,31 +127,15 @@ fn decode_rule<'v, 'p>(
 /// `-`) plus `*`, because a pattern outside it could never match and a deny rule using it would
 /// silently protect nothing.
 fn decode_skill_globs(decoder: &mut Decoder, node: &Node) -> Option<Vec<String>> {
-    let items = decoder.items(node)?;
-    if items.is_empty() {
-        decoder.at_value(node, "an empty list matches nothing; write `[\"*\"]` to match every skill");
-        return None;
-    }
-    let mut globs = Vec::new();
-    let mut valid = true;
-    for item in items {
-        let Some(text) = decoder.nonempty_plain(&item) else {
-            valid = false;
-            continue;
-        };
+    super::ai_costs::decode_globs(decoder, node, "write `[\"*\"]` to match every skill", |text| {
         let in_alphabet =
             text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || byte == b'*');
-        if !in_alphabet || text.len() > 64 {
-            decoder.at_value(
-                &item,
-                "skill names use only a-z, 0-9 and `-` (64 at most), so this pattern could never match",
-            );
-            valid = false;
-            continue;
+        if in_alphabet && text.len() <= 64 {
+            Ok(())
+        } else {
+            Err("skill names use only a-z, 0-9 and `-` (64 at most), so this pattern could never match".into())
         }
-        globs.push(text);
-    }
-    valid.then_some(globs)
+    })
 }
 
 fn decode_effect(decoder: &mut Decoder, node: &Node) -> Option<Effect> {

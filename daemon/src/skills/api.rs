@@ -14,7 +14,6 @@ use chrono::Utc;
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::catalog::CatalogEntry;
 use super::{SKILLS_SERVER, SkillCatalog};
 use crate::governance::{Executed, HookIdentity, Outcome, RbacTarget, Request, Resolution, Target, Upstream};
 use crate::http::AppState;
@@ -35,16 +34,6 @@ pub const MARKETPLACE_NAME: &str = "castellan";
 
 /// Records one content fetch. A failure is an error: the fetch is refused rather than unrecorded.
 pub async fn record_fetch(
-    db: &sea_orm::DatabaseConnection,
-    entry: &CatalogEntry,
-    principal: &Principal,
-    via: &str,
-    trace_id: &str,
-) -> Result<(), String> {
-    record_version_fetch(db, &entry.version, principal, via, trace_id).await
-}
-
-async fn record_version_fetch(
     db: &sea_orm::DatabaseConnection,
     version: &VersionSummary,
     principal: &Principal,
@@ -322,7 +311,7 @@ impl ApiUpstream<'_> {
                     Ok(bytes) => bytes,
                     Err(error) => return Executed::Failed(error),
                 };
-                if let Err(message) = record_version_fetch(db, &found, self.principal, via, self.trace_id).await {
+                if let Err(message) = record_fetch(db, &found, self.principal, via, self.trace_id).await {
                     return Executed::Failed(message);
                 }
                 let size = bytes.len();
@@ -380,9 +369,7 @@ impl ApiUpstream<'_> {
                     Ok(bytes) => bytes,
                     Err(error) => return Executed::Failed(error),
                 };
-                if let Err(message) =
-                    record_version_fetch(db, &entry.version, self.principal, "api", self.trace_id).await
-                {
+                if let Err(message) = record_fetch(db, &entry.version, self.principal, "api", self.trace_id).await {
                     return Executed::Failed(message);
                 }
                 let size = bytes.len();

@@ -87,14 +87,15 @@ impl Catalog {
         size: usize,
         redactor: &Arc<Redactor>,
     ) -> Option<ListedPage> {
-        let visible: Vec<usize> = (0..self.entries.len())
-            .filter(|index| policy.decide_skill(tier, self.entries[*index].name()).is_allowed())
-            .collect();
+        let visible: Vec<&Arc<CatalogEntry>> = SkillCatalog::visible(self, policy, tier).collect();
         if offset > visible.len() {
             return None;
         }
+        // Entries are this catalog's own: their addresses name them for the key.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        std::hash::Hash::hash(&visible, &mut hasher);
+        for entry in &visible {
+            std::hash::Hash::hash(&Arc::as_ptr(entry), &mut hasher);
+        }
         let key = (std::hash::Hasher::finish(&hasher), offset);
         if let Ok(pages) = self.pages.lock()
             && let Some((built_with, page)) = pages.get(&key)
@@ -102,8 +103,7 @@ impl Catalog {
         {
             return Some(page.clone());
         }
-        let shown: Vec<&Arc<CatalogEntry>> =
-            visible.iter().skip(offset).take(size).map(|index| &self.entries[*index]).collect();
+        let shown: Vec<&Arc<CatalogEntry>> = visible.iter().skip(offset).take(size).copied().collect();
         let mut members =
             String::with_capacity(shown.iter().map(|entry| entry.listed_text.len() + 1).sum::<usize>() + 64);
         members.push_str("\"skills\":[");
@@ -200,13 +200,14 @@ impl SkillCatalog {
         let error = |error: castellan_schema::DbError| error.to_string();
         let generation = castellan_schema::skills::generation(&self.db).await.map_err(error)?;
         let versions = castellan_schema::skills::latest_versions(&self.db).await.map_err(error)?;
+        let mut files_by_version = castellan_schema::skills::files_of_latest_versions(&self.db).await.map_err(error)?;
         let keys = self.signing_keys.load_full();
         let mut entries = Vec::with_capacity(versions.len());
         for version in versions {
             if !keys.is_empty() && !version.signed_by.as_ref().is_some_and(|key| keys.contains(key)) {
                 continue;
             }
-            let files = castellan_schema::skills::files_of(&self.db, version.id).await.map_err(error)?;
+            let files = files_by_version.remove(&version.id).unwrap_or_default();
             let frontmatter = serde_json::from_str(&version.frontmatter).unwrap_or(Value::Null);
             let mut entry =
                 CatalogEntry { version, frontmatter, files, listed: Value::Null, listed_text: String::new() };

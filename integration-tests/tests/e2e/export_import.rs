@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use integration_tests::{Database, TEST_MASTER_KEY, TempDir, TestDatabase, castellan_binary};
+use integration_tests::{Database, TempDir, TestDatabase, castellan_binary};
 
 const SECRET_VALUE: &str = "sk-ant-export-test-0123456789abcdef";
 
@@ -67,20 +67,9 @@ impl Installation {
     }
 
     fn run(&self, args: &[&str], input: &str) -> Output {
-        use std::io::Write;
-        let mut child = Command::new(castellan_binary())
-            .args(args)
-            .current_dir(&self.dir.0)
-            .env("CASTELLAN_PROFILE", &self.profile)
-            .env("CASTELLAN_DATABASE_URL", &self.database.url)
-            .env("CASTELLAN_MASTER_KEY", TEST_MASTER_KEY)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("castellan runs");
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
-        child.wait_with_output().expect("castellan finishes")
+        let mut command = Command::new(castellan_binary());
+        command.current_dir(&self.dir.0);
+        integration_tests::run_cli(command, &self.profile, &self.database.url, args, input)
     }
 
     /// Runs a command that must succeed; returns its stdout.

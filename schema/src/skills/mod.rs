@@ -32,7 +32,9 @@ mod yank;
 
 pub use fetches::{FetchRow, NewFetch, recent_fetches, record_fetch};
 pub use publish::{NewFile, NewVersion, PUBLISH_ATTEMPTS, PublishError, Published, publish};
-pub use read::{files_of, find_version, latest_versions, read_all_files, read_file, versions_of};
+pub use read::{
+    files_of, files_of_latest_versions, find_version, latest_versions, read_all_files, read_file, versions_of,
+};
 pub use yank::{YankOutcome, yank};
 
 /// The `castellan_meta` key of the catalog's generation counter.

@@ -15,17 +15,40 @@ use crate::error::{DbError, DbResult};
 /// A skill whose every version is yanked is absent. Sorted by name. One query.
 #[tracing::instrument(skip_all)]
 pub async fn latest_versions(db: &DatabaseConnection) -> DbResult<Vec<VersionSummary>> {
-    let latest_ids = Query::select()
+    let mut summaries =
+        summaries(db, skill_versions::Entity::find().filter(skill_versions::Column::Id.in_subquery(latest_ids())))
+            .await?;
+    summaries.sort_by(|left, right| left.name.cmp(&right.name));
+    Ok(summaries)
+}
+
+/// The ids of [`latest_versions`]: the highest id per skill among versions not yanked.
+fn latest_ids() -> sea_orm::sea_query::SelectStatement {
+    Query::select()
         .expr(Func::max(Expr::col(skill_versions::Column::Id)))
         .from(skill_versions::Entity)
         .and_where(skill_versions::Column::YankedAt.is_null())
         .group_by_col(skill_versions::Column::SkillId)
-        .to_owned();
-    let mut summaries =
-        summaries(db, skill_versions::Entity::find().filter(skill_versions::Column::Id.in_subquery(latest_ids)))
-            .await?;
-    summaries.sort_by(|left, right| left.name.cmp(&right.name));
-    Ok(summaries)
+        .to_owned()
+}
+
+/// The files of every version [`latest_versions`] returns, by version id, each list sorted by
+/// path. One query, however many skills (what a catalog load reads).
+#[tracing::instrument(skip_all)]
+pub async fn files_of_latest_versions(
+    db: &DatabaseConnection,
+) -> DbResult<std::collections::HashMap<i64, Vec<FileEntry>>> {
+    let rows =
+        skill_files::Entity::find().filter(skill_files::Column::VersionId.in_subquery(latest_ids())).all(db).await?;
+    let mut by_version: std::collections::HashMap<i64, Vec<FileEntry>> = std::collections::HashMap::new();
+    for row in rows {
+        let version = row.version_id;
+        by_version.entry(version).or_default().push(file_entry(row));
+    }
+    for files in by_version.values_mut() {
+        files.sort_by(|left, right| left.path.cmp(&right.path));
+    }
+    Ok(by_version)
 }
 
 /// Every version of skill `name`, yanked ones included, oldest first; empty for an unknown skill.

@@ -284,6 +284,18 @@ pub async fn skills_yanked_versions_leave_the_latest_list(database: TestDatabase
         "found by its version, marked yanked, with the first yank's time"
     );
     assert_eq!(skills::find_version(db, "gamma", None).await.expect("find"), None, "no version left");
+    // The files of the latest versions, in one read, are what files_of gives for each.
+    let latest = skills::latest_versions(db).await.expect("latest");
+    let all = skills::files_of_latest_versions(db).await.expect("files of the latest");
+    assert_eq!(all.len(), latest.len(), "one entry per latest version, none for yanked ones");
+    for version in &latest {
+        assert_eq!(
+            all.get(&version.id),
+            Some(&skills::files_of(db, version.id).await.expect("files")),
+            "{}",
+            version.name
+        );
+    }
     assert_eq!(skills::versions_of(db, "gamma").await.expect("versions").len(), 1, "but it is still listed");
 }
 

@@ -201,9 +201,15 @@ impl SkillUpstream<'_> {
     }
 
     async fn record_fetch(&self, entry: &CatalogEntry) -> Result<(), Executed> {
-        crate::skills::api::record_fetch(self.catalog.db(), entry, self.call.principal, "mcp", self.call.trace_id)
-            .await
-            .map_err(Executed::Failed)
+        crate::skills::api::record_fetch(
+            self.catalog.db(),
+            &entry.version,
+            self.call.principal,
+            "mcp",
+            self.call.trace_id,
+        )
+        .await
+        .map_err(Executed::Failed)
     }
 
     /// A page of the caller's listing, from the catalog's cache of serialized (and redacted)
